@@ -1,0 +1,398 @@
+"""The one place for the label schema, keypoint layouts, colour maps and POSE_KEYPOINT conversion.
+
+Everything that names a label, a joint, a limb or a colour imports it from here.
+
+Label schema (22): the 20 VIP/CIHP labels plus left/right hand drawn from hand keypoints
+(paper §3.1). B2F additionally gets five face labels drawn from face landmarks (27 channels).
+
+Keypoints follow the OpenPose layouts that comfyui_controlnet_aux emits: body 18 (COCO order),
+face 70 (iBUG 68 + two pupils), hands 21 each. Coordinates inside the pack are pixels of the
+frame they belong to; POSE_KEYPOINT payloads may be normalised (0..1) or in pixels, and
+:func:`frame_to_people` accepts both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+LABEL_NAMES: tuple[str, ...] = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat",
+    "socks", "pants", "torso_skin", "scarf", "skirt", "face", "left_arm", "right_arm",
+    "left_leg", "right_leg", "left_shoe", "right_shoe", "left_hand", "right_hand",
+)
+NUM_LABELS = len(LABEL_NAMES)  # 22
+LABEL: Mapping[str, int] = {name: i for i, name in enumerate(LABEL_NAMES)}
+
+# The extra face labels B2F is conditioned on (drawn from the driver's face landmarks).
+FACE_LABEL_NAMES: tuple[str, ...] = ("eyebrows", "eyes", "nose", "lips", "inner_mouth")
+NUM_B2F_CHANNELS = NUM_LABELS + len(FACE_LABEL_NAMES)  # 27
+
+# Colour palette: the LIP/CIHP palette used by SCHP for 0..19, two distinct colours for hands.
+LABEL_COLORS: np.ndarray = np.array(
+    [
+        [0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128],
+        [0, 128, 128], [128, 128, 128], [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0],
+        [64, 0, 128], [192, 0, 128], [64, 128, 128], [192, 128, 128], [0, 64, 0], [128, 64, 0],
+        [0, 192, 0], [128, 192, 0], [255, 200, 150], [150, 200, 255],
+    ],
+    dtype=np.uint8,
+)
+FACE_LABEL_COLORS: np.ndarray = np.array(
+    [[90, 60, 30], [255, 255, 255], [255, 140, 0], [220, 20, 60], [60, 0, 20]], dtype=np.uint8
+)
+
+# Groups of labels a user can ask a MASK for, and the five PartCropper groups (paper §3.2).
+LABEL_GROUPS: Mapping[str, tuple[int, ...]] = {
+    "person": tuple(range(1, NUM_LABELS)),
+    "face_hair": (LABEL["hat"], LABEL["hair"], LABEL["sunglasses"], LABEL["face"]),
+    "face": (LABEL["face"],),
+    "hair": (LABEL["hair"],),
+    "upper_clothes": (LABEL["upper_clothes"], LABEL["dress"], LABEL["coat"], LABEL["scarf"]),
+    "lower_clothes": (LABEL["pants"], LABEL["skirt"]),
+    "clothes": (LABEL["upper_clothes"], LABEL["dress"], LABEL["coat"], LABEL["scarf"],
+                LABEL["pants"], LABEL["skirt"], LABEL["glove"], LABEL["socks"]),
+    "shoes_socks": (LABEL["socks"], LABEL["left_shoe"], LABEL["right_shoe"]),
+    "skin": (LABEL["torso_skin"], LABEL["face"], LABEL["left_arm"], LABEL["right_arm"],
+             LABEL["left_leg"], LABEL["right_leg"], LABEL["left_hand"], LABEL["right_hand"]),
+    "arms": (LABEL["left_arm"], LABEL["right_arm"]),
+    "legs": (LABEL["left_leg"], LABEL["right_leg"]),
+    "hands": (LABEL["left_hand"], LABEL["right_hand"]),
+}
+PART_CROP_GROUPS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("face_hair", LABEL_GROUPS["face_hair"]),
+    ("upper_clothes", LABEL_GROUPS["upper_clothes"]),
+    ("lower_clothes", LABEL_GROUPS["lower_clothes"]),
+    ("shoes_socks", LABEL_GROUPS["shoes_socks"]),
+    ("skin", (LABEL["torso_skin"], LABEL["left_arm"], LABEL["right_arm"], LABEL["left_leg"],
+              LABEL["right_leg"], LABEL["left_hand"], LABEL["right_hand"])),
+)
+
+# SCHP-LIP's 20 labels onto ours: identical except LIP 10 "jumpsuits", which we call a dress
+# (it covers the torso and legs like one); LIP has no torso-skin label.
+LIP_TO_SCHEMA: np.ndarray = np.array(
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19], dtype=np.uint8
+)
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """Names and colours of a label set; PARSING payloads carry one."""
+
+    names: tuple[str, ...] = LABEL_NAMES
+    colors: np.ndarray = field(default_factory=lambda: LABEL_COLORS, compare=False)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.names)
+
+
+DEFAULT_SCHEMA = LabelSchema()
+
+
+def colorize_labels(labels: np.ndarray, colors: np.ndarray = LABEL_COLORS) -> np.ndarray:
+    """Colour a label map with the palette.
+
+    Args:
+        labels: integer labels, shape (..., H, W), values in [0, len(colors)).
+    Returns:
+        uint8 RGB, shape (..., H, W, 3).
+    """
+    labels = np.asarray(labels)
+    if labels.size and int(labels.max()) >= len(colors):
+        raise ValueError(
+            f"label {int(labels.max())} is outside the schema of {len(colors)} labels"
+        )
+    return colors[labels]
+
+
+def group_mask(labels: np.ndarray, group: str | Iterable[int]) -> np.ndarray:
+    """Boolean mask of the pixels whose label is in ``group`` (a LABEL_GROUPS name or ids)."""
+    if isinstance(group, str):
+        if group not in LABEL_GROUPS:
+            raise ValueError(
+                f"unknown label group {group!r}; choose one of {', '.join(LABEL_GROUPS)}"
+            )
+        ids = LABEL_GROUPS[group]
+    else:
+        ids = tuple(int(i) for i in group)
+    lut = np.zeros(256, dtype=bool)
+    lut[list(ids)] = True
+    return lut[np.asarray(labels, dtype=np.uint8)]
+
+
+# --------------------------------------------------------------------------------------------
+# Keypoint layouts (OpenPose / comfyui_controlnet_aux)
+# --------------------------------------------------------------------------------------------
+
+BODY_NAMES: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+    "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+)
+NUM_BODY = len(BODY_NAMES)  # 18
+BODY: Mapping[str, int] = {name: i for i, name in enumerate(BODY_NAMES)}
+NUM_HAND = 21
+NUM_FACE = 70
+
+# OpenPose's limb sequence (0-based) in drawing order with its colours; the last two
+# (shoulder-ear) exist in OpenPose's list but are not drawn by it, nor by us.
+BODY_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
+    (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)
+BODY_COLORS: np.ndarray = np.array(
+    [
+        [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
+        [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
+        [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+    ],
+    dtype=np.uint8,
+)
+HAND_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10),
+    (10, 11), (11, 12), (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19),
+    (19, 20),
+)
+# Face 70: iBUG 68 + right pupil (68) + left pupil (69). "Right" is the subject's right.
+FACE_REGIONS: Mapping[str, tuple[int, ...]] = {
+    "jaw": tuple(range(0, 17)),
+    "right_eyebrow": tuple(range(17, 22)),
+    "left_eyebrow": tuple(range(22, 27)),
+    "nose_bridge": tuple(range(27, 31)),
+    "nose_lower": tuple(range(31, 36)),
+    "right_eye": tuple(range(36, 42)),
+    "left_eye": tuple(range(42, 48)),
+    "outer_lips": tuple(range(48, 60)),
+    "inner_lips": tuple(range(60, 68)),
+    "pupils": (68, 69),
+}
+
+# Limbs as segments of the body skeleton, used by the warp backends and synthetic people:
+# name -> (parent joint, child joint, parsing label drawn along it).
+LIMB_SEGMENTS: Mapping[str, tuple[int, int, int]] = {
+    "right_upper_arm": (BODY["right_shoulder"], BODY["right_elbow"], LABEL["right_arm"]),
+    "right_forearm": (BODY["right_elbow"], BODY["right_wrist"], LABEL["right_arm"]),
+    "left_upper_arm": (BODY["left_shoulder"], BODY["left_elbow"], LABEL["left_arm"]),
+    "left_forearm": (BODY["left_elbow"], BODY["left_wrist"], LABEL["left_arm"]),
+    "right_thigh": (BODY["right_hip"], BODY["right_knee"], LABEL["right_leg"]),
+    "right_shin": (BODY["right_knee"], BODY["right_ankle"], LABEL["right_leg"]),
+    "left_thigh": (BODY["left_hip"], BODY["left_knee"], LABEL["left_leg"]),
+    "left_shin": (BODY["left_knee"], BODY["left_ankle"], LABEL["left_leg"]),
+}
+
+
+def hand_edge_colors() -> np.ndarray:
+    """OpenPose's hand edge colours: hue stepped around the wheel, full saturation/value.
+
+    Returns: uint8 (20, 3) RGB.
+    """
+    out = np.zeros((len(HAND_EDGES), 3), dtype=np.uint8)
+    for i in range(len(HAND_EDGES)):
+        h = i / len(HAND_EDGES)
+        k = int(h * 6) % 6
+        f = h * 6 - math.floor(h * 6)
+        q, t = 1 - f, f
+        r, g, b = [(1, t, 0), (q, 1, 0), (0, 1, t), (0, q, 1), (t, 0, 1), (1, 0, q)][k]
+        out[i] = (round(r * 255), round(g * 255), round(b * 255))
+    return out
+
+
+HAND_COLORS = hand_edge_colors()
+
+
+# --------------------------------------------------------------------------------------------
+# People and POSE_KEYPOINT conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _empty(n: int) -> np.ndarray:
+    return np.zeros((n, 3), dtype=np.float32)
+
+
+@dataclass
+class Person:
+    """One person's keypoints in PIXELS of the frame: each array (N, 3) = x, y, confidence.
+
+    A keypoint with confidence 0 is missing (its x, y mean nothing).
+    """
+
+    body: np.ndarray = field(default_factory=lambda: _empty(NUM_BODY))
+    face: np.ndarray = field(default_factory=lambda: _empty(NUM_FACE))
+    left_hand: np.ndarray = field(default_factory=lambda: _empty(NUM_HAND))
+    right_hand: np.ndarray = field(default_factory=lambda: _empty(NUM_HAND))
+
+    def __post_init__(self) -> None:
+        for name, n in (("body", NUM_BODY), ("face", NUM_FACE), ("left_hand", NUM_HAND),
+                        ("right_hand", NUM_HAND)):
+            arr = np.asarray(getattr(self, name), dtype=np.float32)
+            if arr.shape != (n, 3):
+                raise ValueError(f"Person.{name} must have shape ({n}, 3), got {arr.shape}")
+            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+            setattr(self, name, arr)
+
+    def all_points(self) -> np.ndarray:
+        """(18+70+21+21, 3) concatenation of every keypoint."""
+        return np.concatenate([self.body, self.face, self.left_hand, self.right_hand], axis=0)
+
+    def num_confident(self, threshold: float = 0.05) -> int:
+        return int((self.body[:, 2] > threshold).sum())
+
+    def bbox(self, threshold: float = 0.05) -> tuple[float, float, float, float] | None:
+        """(x0, y0, x1, y1) over confident keypoints, or None when there are none."""
+        pts = self.all_points()
+        pts = pts[pts[:, 2] > threshold]
+        if len(pts) == 0:
+            return None
+        return (float(pts[:, 0].min()), float(pts[:, 1].min()),
+                float(pts[:, 0].max()), float(pts[:, 1].max()))
+
+    def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> Person:
+        """A copy with x' = x*sx + dx, y' = y*sy + dy on confident points."""
+        def f(a: np.ndarray) -> np.ndarray:
+            out = a.copy()
+            ok = out[:, 2] > 0
+            out[ok, 0] = out[ok, 0] * sx + dx
+            out[ok, 1] = out[ok, 1] * sy + dy
+            return out
+        return Person(f(self.body), f(self.face), f(self.left_hand), f(self.right_hand))
+
+
+def _flat_to_array(values: Any, n: int, what: str) -> np.ndarray:
+    if values is None:
+        return _empty(n)
+    arr = np.asarray(values, dtype=np.float32).reshape(-1)
+    if arr.size == 0:
+        return _empty(n)
+    if arr.size % 3 != 0:
+        raise ValueError(f"{what}: flat [x, y, c, ...] list has {arr.size} values, "
+                         "not a multiple of 3")
+    arr = arr.reshape(-1, 3)
+    if len(arr) < n:  # shorter layouts (e.g. face 68 without pupils): pad as missing
+        arr = np.concatenate([arr, _empty(n - len(arr))], axis=0)
+    elif len(arr) > n:
+        raise ValueError(f"{what}: expected {n} keypoints, got {len(arr)}")
+    return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def is_normalized(frame: Mapping[str, Any]) -> bool:
+    """Whether a POSE_KEYPOINT frame's coordinates are normalised to 0..1.
+
+    comfyui_controlnet_aux's OpenPose emits normalised coordinates and its DWPose emits pixels.
+    A frame is taken as normalised when every confident coordinate lies within [0, 1]
+    (with a small tolerance) and the canvas is larger than 2 pixels.
+    """
+    coords = []
+    for person in frame.get("people") or []:
+        for key in ("pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d",
+                    "hand_right_keypoints_2d"):
+            vals = person.get(key)
+            if vals is None:
+                continue
+            arr = np.asarray(vals, dtype=np.float32).reshape(-1)
+            if arr.size and arr.size % 3 == 0:  # malformed lists are reported by the parser
+                arr = arr.reshape(-1, 3)
+                coords.append(arr[arr[:, 2] > 0, :2])
+    if not coords:
+        return False
+    pts = np.concatenate(coords, axis=0)
+    if pts.size == 0:
+        return False
+    width = float(frame.get("canvas_width") or 0)
+    height = float(frame.get("canvas_height") or 0)
+    if max(width, height) <= 2:
+        return False
+    return bool(pts.min() >= -0.01 and pts.max() <= 1.01)
+
+
+def frame_to_people(frame: Mapping[str, Any], *, what: str = "POSE_KEYPOINT") -> list[Person]:
+    """Parse one POSE_KEYPOINT frame into people with PIXEL coordinates.
+
+    Args:
+        frame: ``{"people": [...], "canvas_width": W, "canvas_height": H}`` with flat
+            ``[x, y, c, ...]`` lists, normalised (0..1) or in pixels.
+    Returns:
+        list of :class:`Person` in pixels of the canvas.
+    """
+    if not isinstance(frame, Mapping):
+        raise ValueError(f"{what}: each frame must be a dict with 'people', 'canvas_width', "
+                         f"'canvas_height'; got {type(frame).__name__}")
+    width = frame.get("canvas_width")
+    height = frame.get("canvas_height")
+    if not width or not height or int(width) <= 0 or int(height) <= 0:
+        raise ValueError(f"{what}: frame needs positive canvas_width and canvas_height, "
+                         f"got {width!r} x {height!r}")
+    normalized = is_normalized(frame)
+    sx, sy = (float(width), float(height)) if normalized else (1.0, 1.0)
+    people = []
+    for i, p in enumerate(frame.get("people") or []):
+        person = Person(
+            body=_flat_to_array(p.get("pose_keypoints_2d"), NUM_BODY, f"{what} person {i} body"),
+            face=_flat_to_array(p.get("face_keypoints_2d"), NUM_FACE, f"{what} person {i} face"),
+            left_hand=_flat_to_array(p.get("hand_left_keypoints_2d"), NUM_HAND,
+                                     f"{what} person {i} left hand"),
+            right_hand=_flat_to_array(p.get("hand_right_keypoints_2d"), NUM_HAND,
+                                      f"{what} person {i} right hand"),
+        )
+        people.append(person.scaled(sx, sy) if normalized else person)
+    return people
+
+
+def people_to_frame(people: Sequence[Person], width: int, height: int, *,
+                    normalized: bool = False) -> dict[str, Any]:
+    """Build one POSE_KEYPOINT frame (comfyui_controlnet_aux layout) from pixel-space people.
+
+    Missing keypoints are written as [0, 0, 0]; a part with no confident keypoint as None,
+    as comfyui_controlnet_aux does.
+    """
+    sx, sy = (1.0 / width, 1.0 / height) if normalized else (1.0, 1.0)
+
+    def flat(a: np.ndarray) -> list[float] | None:
+        if not (a[:, 2] > 0).any():
+            return None
+        out = a.astype(np.float64).copy()
+        ok = out[:, 2] > 0
+        out[ok, 0] *= sx
+        out[ok, 1] *= sy
+        out[~ok] = 0.0
+        return [float(v) for v in out.reshape(-1)]
+
+    return {
+        "people": [
+            {
+                "pose_keypoints_2d": flat(p.body) or [0.0] * (NUM_BODY * 3),
+                "face_keypoints_2d": flat(p.face),
+                "hand_left_keypoints_2d": flat(p.left_hand),
+                "hand_right_keypoints_2d": flat(p.right_hand),
+            }
+            for p in people
+        ],
+        "canvas_width": int(width),
+        "canvas_height": int(height),
+    }
+
+
+def select_person(people: Sequence[Person], mode: str = "largest", index: int = 0) -> Person | None:
+    """Pick one person: ``largest`` (bounding-box area of confident keypoints) or ``index``."""
+    if not people:
+        return None
+    if mode == "index":
+        if not 0 <= index < len(people):
+            raise ValueError(f"person index {index} is out of range: {len(people)} people found")
+        return people[index]
+    if mode != "largest":
+        raise ValueError(f"unknown person selection {mode!r}; use 'largest' or 'index'")
+
+    def area(p: Person) -> float:
+        box = p.bbox()
+        return -1.0 if box is None else (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+
+    return max(people, key=area)

@@ -1,0 +1,122 @@
+"""The bridge to ComfyUI's runtime: device, progress, cancellation, model folder, node errors.
+
+Inside ComfyUI this uses ``comfy.model_management`` and ``comfy.utils.ProgressBar``; outside it
+(tests, the CLI) it falls back quietly to CUDA-if-available, a tqdm bar and no cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..models import weights
+
+logger = logging.getLogger(__name__)
+
+
+class NodeInputError(ValueError):
+    """Bad input to a node: names the node, the input, the problem and the fix."""
+
+    def __init__(self, node: str, input_name: str, problem: str, fix: str) -> None:
+        self.node, self.input_name, self.problem, self.fix = node, input_name, problem, fix
+        super().__init__(f"[{node}] input '{input_name}': {problem}. Fix: {fix}.")
+
+
+def _comfy_mm() -> Any | None:
+    try:
+        import comfy.model_management as mm  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    return mm
+
+
+def get_device() -> torch.device:
+    """ComfyUI's torch device when running inside it, else CUDA if available, else CPU."""
+    mm = _comfy_mm()
+    if mm is not None:
+        try:
+            return torch.device(mm.get_torch_device())
+        except Exception:  # pragma: no cover - odd ComfyUI builds
+            logger.debug("comfy.model_management.get_torch_device failed; falling back")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_interrupt() -> None:
+    """Raise ComfyUI's interruption exception if the user pressed cancel (no-op outside)."""
+    mm = _comfy_mm()
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """Per-item progress: ComfyUI's ProgressBar inside ComfyUI, tqdm outside.
+
+    ``update()`` also checks for cancellation, so a long video stops within one frame.
+    """
+
+    def __init__(self, total: int, desc: str = "") -> None:
+        self.total = max(int(total), 1)
+        self._bar: Any = None
+        self._tqdm: Any = None
+        try:
+            import comfy.utils  # type: ignore[import-not-found]
+
+            self._bar = comfy.utils.ProgressBar(self.total)
+        except Exception:
+            try:
+                from tqdm.auto import tqdm
+
+                self._tqdm = tqdm(total=self.total, desc=desc, leave=False,
+                                  disable=self.total < 2 or None)
+            except Exception:  # pragma: no cover - tqdm missing
+                self._tqdm = None
+
+    def update(self, n: int = 1) -> None:
+        check_interrupt()
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self._tqdm is not None:
+            self._tqdm.update(n)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def callback(self) -> Callable[[int, int], None]:
+        """A ``(done, total)`` callback for library functions that report per item."""
+        return lambda done, total: self.update(1)
+
+
+def register_model_folder() -> str | None:
+    """Inside ComfyUI: register ``models/dance_reenact`` with ``folder_paths`` (adding our
+    extensions to an existing entry rather than replacing it) and make it a weight root."""
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    path = os.path.join(folder_paths.models_dir, weights.FOLDER_NAME)
+    exts = set(weights.WEIGHT_EXTENSIONS)
+    entry = folder_paths.folder_names_and_paths.get(weights.FOLDER_NAME)
+    if entry is None:
+        folder_paths.folder_names_and_paths[weights.FOLDER_NAME] = ([path], exts)
+    else:
+        paths, old_exts = entry
+        if path not in paths:
+            paths.append(path)
+        if isinstance(old_exts, set):
+            old_exts.update(exts)
+        else:
+            folder_paths.folder_names_and_paths[weights.FOLDER_NAME] = (paths, set(old_exts) | exts)
+    for p in folder_paths.folder_names_and_paths[weights.FOLDER_NAME][0]:
+        weights.add_search_root(p)
+    return path

@@ -1,0 +1,193 @@
+"""Socket payloads (SPEC §2) and conversions between ComfyUI's IMAGE/MASK and numpy frames.
+
+Custom sockets carry small frozen dataclasses; large per-pixel data stays compact (PARSING is
+uint8 labels, never one-hot). IMAGE is float ``[B, H, W, C]`` in 0..1 and MASK float
+``[B, H, W]``, as in ComfyUI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models.schema import DEFAULT_SCHEMA, PART_CROP_GROUPS, LabelSchema
+from .runtime import NodeInputError
+
+# Socket type names. POSE_KEYPOINT is shared with comfyui_controlnet_aux on purpose.
+IMAGE = "IMAGE"
+MASK = "MASK"
+POSE_KEYPOINT = "POSE_KEYPOINT"
+PARSING = "PARSING"
+DENSEPOSE = "DENSEPOSE"
+PARTS = "PARTS"
+APPEARANCE = "APPEARANCE"
+P2B_MODEL = "P2B_MODEL"
+B2F_MODEL = "B2F_MODEL"
+FACEREFINE_MODEL = "FACEREFINE_MODEL"
+
+
+@dataclass(frozen=True)
+class Parsing:
+    """labels: (B, H, W) uint8 in [0, schema.num_labels); a batch is a video."""
+
+    labels: torch.Tensor
+    schema: LabelSchema = DEFAULT_SCHEMA
+
+    def __post_init__(self) -> None:
+        if self.labels.dtype != torch.uint8 or self.labels.ndim != 3:
+            raise ValueError(f"Parsing.labels must be uint8 (B, H, W), got "
+                             f"{self.labels.dtype} {tuple(self.labels.shape)}")
+        if self.labels.numel() and int(self.labels.max()) >= self.schema.num_labels:
+            raise ValueError(f"Parsing has label {int(self.labels.max())}, outside the "
+                             f"{self.schema.num_labels}-label schema")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class DensePose:
+    """Per pixel: part index I (B, H, W) uint8 in 0..24 (0 = background), U and V float in 0..1."""
+
+    index: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.index.dtype != torch.uint8 or self.index.ndim != 3:
+            raise ValueError(f"DensePose.index must be uint8 (B, H, W), got "
+                             f"{self.index.dtype} {tuple(self.index.shape)}")
+        if self.u.shape != self.index.shape or self.v.shape != self.index.shape:
+            raise ValueError("DensePose U and V must have the shape of I")
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def iuv(self, i: int) -> torch.Tensor:
+        """Frame i as float (3, H, W): I/24, U, V (the paper's 3-channel DensePose input)."""
+        return torch.stack([self.index[i].float() / 24.0, self.u[i].float(), self.v[i].float()])
+
+
+@dataclass(frozen=True)
+class Parts:
+    """crops: (B, 5, 224, 224, 3) float 0..1; present: (B, 5) bool; names of the 5 groups."""
+
+    crops: torch.Tensor
+    present: torch.Tensor
+    names: tuple[str, ...] = tuple(name for name, _ in PART_CROP_GROUPS)
+    label_groups: tuple[tuple[int, ...], ...] = tuple(ids for _, ids in PART_CROP_GROUPS)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """The target's appearance code ``e_z`` (D,) and the encoder that made it.
+
+    ``extras`` carries what a weightless backend needs instead (target image, parsing,
+    keypoints), keyed by name.
+    """
+
+    embedding: torch.Tensor | None
+    encoder_id: str
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A loaded stage: ``backend`` names the implementation; ``module`` is the network or None
+    for weightless backends; ``source`` says where the weights came from."""
+
+    stage: str
+    backend: str
+    module: torch.nn.Module | None = None
+    source: str = ""
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+# --------------------------------------------------------------------------------------------
+# IMAGE / MASK <-> numpy
+# --------------------------------------------------------------------------------------------
+
+def check_image(image: Any, node: str, name: str) -> torch.Tensor:
+    """Validate an IMAGE socket value and return it as float (B, H, W, C) with C in 1..4."""
+    if not isinstance(image, torch.Tensor):
+        raise NodeInputError(node, name, f"expected an IMAGE tensor, got {type(image).__name__}",
+                             "connect an IMAGE output (e.g. Load Image)")
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[-1] not in (1, 2, 3, 4):
+        raise NodeInputError(node, name, f"expected [batch, height, width, channels], got "
+                             f"shape {tuple(image.shape)}", "connect an IMAGE output")
+    if image.shape[0] == 0 or image.shape[1] == 0 or image.shape[2] == 0:
+        raise NodeInputError(node, name, f"the image is empty (shape {tuple(image.shape)})",
+                             "connect a non-empty image or video")
+    if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+        raise NodeInputError(node, name, "the image contains NaN or infinite values",
+                             "fix the node that produced it")
+    return image
+
+
+def frame_to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
+    """One IMAGE frame (H, W, C) -> uint8 RGB (H, W, 3); gray is repeated, alpha composited
+    over white, float values clamped to 0..1."""
+    f = frame.detach().float().cpu().clamp(0, 1)
+    c = f.shape[-1]
+    if c == 1:
+        f = f.expand(-1, -1, 3)
+    elif c == 2:  # gray + alpha
+        gray, alpha = f[..., :1], f[..., 1:2]
+        f = (gray * alpha + (1 - alpha)).expand(-1, -1, 3)
+    elif c == 4:
+        rgb, alpha = f[..., :3], f[..., 3:4]
+        f = rgb * alpha + (1 - alpha)
+    return (f * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def iter_rgb_frames(image: torch.Tensor) -> Iterator[np.ndarray]:
+    """Stream an IMAGE batch as uint8 RGB frames, one at a time (no full-video copy)."""
+    for i in range(image.shape[0]):
+        yield frame_to_rgb_uint8(image[i])
+
+
+def rgb_uint8_to_image(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """uint8 RGB (B, H, W, 3) or a list of (H, W, 3) -> IMAGE float (B, H, W, 3)."""
+    arr = np.stack(frames) if isinstance(frames, list) else frames
+    if arr.ndim == 3:
+        arr = arr[None]
+    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+
+
+def check_mask(mask: Any, node: str, name: str) -> torch.Tensor:
+    """Validate a MASK socket value -> float (B, H, W) in 0..1."""
+    if not isinstance(mask, torch.Tensor):
+        raise NodeInputError(node, name, f"expected a MASK tensor, got {type(mask).__name__}",
+                             "connect a MASK output")
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim == 4 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 3 or 0 in mask.shape:
+        raise NodeInputError(node, name, f"expected [batch, height, width], got "
+                             f"{tuple(mask.shape)}", "connect a MASK output")
+    return mask.float().clamp(0, 1)
+
+
+def check_parsing(parsing: Any, node: str, name: str) -> Parsing:
+    if not isinstance(parsing, Parsing):
+        raise NodeInputError(node, name, f"expected PARSING, got {type(parsing).__name__}",
+                             "connect the PARSING output of Human Parse or P2B")
+    return parsing
+
+
+def check_same_length(node: str, **batches: int) -> int:
+    """All named batch lengths must agree (1 broadcasts); returns the common length."""
+    lengths = {k: v for k, v in batches.items() if v != 1}
+    if len(set(lengths.values())) > 1:
+        listing = ", ".join(f"{k}={v}" for k, v in batches.items())
+        raise NodeInputError(node, "/".join(batches), f"batches have different lengths "
+                             f"({listing})", "trim or loop the inputs to the same frame count "
+                             "(a length of 1 is used for every frame)")
+    return max(batches.values()) if batches else 0
