@@ -61,12 +61,14 @@ class EvaluationResult:
         csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
         with open(csv_path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["frame", *self.columns])
+            # FID is a set-level number: an extra column, filled on the mean row only
+            extra = ["fid"] if self.fid is not None else []
+            w.writerow(["frame", *self.columns, *extra])
             for r in self.rows:
-                w.writerow([int(r["frame"]), *(_fmt(r.get(c)) for c in self.columns)])
-            w.writerow(["mean", *(_fmt(v) for v in self.mean.values())])
-            if self.fid is not None:
-                w.writerow(["fid", _fmt(self.fid), *([""] * (len(self.columns) - 1))])
+                w.writerow([int(r["frame"]), *(_fmt(r.get(c)) for c in self.columns),
+                            *([""] * len(extra))])
+            w.writerow(["mean", *(_fmt(v) for v in self.mean.values()),
+                        *([_fmt(self.fid)] if extra else [])])
         doc = {"columns": self.columns, "frames": [_jsonable(r) for r in self.rows],
                "mean": _jsonable(self.mean), "fid": self.fid, "config": self.config}
         json_path.write_text(json.dumps(doc, indent=1))
@@ -194,6 +196,9 @@ def evaluate_reconstruction(
             if mt.shape != a.shape[-2:]:
                 raise ValueError(f"frame {i}: mask {tuple(mt.shape)} does not match the frame "
                                  f"{tuple(a.shape[-2:])}")
+            if float(mt.sum()) <= 0:
+                raise ValueError(f"frame {i}: the mask is empty; PSNR and SSIM inside it are "
+                                 f"undefined. Give masks with pixels in every frame, or none")
             mt = mt[None].to(dev)
         idx = next(idx_it, i) if idx_it is not None else i
         row: dict[str, float] = {"frame": int(idx)}

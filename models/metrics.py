@@ -768,7 +768,10 @@ def to_nchw(frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
     arr = np.stack(frames) if isinstance(frames, (list, tuple)) else np.asarray(frames)
     if arr.ndim == 3:
         arr = arr[None]
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # decoded video frames can be read-only views
+        arr = arr.copy()
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
     return t / 255.0 if arr.dtype == np.uint8 else t
 
 

@@ -108,3 +108,9 @@ def serve_fid_inception(hub, data: bytes, monkeypatch) -> None:
     hub.add(spec.repo_id, spec.filename, data, revision=spec.revision)
     monkeypatch.setitem(weights.REGISTRY, "fid_inception", dataclasses.replace(
         spec, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+
+
+def oracle_pipeline(target, driver, **_):
+    """A test pipeline for ``reenact evaluate --pipeline metrics_fixtures:oracle_pipeline``:
+    returns the driver frames themselves (a perfect reconstruction)."""
+    yield from driver
