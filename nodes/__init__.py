@@ -7,6 +7,7 @@ import importlib
 
 _MODULES = (
     "utility",
+    "metrics",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
