@@ -168,7 +168,7 @@ class RetargetPose:
                                                  keep_foreshortening=keep_foreshortening,
                                                  limit_to_target=limit_to_target)
         except ValueError as exc:
-            which = "target_pose" if "target" in str(exc) else "driver_pose"
+            which = "driver_pose" if "driver" in str(exc) else "target_pose"
             raise NodeInputError(node, which, str(exc), "check that the pose detector found the "
                                  "person's neck and shoulders") from exc
         return out, str(report)
