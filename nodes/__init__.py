@@ -8,6 +8,7 @@ import importlib
 _MODULES = (
     "utility",
     "metrics",
+    "temporal",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
