@@ -9,6 +9,7 @@ _MODULES = (
     "utility",
     "metrics",
     "temporal",
+    "p2b",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
