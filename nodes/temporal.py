@@ -121,7 +121,7 @@ class RetargetPose:
                 "driver_pose": (POSE_KEYPOINT, {"tooltip": "The driver video's poses."}),
                 "person": (["largest", "index"], {"default": "largest"}),
                 "person_index": ("INT", {"default": 0, "min": 0, "max": 64}),
-                "keep_foreshortening": ("BOOLEAN", {"default": True, "tooltip":
+                "keep_foreshortening": ("BOOLEAN", {"default": False, "tooltip":
                                         "Shorten a bone when the driver's is foreshortened "
                                         "(pointing at the camera)."}),
                 "limit_to_target": ("BOOLEAN", {"default": False, "tooltip":
@@ -140,7 +140,7 @@ class RetargetPose:
                    "for a waist-up target). Output on the target's canvas.")
 
     def retarget(self, target_pose: Any, driver_pose: Any, person: str = "largest",
-                 person_index: int = 0, keep_foreshortening: bool = True,
+                 person_index: int = 0, keep_foreshortening: bool = False,
                  limit_to_target: bool = False) -> tuple[list, str]:
         node = "Retarget Pose"
         target = _frames(target_pose, node, "target_pose")
@@ -285,7 +285,8 @@ class StabilizeMask:
             stab = MaskStabilizer(strength=strength, motion_threshold=motion_threshold,
                                   radius=motion_radius)
         except ValueError as exc:
-            raise NodeInputError(node, str(exc).split()[0], str(exc),
+            name = str(exc).split()[0]
+            raise NodeInputError(node, "motion_radius" if name == "radius" else name, str(exc),
                                  "change the option as the message says") from exc
         out = torch.empty_like(mask)
         with Progress(mask.shape[0], node) as bar:
