@@ -104,6 +104,9 @@ class SmoothPose:
         try:
             out, report = smooth_pose_sequence(frames, opts, person=person, index=person_index)
         except ValueError as exc:
+            if "person index" in str(exc):
+                raise NodeInputError(node, "person_index", str(exc), "choose a smaller index "
+                                     "or person=largest") from exc
             raise NodeInputError(node, "pose_keypoint", str(exc), _POSE_FIX + "; frames of one "
                                  "video must share one aspect ratio") from exc
         return out, str(report)
