@@ -101,6 +101,7 @@ class PoseEstimator:
         h, w = rgb.shape[:2]
         dets = self._run(rgb)
         for d in dets:
+            _drop_outside(d.person, w, h)
             if not self.hands:
                 d.person.left_hand[:] = 0
                 d.person.right_hand[:] = 0
@@ -122,3 +123,11 @@ class PoseEstimator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drop_outside(person, width: int, height: int) -> None:
+    """Mark keypoints outside the frame as missing, in place (detectors never report those;
+    keeping them would also break the normalised/pixel detection of POSE_KEYPOINT)."""
+    for arr in (person.body, person.face, person.left_hand, person.right_hand):
+        out = (arr[:, 0] < 0) | (arr[:, 0] > width) | (arr[:, 1] < 0) | (arr[:, 1] > height)
+        arr[out] = 0.0
