@@ -152,15 +152,15 @@ class HolisticDetector:
         for side, lm in hands.items():
             if lm is not None:
                 setattr(person, f"{side}_hand", _map_hand(lm.landmark, sx, sy))
-        if self.derive_hands:
-            _derive_missing_hands(person, res.pose_landmarks.landmark, sx, sy)
+        derived = (_derive_missing_hands(person, res.pose_landmarks.landmark, sx, sy)
+                   if self.derive_hands else set())
         mask = None
         if self.with_mask and res.segmentation_mask is not None:
             mask = np.asarray(res.segmentation_mask, dtype=np.float32)
             if mask.shape != (h, w):
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
             mask = np.clip(mask, 0.0, 1.0)
-        return [Detection(person=person, mask=mask, score=score)]
+        return [Detection(person=person, mask=mask, score=score, derived_hands=derived)]
 
 
 def _inside(x: float, y: float) -> bool:
@@ -205,9 +205,12 @@ def _map_hand(lms, sx: float, sy: float) -> np.ndarray:
     return hand
 
 
-def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> None:
-    """SPEC §6: the hand model misses most hands; place them from the forearm instead."""
+def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> set[str]:
+    """SPEC §6: the hand model misses most hands; place them from the forearm instead.
+
+    Returns the sides that were derived."""
     body = person.body
+    derived: set[str] = set()
     for side in ("left", "right"):
         if (getattr(person, f"{side}_hand")[:, 2] > 0).any():
             continue
@@ -226,6 +229,8 @@ def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> None:
             thumb = np.array([thb.x * sx, thb.y * sy])
         setattr(person, f"{side}_hand",
                 derive_hand(e[:2], w[:2], thumb_towards=thumb, direction=direction))
+        derived.add(side)
+    return derived
 
 
 _shared: dict[tuple[bool, bool], HolisticDetector] = {}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..weights import resolve
-from .base import Detection, fill_missing_hands, mask_from_keypoints
+from .base import Detection, HandGapFiller, fill_missing_hands, mask_from_keypoints
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class PoseEstimator:
                              f"{', '.join(POSE_BACKENDS)}")
         self.backend = backend
         self.hands, self.face, self.derive_hands = hands, face, derive_hands
+        # In a video, a hand the detector lost for a few frames is carried over (one person).
+        self._gaps = HandGapFiller() if video and hands else None
         self._close: Callable[[], None] | None = None
         dev = str(torch.device(device))
         if backend == "mediapipe":
@@ -108,7 +110,13 @@ class PoseEstimator:
             if not self.face:
                 d.person.face[:] = 0
             if self.hands and self.derive_hands:
-                fill_missing_hands(d.person)
+                d.derived_hands |= fill_missing_hands(d.person)
+        if self._gaps is not None:
+            if len(dets) == 1:
+                self._gaps(dets[0])
+            else:  # nobody, or several people we cannot tell apart: start over
+                self._gaps.reset()
+        for d in dets:
             if d.mask is None:
                 d.mask = mask_from_keypoints(d.person, h, w)
         return dets
