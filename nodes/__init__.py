@@ -8,6 +8,7 @@ import importlib
 _MODULES = (
     "utility",
     "temporal",
+    "perception",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
