@@ -6,9 +6,10 @@ skeleton:
 
 1. **Per-limb lengths from the target.** Down the kinematic tree ``schema.BODY_PARENT`` from
    the neck, each bone keeps the driver's direction in that frame and takes the target's
-   length. With ``keep_foreshortening`` (default) the length is further multiplied by
-   ``driver length in this frame / driver's reference length`` (its 95th percentile over the
-   sequence), so an arm pointing at the camera stays short. A bone the target does not show
+   length. With ``keep_foreshortening`` (off by default: detector noise on short bones would
+   pass through as length changes) the length is further multiplied by
+   ``min(1, driver length in this frame / driver's reference length)`` (its 95th percentile
+   over the sequence), so an arm pointing at the camera stays short. A bone the target does not show
    uses its mirror bone (left/right), else the driver's reference length × the global scale.
    A joint whose parent is missing in the driver frame is placed by the global transform.
 2. **Global scale** ``s`` = median over the core bones (torso, legs, shoulders, upper arms)
@@ -101,7 +102,7 @@ def _anchor_point(body: np.ndarray, ok: np.ndarray, kind: str) -> np.ndarray | N
 
 
 def retarget_people(target: Person, driver: Sequence[Person | None], *,
-                    keep_foreshortening: bool = True, limit_to_target: bool = False,
+                    keep_foreshortening: bool = False, limit_to_target: bool = False,
                     threshold: float = 0.05) -> tuple[list[Person | None], RetargetReport]:
     """Move the driver's per-frame skeleton onto the target's body (module docstring).
 
@@ -285,7 +286,7 @@ def _name(j: int) -> str:
 
 
 def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str = "largest",
-                           index: int = 0, keep_foreshortening: bool = True,
+                           index: int = 0, keep_foreshortening: bool = False,
                            limit_to_target: bool = False,
                            ) -> tuple[list[dict[str, Any]], RetargetReport]:
     """POSE_KEYPOINT in, POSE_KEYPOINT out: see :func:`retarget_people`.

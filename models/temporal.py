@@ -270,7 +270,8 @@ def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
         person: ``largest`` — per frame the largest person, smoothed as one track, other people
             dropped; ``index`` — the ``index``-th person of every frame; ``all`` — every person,
             tracked by their position in the frame's list (person i of frame t continues person
-            i of frame t-1).
+            i of frame t-1). There is no identity tracking: if the detector reorders people, or
+            two people of similar size swap being the largest, the tracks swap too.
     Returns:
         (POSE_KEYPOINT frames in the input's convention and canvas sizes, report summed over
         people).
@@ -283,6 +284,10 @@ def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
         tracks = [seq.select("index", i) for i in range(slots)]
     else:
         tracks = [seq.select(person, index)]
+        if person == "index" and all(p is None for p in tracks[0]) and any(seq.people):
+            most = max(len(found) for found in seq.people)
+            raise ValueError(f"person index {index} is out of range: frames have at most "
+                             f"{most} people")
     total = SmoothingReport(frames=len(seq))
     out_people: list[list[Person]] = [[] for _ in range(len(seq))]
     for track in tracks:

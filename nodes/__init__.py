@@ -9,6 +9,7 @@ _MODULES = (
     "utility",
     "metrics",
     "temporal",
+    "perception",
     "p2b",
 )
 

@@ -104,6 +104,9 @@ class SmoothPose:
         try:
             out, report = smooth_pose_sequence(frames, opts, person=person, index=person_index)
         except ValueError as exc:
+            if "person index" in str(exc):
+                raise NodeInputError(node, "person_index", str(exc), "choose a smaller index "
+                                     "or person=largest") from exc
             raise NodeInputError(node, "pose_keypoint", str(exc), _POSE_FIX + "; frames of one "
                                  "video must share one aspect ratio") from exc
         return out, str(report)
@@ -121,7 +124,7 @@ class RetargetPose:
                 "driver_pose": (POSE_KEYPOINT, {"tooltip": "The driver video's poses."}),
                 "person": (["largest", "index"], {"default": "largest"}),
                 "person_index": ("INT", {"default": 0, "min": 0, "max": 64}),
-                "keep_foreshortening": ("BOOLEAN", {"default": True, "tooltip":
+                "keep_foreshortening": ("BOOLEAN", {"default": False, "tooltip":
                                         "Shorten a bone when the driver's is foreshortened "
                                         "(pointing at the camera)."}),
                 "limit_to_target": ("BOOLEAN", {"default": False, "tooltip":
@@ -140,7 +143,7 @@ class RetargetPose:
                    "for a waist-up target). Output on the target's canvas.")
 
     def retarget(self, target_pose: Any, driver_pose: Any, person: str = "largest",
-                 person_index: int = 0, keep_foreshortening: bool = True,
+                 person_index: int = 0, keep_foreshortening: bool = False,
                  limit_to_target: bool = False) -> tuple[list, str]:
         node = "Retarget Pose"
         target = _frames(target_pose, node, "target_pose")
@@ -285,7 +288,8 @@ class StabilizeMask:
             stab = MaskStabilizer(strength=strength, motion_threshold=motion_threshold,
                                   radius=motion_radius)
         except ValueError as exc:
-            raise NodeInputError(node, str(exc).split()[0], str(exc),
+            name = str(exc).split()[0]
+            raise NodeInputError(node, "motion_radius" if name == "radius" else name, str(exc),
                                  "change the option as the message says") from exc
         out = torch.empty_like(mask)
         with Progress(mask.shape[0], node) as bar:

@@ -103,13 +103,13 @@ def test_foreshortened_driver_bone_stays_short():
     e, w = BODY["right_elbow"], BODY["right_wrist"]
     fore[10, w, :2] = fore[10, e, :2] + 0.4 * (fore[10, w, :2] - fore[10, e, :2])  # toward camera
     people, _ = retarget_people(Person(body=target.astype(np.float32)),
-                                [Person(body=b.astype(np.float32)) for b in fore])
+                                [Person(body=b.astype(np.float32)) for b in fore],
+                                keep_foreshortening=True)
     t_fore = np.linalg.norm(target[w, :2] - target[e, :2])
     got = np.linalg.norm(people[10].body[w, :2] - people[10].body[e, :2])
     assert got == pytest.approx(0.4 * t_fore, rel=0.05)
     people, _ = retarget_people(Person(body=target.astype(np.float32)),
-                                [Person(body=b.astype(np.float32)) for b in fore],
-                                keep_foreshortening=False)
+                                [Person(body=b.astype(np.float32)) for b in fore])
     got = np.linalg.norm(people[10].body[w, :2] - people[10].body[e, :2])
     assert got == pytest.approx(t_fore, rel=0.01)
 
@@ -187,3 +187,61 @@ def test_retarget_edge_cases():
         node.retarget(tframe, [empty, empty])
     with pytest.raises(NodeInputError, match=r"input 'driver_pose'.*non-empty"):
         node.retarget(tframe, [])
+
+
+def test_best_frame_smooth_retarget_render_as_a_workflow():
+    """Target video -> best frame pose; jittery driver -> Smooth Pose -> Retarget Pose onto
+    that frame -> Render Pose: composes through the ComfyUI-style executor."""
+    import torch
+    from executor import run_workflow
+
+    from dance_reenact.nodes import NODE_CLASS_MAPPINGS
+
+    target = _target()
+    turned = target.copy()
+    turned[:, 0] = 240.0 + 0.3 * (turned[:, 0] - 240.0)
+    tframes = [people_to_frame([Person(body=b.astype(np.float32))], T_W, T_H)
+               for b in (turned, target, turned)]
+    rng = np.random.default_rng(0)
+    driver = _driver(30)
+    noisy = driver.copy()
+    noisy[..., :2] += rng.normal(0, 2.0, noisy[..., :2].shape)
+    dframes = [people_to_frame([Person(body=b.astype(np.float32))], D_W, D_H) for b in noisy]
+
+    def source(name, rtype, value):
+        return type(name, (), {"INPUT_TYPES": classmethod(lambda cls: {"required": {}}),
+                               "RETURN_TYPES": (rtype,), "FUNCTION": "run", "CATEGORY": "test",
+                               "run": lambda self: (value,)})
+
+    mappings = {**NODE_CLASS_MAPPINGS,
+                "TargetVideo": source("TargetVideo", "IMAGE", torch.rand(3, 56, 48, 3)),
+                "TargetPose": source("TargetPose", "POSE_KEYPOINT", tframes),
+                "DriverPose": source("DriverPose", "POSE_KEYPOINT", dframes)}
+    prompt = {
+        "v": {"class_type": "TargetVideo", "inputs": {}},
+        "tp": {"class_type": "TargetPose", "inputs": {}},
+        "dp": {"class_type": "DriverPose", "inputs": {}},
+        "best": {"class_type": "DanceReenactBestAppearanceFrame",
+                 "inputs": {"video": ["v", 0], "pose_keypoint": ["tp", 0]}},
+        "smooth": {"class_type": "DanceReenactSmoothPose",
+                   "inputs": {"pose_keypoint": ["dp", 0], "method": "savgol"}},
+        "rt": {"class_type": "DanceReenactRetargetPose",
+               "inputs": {"target_pose": ["best", 2], "driver_pose": ["smooth", 0]}},
+        "render": {"class_type": "DanceReenactRenderPose",
+                   "inputs": {"pose_keypoint": ["rt", 0]}},
+    }
+    for spec in prompt.values():  # widget values as the UI would save them: the defaults
+        declared = mappings[spec["class_type"]].INPUT_TYPES().get("required", {})
+        for name, (kind, *opts) in declared.items():
+            if name not in spec["inputs"]:
+                spec["inputs"][name] = opts[0]["default"] if opts and "default" in opts[0] \
+                    else kind[0]
+    out = run_workflow(prompt, mappings)
+    assert out["best"][1] == 1
+    assert out["render"][0].shape == (30, T_H, T_W, 3)
+    t_len = _lengths(target)
+    for frame in out["rt"][0]:
+        body = frame_to_people(frame)[0].body
+        # the driver's (smoothed) ankle noise of ~1 px, scaled, follows through
+        assert abs(body[list(ANKLES), 1].max() - T_GROUND) < 4.0
+        np.testing.assert_allclose(_lengths(body), t_len, rtol=0.05)

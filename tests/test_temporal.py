@@ -192,6 +192,8 @@ def test_smooth_pose_people_modes():
     assert all(len(f["people"]) == 2 for f in out)
     assert np.allclose(frame_to_people(out[6])[1].body[:, :2], a[6, :, :2], atol=4.0)
     assert rep.filled == 18
+    with pytest.raises(NodeInputError, match=r"input 'person_index'.*at most 2 people"):
+        SmoothPose().smooth(frames, person="index", person_index=2)
 
 
 # edge cases ---------------------------------------------------------------------------------
