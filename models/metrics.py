@@ -162,19 +162,22 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, win_s
     if H < win_size or W < win_size:
         raise ValueError(f"SSIM needs images of at least {win_size}x{win_size} pixels, got "
                          f"{H}x{W}")
-    C = a.shape[1]
-    g = gaussian_window(win_size, sigma).to(a.device)
-    wx = g.view(1, 1, 1, -1).repeat(C, 1, 1, 1)
-    wy = g.view(1, 1, -1, 1).repeat(C, 1, 1, 1)
-
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(x, wx, groups=C), wy, groups=C)
-
+    g = gaussian_window(win_size, sigma).to(a.device).tolist()
+    Ho, Wo = H - win_size + 1, W - win_size + 1
     a, b = a.double(), b.double()
-    mu_a, mu_b = filt(a), filt(b)
-    saa = filt(a * a) - mu_a ** 2
-    sbb = filt(b * b) - mu_b ** 2
-    sab = filt(a * b) - mu_a * mu_b
+    # the five local moments at once, each filtered separably as a sum of shifted slices
+    # (float64 direct convolution has no fast CPU kernel; this is ~10x faster than conv2d)
+    x = torch.stack([a, b, a * a, b * b, a * b])
+    y = g[0] * x[..., :, 0:Wo]
+    for k in range(1, win_size):
+        y.add_(x[..., :, k:k + Wo], alpha=g[k])
+    z = g[0] * y[..., 0:Ho, :]
+    for k in range(1, win_size):
+        z.add_(y[..., k:k + Ho, :], alpha=g[k])
+    mu_a, mu_b = z[0], z[1]
+    saa = z[2] - mu_a ** 2
+    sbb = z[3] - mu_b ** 2
+    sab = z[4] - mu_a * mu_b
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
     den = (mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2)
