@@ -91,6 +91,8 @@ def test_image_metrics_identical_and_noisy():
     gt = _video()
     ssim, psnr, lp, fid, table = ImageMetrics().evaluate(gt, gt.clone())
     assert ssim == pytest.approx(1.0) and psnr == 100.0 and lp == -1.0 and fid == -1.0
+    gray = gt[..., :1]  # a 1-channel IMAGE is compared as gray RGB
+    assert ImageMetrics().evaluate(gray, gray.clone())[:2] == (pytest.approx(1.0), 100.0)
     g = torch.Generator().manual_seed(1)
     noisy = (gt * 0.5 + 0.25 + 0.02 * torch.randn(gt.shape, generator=g))
     ref = gt * 0.5 + 0.25

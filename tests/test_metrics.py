@@ -106,6 +106,16 @@ def test_ssim_matches_skimage_and_is_one_on_identical_images():
         metrics.ssim(ta[..., :8, :8], ta[..., :8, :8])
 
 
+def test_ssim_torch_path_for_accelerators_equals_the_cpu_path(monkeypatch):
+    a = torch.from_numpy(_smooth_image()).permute(2, 0, 1)[None]
+    b = (a + 0.05 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    cpu = metrics.ssim_map(a, b)
+    monkeypatch.setattr(metrics, "_numpy_filter", lambda device: False)
+    torch_path = metrics.ssim_map(a, b)
+    assert torch_path.shape == cpu.shape == (1, 3, 38, 54)
+    assert torch.allclose(torch_path, cpu, atol=1e-12)
+
+
 def test_ssim_falls_with_noise_and_mask_restricts_it():
     a = torch.from_numpy(_smooth_image()).permute(2, 0, 1)[None]
     g = torch.Generator().manual_seed(0)
