@@ -162,16 +162,25 @@ def test_vip_layout_prepare_and_train(tmp_path) -> None:
     assert (out / "p2b_generator.safetensors").is_file()
 
 
-def test_prepare_names_what_is_missing(tmp_path) -> None:
+def test_prepare_runs_the_perception_backends_by_name(tmp_path) -> None:
+    """``reenact prepare`` with the offline backends (MediaPipe + weightless DensePose) on a
+    tiny VIP-layout folder: every annotated frame gets a POSE_KEYPOINT file and DensePose."""
+    pytest.importorskip("mediapipe")
+    from dance_reenact.training.prepare import prepare_dataset
+
     root = tmp_path / "VIP"
     _write_vip(root, 1, 2)
-    try:
-        import dance_reenact.models.perception  # noqa: F401
-    except ImportError:
-        with pytest.raises(RuntimeError, match="--keypoints-dir"):
-            from dance_reenact.training.prepare import prepare_dataset
-
-            prepare_dataset(root)
+    assert prepare_dataset(root, pose_backend="mediapipe", densepose_backend="weightless") == 2
+    for stem in ("000000000000", "000000000010"):
+        frame = json.loads((root / "prepared" / "video0" / f"{stem}.json").read_text())
+        assert frame["canvas_width"] == 60 and frame["canvas_height"] == 96
+        with np.load(root / "prepared" / "video0" / f"{stem}.dp.npz") as z:
+            assert z["i"].shape == (96, 60) and z["i"].dtype == np.uint8
+    # already prepared frames are skipped unless asked
+    assert prepare_dataset(root, keypoints_dir=str(tmp_path / "kp"),
+                           densepose_dir=str(tmp_path / "dp")) == 0
+    with pytest.raises(ValueError, match="DensePose backend"):
+        prepare_dataset(root, densepose_backend="nope", overwrite=True)
     with pytest.raises(FileNotFoundError, match="Category_ids"):
         VIPPairs(tmp_path / "nowhere")
 

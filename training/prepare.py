@@ -30,9 +30,9 @@ DenseFn = Callable[[np.ndarray, Person | None], tuple[np.ndarray, np.ndarray, np
 
 
 def perception_backends(pose_backend: str, densepose_backend: str, *, device: str = "cpu"
-                        ) -> tuple[PoseFn, DenseFn]:
-    """The perception nodes' backends as two functions: ``rgb -> Person | None`` and
-    ``(rgb, person) -> (I, U, V)``.
+                        ) -> tuple[PoseFn, DenseFn, Callable[[], None]]:
+    """The perception nodes' backends as two functions, ``rgb -> Person | None`` and
+    ``(rgb, person) -> (I, U, V)``, and a ``close()`` that releases them.
 
     Raises:
         RuntimeError: the perception backends are not part of this installation (then import
@@ -46,6 +46,9 @@ def perception_backends(pose_backend: str, densepose_backend: str, *, device: st
             "the perception backends (models/perception: OpenPose / DensePose) are not in this "
             f"installation ({exc}). Compute keypoints and DensePose elsewhere and import them "
             "with --keypoints-dir and --densepose-dir") from exc
+    if densepose_backend not in ("weightless", "densepose_r50"):
+        raise ValueError(f"unknown DensePose backend {densepose_backend!r}; use weightless or "
+                         "densepose_r50")
     estimator = PoseEstimator(pose_backend, device=device)
 
     def pose(rgb: np.ndarray) -> Person | None:
@@ -57,7 +60,7 @@ def perception_backends(pose_backend: str, densepose_backend: str, *, device: st
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             m = dp_mod.densepose_from_keypoints(person, None, rgb.shape[0], rgb.shape[1])
             return m.index, m.u, m.v
-    elif densepose_backend == "densepose_r50":
+    else:
         from ..models.weights import resolve
 
         net = dp_mod.DensePoseTorchScript(
@@ -67,10 +70,7 @@ def perception_backends(pose_backend: str, densepose_backend: str, *, device: st
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             m = net(rgb)
             return m.index, m.u, m.v
-    else:
-        raise ValueError(f"unknown DensePose backend {densepose_backend!r}; use weightless or "
-                         "densepose_r50")
-    return pose, dense
+    return pose, dense, estimator.close
 
 
 def _annotated_frames(root: Path) -> Iterator[tuple[str, str, Path | None]]:
@@ -114,14 +114,25 @@ def prepare_dataset(root: str | Path, *, pose_backend: str = "mediapipe",
     Frames where no person is found get an empty POSE_KEYPOINT frame and an empty DensePose
     (the training reader skips nothing silently: such a frame fails loudly when drawn).
     """
-    from PIL import Image
-
     root = Path(root)
     out_root = root / "prepared"
     pose_fn: PoseFn | None = None
     dense_fn: DenseFn | None = None
+    close: Callable[[], None] = lambda: None  # noqa: E731
     if keypoints_dir is None or densepose_dir is None:
-        pose_fn, dense_fn = perception_backends(pose_backend, densepose_backend, device=device)
+        pose_fn, dense_fn, close = perception_backends(pose_backend, densepose_backend,
+                                                       device=device)
+    try:
+        return _prepare(root, out_root, pose_fn, dense_fn, keypoints_dir, densepose_dir,
+                        overwrite)
+    finally:
+        close()
+
+
+def _prepare(root: Path, out_root: Path, pose_fn: PoseFn | None, dense_fn: DenseFn | None,
+             keypoints_dir: str | None, densepose_dir: str | None, overwrite: bool) -> int:
+    from PIL import Image
+
     written = 0
     for video, stem, img_path in _annotated_frames(root):
         js = out_root / video / f"{stem}.json"
