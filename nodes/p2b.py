@@ -17,7 +17,7 @@ from ..models import weights
 from ..models.loading import load_model
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
-from ..models.warp import warp_parsing
+from ..models.warp import assign_parts, part_masks, warp_parsing
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,
@@ -291,13 +291,20 @@ class P2B:
 
     def _run_warp(self, labels: np.ndarray, target: Person, driver_person: Any, n: int,
                   hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
+        try:
+            part_map = assign_parts(labels, target)  # once per target, reused every frame
+        except ValueError as exc:
+            raise NodeInputError("P2B", "target_pose", str(exc), "run OpenPose on the target "
+                                 "photo (its body keypoints are needed)") from exc
+        masks = part_masks(part_map, target)
         with Progress(n, "P2B (warp)") as bar:
             for i in range(n):
                 person = driver_person(i)
                 if person is None:
                     self._missing(i, policy, out)
                 else:
-                    out[i] = torch.from_numpy(warp_parsing(labels, target, person, hw))
+                    out[i] = torch.from_numpy(warp_parsing(labels, target, person, hw,
+                                                           part_map=part_map, masks=masks))
                 bar.update()
 
     def _run_network(self, model: torch.nn.Module, labels: np.ndarray, driver_person: Any,
