@@ -240,3 +240,17 @@ def test_stick_image_instead_of_keypoints_gives_the_same_registration() -> None:
     _, target, _ = _pair(5, (128, 80))
     a, b = predict_parsing(_DensePoseEcho(), target.labels, [with_kp, with_img])  # type: ignore
     assert ((a > 0) == (b > 0)).mean() > 0.97
+
+
+def test_warp_node_with_a_large_target_and_a_small_driver_of_another_aspect() -> None:
+    rng = np.random.default_rng(8)
+    body = S.random_body(rng)
+    target = S.render(body, S.random_pose(rng, body), 400, 400)
+    driver = S.render(body, S.random_pose(rng, body), 120, 200)
+    (out,) = P2B().run(ModelHandle("p2b", "warp"),
+                       Parsing(torch.from_numpy(target.labels[None])),
+                       target_pose=_poses([target]), driver_pose=_poses([driver]))
+    assert out.labels.shape == (1, 120, 200)
+    pred = out.labels[0].numpy() > 0
+    iou = (pred & driver.mask).sum() / (pred | driver.mask).sum()
+    assert iou > 0.6, iou
