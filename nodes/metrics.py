@@ -125,7 +125,7 @@ class DensePoseMetrics:
                 raise NodeInputError(node, name, f"expected DENSEPOSE, got {type(v).__name__}",
                                      "connect the DENSEPOSE output of the DensePose node")
         return _seg_outputs(node, prediction.index, ground_truth.index,
-                            M.NUM_DENSEPOSE_PARTS, ("dpbs", "dpis"))
+                            M.DENSEPOSE_INDICES, ("dpbs", "dpis"))
 
 
 def _to_rgb_float(image: torch.Tensor, i: int) -> torch.Tensor:
