@@ -7,6 +7,7 @@ import importlib
 
 _MODULES = (
     "utility",
+    "parsing",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -405,11 +405,14 @@ class OnnxSCHP:
         import onnxruntime as ort
 
         path = Path(path)
+        available = set(ort.get_available_providers())
+        providers = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] \
+            or ["CPUExecutionProvider"]
         if not path.is_file() or path.stat().st_size == 0:
             raise WeightError(f"ONNX file {path} is missing or empty")
         try:
             self.session = ort.InferenceSession(
-                str(path), providers=list(providers or ["CPUExecutionProvider"]))
+                str(path), providers=providers)
         except Exception as exc:
             raise WeightError(f"{path} could not be opened as an ONNX model ({exc}); it may be "
                               "truncated or another file") from exc
