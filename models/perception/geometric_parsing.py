@@ -37,7 +37,7 @@ WORK_SIDE = 768
 SKIN_DISTANCE = 3.0  # Mahalanobis radius of the skin model (Lab)
 HAIR_REACH = 1.35  # hair lies within this many head radii of the head centre (not the collar)
 # Part widths as fractions of the body scale (shoulder width).
-RADIUS = {"upper_arm": 0.22, "forearm": 0.18, "thigh": 0.3, "shin": 0.22, "foot": 0.18,
+RADIUS = {"upper_arm": 0.22, "forearm": 0.18, "thigh": 0.3, "shin": 0.22, "foot": 0.26,
           "torso": 0.25, "hand": 0.2}
 # Generic skin prior in Lab (OpenCV 8-bit scale: a, b offset by 128) when there is no face.
 _PRIOR_SKIN_MEAN = np.array([160.0, 145.0, 150.0])
@@ -283,7 +283,7 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         if ankle is not None:
             shin_len = float(np.hypot(*(ankle - knee))) if knee is not None else sc
             toe = ankle + body.down() * 0.25 * shin_len
-            limb(f"{side}_foot", ankle, toe, RADIUS["foot"], bias=0.3)
+            limb(f"{side}_foot", ankle, toe, RADIUS["foot"], bias=0.6)
         hand = getattr(person, f"{side}_hand")
         regions = hand_regions(hand, h, w, threshold)
         if regions is not None:
