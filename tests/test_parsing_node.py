@@ -158,3 +158,36 @@ def test_bad_options_and_missing_weights(monkeypatch):
         _run(_img(img), backend="schp_lip", pose_keypoint=pose)
     msg = str(err.value)
     assert "schp_lip" in msg and "exp-schp-201908261155-lip.pth" in msg and "geometric" in msg
+
+
+def test_workflow_human_parse_into_parsing_preview():
+    from executor import run_workflow
+
+    from dance_reenact.nodes import NODE_CLASS_MAPPINGS
+
+    img, _, person = drawn_person()
+
+    class Source:
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+        RETURN_TYPES = ("IMAGE", "POSE_KEYPOINT")
+        FUNCTION = "run"
+        CATEGORY = "test"
+
+        def run(self):
+            return _img(img), [people_to_frame([person], 256, 320, normalized=True)]
+
+    prompt = {
+        "1": {"class_type": "Source", "inputs": {}},
+        "2": {"class_type": "DanceReenactHumanParse",
+              "inputs": {"image": ["1", 0], "pose_keypoint": ["1", 1], "backend": "geometric",
+                         "person": "largest", "person_index": 0, "mask_group": "person",
+                         "if_no_person": "error"}},
+        "3": {"class_type": "DanceReenactParsingPreview",
+              "inputs": {"parsing": ["2", 0], "group": "face_hair"}},
+    }
+    out = run_workflow(prompt, {**NODE_CLASS_MAPPINGS, "Source": Source})
+    labels = out["2"][0].labels
+    assert torch.equal(out["3"][1] > 0, (labels == L["face"]) | (labels == L["hair"]))
+    assert torch.allclose(out["3"][0], out["2"][1])

@@ -291,3 +291,41 @@ def test_onnx_backend_matches_torch(tmp_path):
     with pytest.raises(WeightError, match="ONNX"):
         HumanParser("schp_lip_onnx", weights=bad)
 
+
+
+@pytest.fixture
+def fresh_node_cache(monkeypatch):
+    from dance_reenact.nodes import parsing as parsing_nodes
+
+    monkeypatch.setattr(parsing_nodes, "_parsers", {})
+    return parsing_nodes
+
+
+def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, served_spec,
+                                                          monkeypatch, astronaut):
+    """The node resolves 'schp_lip' through the registry (entry pointed at the generated file),
+    parses with SCHP, and draws the hands from MediaPipe's hand keypoints."""
+    pytest.importorskip("mediapipe")
+    from dance_reenact.models.perception.mediapipe_holistic import detect_people
+
+    monkeypatch.setitem(weights.REGISTRY, "schp_lip", served_spec)
+    image = torch.from_numpy(astronaut).float()[None] / 255
+    parsing, preview, mask = fresh_node_cache.HumanParse().parse(
+        image, backend="schp_lip", mask_group="hands")
+    labels = parsing.labels[0].numpy()
+    assert labels.shape == (512, 512) and preview.shape == (1, 512, 512, 3)
+    assert labels.max() < 22
+    assert torch.equal(mask[0] > 0, torch.from_numpy(np.isin(labels, (20, 21))))
+    # the cached network, made to see "Right-arm" everywhere: both hands get painted at the
+    # hand keypoints MediaPipe found (or derived from the forearms)
+    (parser,) = fresh_node_cache._parsers.values()
+    _forced_class(parser._schp.net, 15)
+    labels = fresh_node_cache.HumanParse().parse(image, backend="schp_lip")[0].labels[0].numpy()
+    person = detect_people(astronaut)[0].person
+    for side in ("left", "right"):
+        hand = getattr(person, f"{side}_hand")
+        ok = hand[:, 2] > 0
+        hy, hx = np.nonzero(labels == LABEL[f"{side}_hand"])
+        assert len(hy) > 100, side
+        assert np.hypot(hx.mean() - hand[ok, 0].mean(), hy.mean() - hand[ok, 1].mean()) < 25
+    assert (labels == LABEL["right_arm"]).mean() > 0.9
