@@ -42,21 +42,7 @@ def _checkpoint_bytes(state: dict[str, torch.Tensor], legacy: bool = True) -> by
 def schp_checkpoint(astronaut):
     """(bytes, state dict) of a random full-size SCHP LIP checkpoint; built once (~3 s)."""
     t0 = time.perf_counter()
-    torch.manual_seed(0)
-    net = schp.SCHPNet()
-    # Calibrate the norm statistics on one photo (momentum 1 = that batch's statistics), so
-    # the random network's activations are normalised and its labels vary with the image.
-    abns = [m for m in net.modules() if isinstance(m, schp.ABN)]
-    for m in abns:
-        m.momentum = 1.0
-    net.train()
-    with torch.no_grad():
-        c, s = schp.box_to_center_scale((0, 0, 511, 511))
-        trans = schp.affine_to_input(c, s, (233, 233))
-        batch = [schp.preprocess(img, trans, (233, 233))
-                 for img in (astronaut, astronaut[::-1].copy())]
-        net(torch.cat(batch))  # two images: the 1x1 pyramid level needs more than one value
-    net.eval()
+    net = schp.random_schp([astronaut, astronaut[::-1].copy()], seed=0)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     data = _checkpoint_bytes(state)
     logger.warning("generated SCHP checkpoint: %d bytes in %.1f s", len(data),

@@ -426,3 +426,37 @@ class OnnxSCHP:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x.astype(np.float32)})[self.index]
+
+
+def random_schp(calibration: Sequence[np.ndarray], *, seed: int = 0,
+                num_classes: int = 20) -> SCHPNet:
+    """A randomly initialised full-size :class:`SCHPNet` for tests and benchmarks.
+
+    The norm layers' running statistics are set to the statistics of ``calibration`` images
+    (uint8 RGB, at least two), so activations keep a realistic range: an uncalibrated random
+    ResNet-101 underflows into denormal floats, which run an order of magnitude slower on CPU
+    and would make timings meaningless. Its labels mean nothing.
+    """
+    if len(calibration) < 2:
+        raise ValueError("random_schp needs at least two calibration images")
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        net = SCHPNet(num_classes=num_classes)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    abns = [m for m in net.modules() if isinstance(m, ABN)]
+    for m in abns:
+        m.momentum = 1.0  # running statistics := this batch's statistics
+    size = (233, 233)
+    batch = []
+    for img in calibration:
+        h, w = img.shape[:2]
+        c, s = box_to_center_scale((0, 0, w - 1, h - 1))
+        batch.append(preprocess(img, affine_to_input(c, s, size), size))
+    net.train()
+    with torch.no_grad():
+        net(torch.cat(batch))
+    for m in abns:
+        m.momentum = 0.1
+    return net.eval()
