@@ -116,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--onnx", action="store_true", help="also time the ONNX backend")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0 = torch's default); on a busy shared machine 1 is "
+                         "often faster than all cores")
     args = ap.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     height, width = (int(v) for v in args.size.lower().split("x"))
     rgb = test_frame(height, width)
@@ -151,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for name, src, sec in rows:
         print(f"| {name} | {src} | {sec * 1000:.0f} | {1.0 / sec:.2f} |")
-    print(f"\npeak RSS {peak_rss_mb():.0f} MB")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\npeak RSS {peak_rss_mb():.0f} MB; 1-minute load average {load:.1f}")
     return 0
 
 
