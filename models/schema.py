@@ -396,3 +396,41 @@ def select_person(people: Sequence[Person], mode: str = "largest", index: int = 
         return -1.0 if box is None else (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
     return max(people, key=area)
+
+
+# --------------------------------------------------------------------------------------------
+# DensePose (I in 0..24; 0 = background)
+# --------------------------------------------------------------------------------------------
+
+# The 24 DensePose-COCO body parts in their index order (1..24). "Right"/"left" are the
+# subject's; "front"/"back" the side of the body surface.
+DENSEPOSE_PART_NAMES: tuple[str, ...] = (
+    "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
+    "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front",
+    "upper_leg_left_front", "lower_leg_right_back", "lower_leg_left_back",
+    "lower_leg_right_front", "lower_leg_left_front", "upper_arm_left_front",
+    "upper_arm_right_front", "upper_arm_left_back", "upper_arm_right_back",
+    "lower_arm_left_front", "lower_arm_right_front", "lower_arm_left_back",
+    "lower_arm_right_back", "head_right", "head_left",
+)
+NUM_DENSEPOSE_PARTS = len(DENSEPOSE_PART_NAMES)  # 24
+DENSEPOSE_PART: Mapping[str, int] = {n: i + 1 for i, n in enumerate(DENSEPOSE_PART_NAMES)}
+
+
+def _viridis_table() -> np.ndarray:
+    import cv2
+
+    ramp = np.round(np.arange(NUM_DENSEPOSE_PARTS + 1) * (255.0 / NUM_DENSEPOSE_PARTS))
+    bgr = cv2.applyColorMap(ramp.astype(np.uint8).reshape(-1, 1), cv2.COLORMAP_VIRIDIS)
+    return np.ascontiguousarray(bgr[:, 0, ::-1])
+
+
+# Colour of each part index 0..24: viridis of I * 255/24, the DensePose hint comfyui_controlnet_aux
+# draws for ControlNet (background = viridis(0) = (68, 1, 84)), so our preview can condition the
+# same ControlNet models.
+DENSEPOSE_COLORS: np.ndarray = _viridis_table()
+
+
+def colorize_densepose(index: np.ndarray) -> np.ndarray:
+    """Colour a DensePose part-index map (..., H, W) uint8 0..24 -> uint8 RGB (..., H, W, 3)."""
+    return colorize_labels(index, DENSEPOSE_COLORS)

@@ -129,3 +129,30 @@ def test_tiny_and_huge_images(shape, astronaut):
         a = d.person.body[BODY[name], :2] / 10
         b = small.person.body[BODY[name], :2]
         assert np.hypot(*(a - b)) < 8, name
+
+
+def test_hand_gap_filler_bridges_short_gaps():
+    from dance_reenact.models.perception.base import HandGapFiller, fill_missing_hands
+    from dance_reenact.models.schema import Person
+
+    def frame(wrist_x: float, with_hand: bool) -> Detection:
+        body = np.zeros((18, 3), np.float32)
+        body[BODY["neck"]] = (50, 20, 1)
+        body[BODY["left_elbow"]] = (wrist_x, 40, 1)
+        body[BODY["left_wrist"]] = (wrist_x, 60, 1)
+        p = Person(body=body)
+        if with_hand:
+            p.left_hand[:] = (wrist_x + 3, 70, 0.9)
+        det = Detection(person=p, mask=None, score=1.0)
+        det.derived_hands |= fill_missing_hands(p)
+        return det
+
+    filler = HandGapFiller(max_gap=2)
+    filler(frame(100, True))
+    d1 = filler(frame(110, False))  # the wrist moved 10 px: the hand follows, half confidence
+    assert "left" not in d1.derived_hands
+    assert np.allclose(d1.person.left_hand[:, :2], (113, 70)) and np.allclose(
+        d1.person.left_hand[:, 2], 0.45)
+    filler(frame(110, False))
+    d3 = filler(frame(110, False))  # gap longer than 2 frames: the derived hand stays
+    assert "left" in d3.derived_hands and np.allclose(d3.person.left_hand[:, 2], 0.2)

@@ -6,7 +6,7 @@ pixel coordinates of that frame, an optional person segmentation and a score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -23,11 +23,14 @@ class Detection:
         mask: float32 (H, W) person segmentation in 0..1 at the frame's size, or None when
             the backend gives none.
         score: the backend's confidence that this is a person, 0..1.
+        derived_hands: the sides (``"left"``, ``"right"``) whose hand keypoints were derived
+            from the forearm rather than detected.
     """
 
     person: Person
     mask: np.ndarray | None
     score: float
+    derived_hands: set[str] = field(default_factory=set)
 
 
 # A right hand, palm towards the camera, in units of the hand length (wrist to middle tip):
@@ -84,14 +87,15 @@ def derive_hand(elbow: np.ndarray, wrist: np.ndarray, *, thumb_towards: np.ndarr
 
 
 def fill_missing_hands(person: Person, *, threshold: float = 0.05,
-                       confidence: float = DERIVED_HAND_CONFIDENCE) -> Person:
+                       confidence: float = DERIVED_HAND_CONFIDENCE) -> set[str]:
     """Derive each undetected hand from its elbow and wrist (low confidence), in place.
 
     A hand counts as detected when any of its keypoints is above ``threshold``. Hands whose
-    elbow or wrist is missing stay empty. Returns the same person for chaining.
+    elbow or wrist is missing stay empty. Returns the sides that were derived.
     """
     body = person.body
     neck = body[BODY["neck"]]
+    derived: set[str] = set()
     for side in ("left", "right"):
         hand = getattr(person, f"{side}_hand")
         if (hand[:, 2] > threshold).any():
@@ -102,7 +106,50 @@ def fill_missing_hands(person: Person, *, threshold: float = 0.05,
         towards = neck[:2] if neck[2] > threshold else None
         setattr(person, f"{side}_hand",
                 derive_hand(e[:2], w[:2], thumb_towards=towards, confidence=confidence))
-    return person
+        derived.add(side)
+    return derived
+
+
+class HandGapFiller:
+    """Bridge short gaps of the hand detector in a video of ONE person (SPEC §6).
+
+    When a hand was really detected at most ``max_gap`` frames ago and is now only derived
+    from the forearm, the last detected hand is carried over, moved with the wrist, at half
+    its confidence. Call once per frame, in order.
+    """
+
+    def __init__(self, max_gap: int = 3) -> None:
+        self.max_gap = max_gap
+        self._last: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # side -> hand, wrist, age
+
+    def __call__(self, det: Detection) -> Detection:
+        body = det.person.body
+        for side in ("left", "right"):
+            wrist = body[BODY[f"{side}_wrist"]]
+            hand = getattr(det.person, f"{side}_hand")
+            if side not in det.derived_hands and (hand[:, 2] > 0).any():
+                if wrist[2] > 0:
+                    self._last[side] = (hand.copy(), wrist[:2].copy(), 0)
+                continue
+            last = self._last.get(side)
+            if last is None:
+                continue
+            old_hand, old_wrist, age = last
+            age += 1
+            if age > self.max_gap or wrist[2] <= 0:
+                self._last.pop(side, None)
+                continue
+            self._last[side] = (old_hand, old_wrist, age)
+            moved = old_hand.copy()
+            ok = moved[:, 2] > 0
+            moved[ok, :2] += wrist[:2] - old_wrist
+            moved[ok, 2] *= 0.5
+            setattr(det.person, f"{side}_hand", moved)
+            det.derived_hands.discard(side)
+        return det
+
+    def reset(self) -> None:
+        self._last.clear()
 
 
 def mask_from_keypoints(person: Person, height: int, width: int, *,

@@ -224,7 +224,7 @@ def parse_geometric(rgb: np.ndarray, person: Person, mask: np.ndarray | None = N
     h, w = max(1, round(H * s)), max(1, round(W * s))
     small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if s < 1 else rgb
     p = person.scaled(w / W, h / H)
-    p = fill_missing_hands(p, threshold=threshold)
+    fill_missing_hands(p, threshold=threshold)  # in place, on the scaled copy
     if mask is None:
         m = mask_from_keypoints(p, h, w, threshold=threshold) > 0.5
     else:

@@ -82,8 +82,9 @@ def paint_hands(labels: np.ndarray, person: Person, *, mask: np.ndarray | None =
     out = labels.copy()
     h, w = out.shape
     if derive_missing:
-        person = fill_missing_hands(Person(person.body.copy(), person.face.copy(),
-                                           person.left_hand.copy(), person.right_hand.copy()))
+        person = Person(person.body.copy(), person.face.copy(), person.left_hand.copy(),
+                        person.right_hand.copy())
+        fill_missing_hands(person, threshold=threshold)  # in place, on the copy
     arms = np.isin(out, (LABEL["left_arm"], LABEL["right_arm"]))
     background = out == LABEL["background"]
     if mask is not None:

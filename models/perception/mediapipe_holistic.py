@@ -90,12 +90,15 @@ class HolisticDetector:
         with_mask: compute the person segmentation.
         model_complexity: BlazePose 0 (lite), 1 (full) or 2 (heavy).
         min_detection_confidence: person-detector threshold.
+        derive_hands: place hands the hand model misses from the forearm (low confidence).
     """
 
     def __init__(self, *, static_image_mode: bool = True, with_mask: bool = True,
-                 model_complexity: int = 1, min_detection_confidence: float = 0.5) -> None:
+                 model_complexity: int = 1, min_detection_confidence: float = 0.5,
+                 derive_hands: bool = True) -> None:
         mp = _require_mediapipe()
         self.with_mask = with_mask
+        self.derive_hands = derive_hands
         self._graph = mp.solutions.holistic.Holistic(
             static_image_mode=static_image_mode, model_complexity=model_complexity,
             enable_segmentation=with_mask, refine_face_landmarks=True,
@@ -149,14 +152,15 @@ class HolisticDetector:
         for side, lm in hands.items():
             if lm is not None:
                 setattr(person, f"{side}_hand", _map_hand(lm.landmark, sx, sy))
-        _derive_missing_hands(person, res.pose_landmarks.landmark, sx, sy)
+        derived = (_derive_missing_hands(person, res.pose_landmarks.landmark, sx, sy)
+                   if self.derive_hands else set())
         mask = None
         if self.with_mask and res.segmentation_mask is not None:
             mask = np.asarray(res.segmentation_mask, dtype=np.float32)
             if mask.shape != (h, w):
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
             mask = np.clip(mask, 0.0, 1.0)
-        return [Detection(person=person, mask=mask, score=score)]
+        return [Detection(person=person, mask=mask, score=score, derived_hands=derived)]
 
 
 def _inside(x: float, y: float) -> bool:
@@ -201,9 +205,12 @@ def _map_hand(lms, sx: float, sy: float) -> np.ndarray:
     return hand
 
 
-def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> None:
-    """SPEC §6: the hand model misses most hands; place them from the forearm instead."""
+def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> set[str]:
+    """SPEC §6: the hand model misses most hands; place them from the forearm instead.
+
+    Returns the sides that were derived."""
     body = person.body
+    derived: set[str] = set()
     for side in ("left", "right"):
         if (getattr(person, f"{side}_hand")[:, 2] > 0).any():
             continue
@@ -222,38 +229,45 @@ def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> None:
             thumb = np.array([thb.x * sx, thb.y * sy])
         setattr(person, f"{side}_hand",
                 derive_hand(e[:2], w[:2], thumb_towards=thumb, direction=direction))
+        derived.add(side)
+    return derived
 
 
 _shared: dict[tuple[bool, bool], HolisticDetector] = {}
 _shared_lock = threading.Lock()
 
 
-def _shared_detector(with_mask: bool) -> HolisticDetector:
-    key = (True, with_mask)
+def _shared_detector(with_mask: bool, derive_hands: bool) -> HolisticDetector:
+    key = (with_mask, derive_hands)
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = HolisticDetector(static_image_mode=True, with_mask=with_mask)
+            _shared[key] = HolisticDetector(static_image_mode=True, with_mask=with_mask,
+                                            derive_hands=derive_hands)
         return _shared[key]
 
 
-def detect_people(rgb: np.ndarray, *, with_mask: bool = True) -> list[Detection]:
+def detect_people(rgb: np.ndarray, *, with_mask: bool = True,
+                  derive_hands: bool = True) -> list[Detection]:
     """Find the (at most one) person in a photo with MediaPipe Holistic.
 
     Args:
         rgb: uint8 (H, W, 3) RGB of any size (grayscale/RGBA: convert first, e.g. with
             ``nodes.sockets.frame_to_rgb_uint8``).
         with_mask: also return the person segmentation.
+        derive_hands: place undetected hands from the forearm (confidence 0.2).
     Returns:
         ``[]`` or ``[Detection]`` with keypoints in pixels of ``rgb`` in the OpenPose layouts
         of ``models.schema`` and, if asked, a float32 (H, W) mask in 0..1.
     """
-    return _shared_detector(with_mask)(rgb)
+    return _shared_detector(with_mask, derive_hands)(rgb)
 
 
 @contextmanager
-def video_detector(*, with_mask: bool = True) -> Iterator[HolisticDetector]:
+def video_detector(*, with_mask: bool = True,
+                   derive_hands: bool = True) -> Iterator[HolisticDetector]:
     """A tracking detector for consecutive frames of ONE video, closed afterwards."""
-    det = HolisticDetector(static_image_mode=False, with_mask=with_mask)
+    det = HolisticDetector(static_image_mode=False, with_mask=with_mask,
+                           derive_hands=derive_hands)
     try:
         yield det
     finally:
