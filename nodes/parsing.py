@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
+from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
 from ..models.schema import (
     LABEL_GROUPS,
     Person,
@@ -116,6 +117,11 @@ class HumanParse:
                 "crop_to_person": ("BOOLEAN", {"default": False, "tooltip":
                                    "SCHP: parse the person's box instead of the whole frame "
                                    "(helps when the person is small in the frame)."}),
+                "pose_backend": (list(POSE_BACKENDS), {"default": "mediapipe", "tooltip":
+                                 "Finds people (keypoints and, with mediapipe, the person "
+                                 "mask) when no POSE_KEYPOINT is connected. mediapipe needs "
+                                 "no download but finds one person; openpose/dwpose find "
+                                 "several."}),
             },
         }
 
@@ -129,12 +135,15 @@ class HumanParse:
 
     def parse(self, image: Any, backend: str = WEIGHTLESS, person: str = "largest",
               person_index: int = 0, mask_group: str = "person", if_no_person: str = "error",
-              pose_keypoint: Any = None, draw_hands: bool = True,
-              crop_to_person: bool = False) -> tuple[Parsing, torch.Tensor, torch.Tensor]:
+              pose_keypoint: Any = None, draw_hands: bool = True, crop_to_person: bool = False,
+              pose_backend: str = "mediapipe") -> tuple[Parsing, torch.Tensor, torch.Tensor]:
         image = check_image(image, NODE, "image")
         if backend not in BACKENDS:
             raise NodeInputError(NODE, "backend", f"unknown backend {backend!r}",
                                  f"choose one of {', '.join(BACKENDS)}")
+        if pose_backend not in POSE_BACKENDS:
+            raise NodeInputError(NODE, "pose_backend", f"unknown pose backend {pose_backend!r}",
+                                 f"choose one of {', '.join(POSE_BACKENDS)}")
         if mask_group not in LABEL_GROUPS:
             raise NodeInputError(NODE, "mask_group", f"unknown label group {mask_group!r}",
                                  f"choose one of {', '.join(LABEL_GROUPS)}")
@@ -150,7 +159,7 @@ class HumanParse:
         with ExitStack() as stack:
             detector = None
             if given is None or parser.needs_keypoints:
-                detector = self._detector(stack, b, need=given is None and
+                detector = self._detector(stack, b, pose_backend, need=given is None and
                                           parser.needs_keypoints)
             bar = stack.enter_context(Progress(b, NODE))
             for i in range(b):
@@ -166,22 +175,25 @@ class HumanParse:
         return parsing, preview, mask
 
     @staticmethod
-    def _detector(stack: ExitStack, n_frames: int, need: bool):
-        """MediaPipe Holistic (tracking for videos), or None when it is not installed."""
+    def _detector(stack: ExitStack, n_frames: int, pose_backend: str, need: bool):
+        """The pose estimator (tracking for videos), or None when MediaPipe is missing and the
+        parsing backend can do without keypoints."""
         try:
-            from ..models.perception import mediapipe_holistic as mph
-
-            if n_frames > 1:
-                return stack.enter_context(mph.video_detector(with_mask=True))
-            return lambda rgb: mph.detect_people(rgb, with_mask=True)
+            return stack.enter_context(PoseEstimator(pose_backend, device=get_device(),
+                                                     video=n_frames > 1))
+        except WeightError as exc:
+            raise NodeInputError(NODE, "pose_backend", f"the {pose_backend} weights are not "
+                                 f"available ({exc})", "connect a POSE_KEYPOINT, allow the "
+                                 "download, or use pose_backend = mediapipe") from exc
         except (ImportError, RuntimeError) as exc:
             if need:
                 raise NodeInputError(
                     NODE, "pose_keypoint", f"the geometric backend needs keypoints and the "
-                    f"MediaPipe detector is unavailable ({exc})", "connect a POSE_KEYPOINT "
-                    "(e.g. from OpenPose), or install the offline extra "
+                    f"{pose_backend} detector is unavailable ({exc})", "connect a "
+                    "POSE_KEYPOINT (e.g. from OpenPose), or install the offline extra "
                     "(pip install 'mediapipe==0.10.21')") from exc
-            logger.warning("MediaPipe unavailable (%s): no keypoints, so no hand labels", exc)
+            logger.warning("pose detector unavailable (%s): no keypoints, so no hand labels",
+                           exc)
             return None
 
     @staticmethod

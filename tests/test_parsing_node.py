@@ -191,3 +191,13 @@ def test_workflow_human_parse_into_parsing_preview():
     labels = out["2"][0].labels
     assert torch.equal(out["3"][1] > 0, (labels == L["face"]) | (labels == L["hair"]))
     assert torch.allclose(out["3"][0], out["2"][1])
+
+
+def test_pose_backend_without_its_weights_is_a_clear_error(monkeypatch):
+    img, _, _ = drawn_person()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(NodeInputError) as err:
+        _run(_img(img), pose_backend="openpose")
+    msg = str(err.value)
+    assert "input 'pose_backend'" in msg and "body_pose_model.pth" in msg
+    assert "mediapipe" in msg.split("Fix:")[1]
