@@ -315,3 +315,22 @@ def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, serv
         assert len(hy) > 100, side
         assert np.hypot(hx.mean() - hand[ok, 0].mean(), hy.mean() - hand[ok, 1].mean()) < 25
     assert (labels == LABEL["right_arm"]).mean() > 0.9
+
+
+def test_crop_to_person_parses_only_the_person_box(tmp_path):
+    """crop_to_person: SCHP sees the person's box (with a margin), nothing outside it."""
+    net = schp.SCHPNet(layers=(1, 1, 1, 1)).eval()
+    parser = HumanParser("geometric")  # swap in a small SCHP network of the same design
+    parser._schp = schp.SCHPParser(net)
+    _forced_class(net, 13)
+    body = np.zeros((18, 3), np.float32)
+    body[0] = (300, 100, 1)  # nose
+    body[1] = (300, 140, 1)  # neck
+    rgb = np.zeros((240, 480, 3), np.uint8)
+    labels = parser.parse(rgb, Person(body=body), crop_to_person=True, hands=False)
+    ys, xs = np.nonzero(labels == LABEL["face"])
+    assert xs.min() > 200 and xs.max() < 400 and ys.max() < 200  # around the keypoints only
+    assert (labels[:, :200] == 0).all()
+    assert (parser.parse(rgb, Person(body=body), hands=False) == LABEL["face"]).all()
+    with pytest.raises(WeightError, match="does not exist"):
+        HumanParser("schp_lip", weights=tmp_path / "nope.pth")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..schema import BODY_LIMBS, LIP_TO_SCHEMA, Person
-from ..weights import WeightSpec, resolve
+from ..weights import WEIGHT_EXTENSIONS, WeightError, WeightSpec, resolve
 from .geometric_parsing import parse_geometric
 from .hands import paint_hands
 
@@ -167,10 +167,16 @@ class HumanParser:
 
 
 def _weight_path(weights: str | WeightSpec | os.PathLike[str]) -> Path:
-    if isinstance(weights, (str, WeightSpec)) and not (isinstance(weights, str)
-                                                      and os.sep in weights):
+    """A registry name or spec is resolved (downloaded if needed); a path is used as is."""
+    if isinstance(weights, WeightSpec):
         return resolve(weights)
-    return Path(weights)
+    if isinstance(weights, str) and os.sep not in weights and \
+            not weights.endswith(WEIGHT_EXTENSIONS):
+        return resolve(weights)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightError(f"weight file {path} does not exist")
+    return path
 
 
 def _onnx_providers(device: torch.device) -> list[str]:
