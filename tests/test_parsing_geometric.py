@@ -22,7 +22,8 @@ BACKGROUND = (150, 190, 150)
 
 
 def drawn_person(dx: float = 0.0, dy: float = 0.0, scale: float = 1.0, h: int = 320,
-                 w: int = 256) -> tuple[np.ndarray, np.ndarray, Person]:
+                 w: int = 256, waist: float | None = None,
+                 tunic: float | None = None) -> tuple[np.ndarray, np.ndarray, Person]:
     """A front-facing person in T-shirt and trousers, with the label map it was drawn from.
 
     Returns:
@@ -87,6 +88,16 @@ def drawn_person(dx: float = 0.0, dy: float = 0.0, scale: float = 1.0, h: int = 
                       ipt("right_hip")], np.int32)
     torso[:2, 1] -= t(4)
     both(lambda c, v: cv2.fillConvexPoly(c, torso, v), SHIRT, L["upper_clothes"])
+    if waist is not None:  # trousers up to the waist, above the hip keypoints
+        wy = int(round(P(0, waist)[1]))
+        band = np.array([[torso[3][0] - t(3), wy], [torso[2][0] + t(3), wy],
+                         torso[2] + [t(3), t(6)], torso[3] + [-t(3), t(6)]], np.int32)
+        both(lambda c, v: cv2.fillConvexPoly(c, band, v), PANTS, L["pants"])
+    if tunic is not None:  # a long top over the thighs
+        ty = int(round(P(0, tunic)[1]))
+        hem = np.array([torso[3] + [-t(10), 0], torso[2] + [t(10), 0], [torso[2][0] + t(12), ty],
+                        [torso[3][0] - t(12), ty]], np.int32)
+        both(lambda c, v: cv2.fillConvexPoly(c, hem, v), SHIRT, L["upper_clothes"])
     nx, ny = ipt("neck")
     both(lambda c, v: cv2.rectangle(c, (nx - t(6), ny - t(22)), (nx + t(6), ny - t(2)), v, -1),
          SKIN, L["torso_skin"])
@@ -125,6 +136,19 @@ def test_drawn_person_gets_its_labels():
         wx, wy = person.body[BODY[f"{side}_wrist"], :2]
         hy, hx = np.nonzero(labels == L[f"{side}_hand"])
         assert len(hy) > 10 and abs(hx.mean() - wx) < 12 and hy.mean() > wy - 4
+
+
+@pytest.mark.parametrize("waist, tunic", [(160, None), (None, 215)])
+def test_waistband_follows_the_clothes_colours(waist, tunic):
+    img, truth, person = drawn_person(waist=waist, tunic=tunic)
+    labels = parse_geometric(img, person, (truth > 0).astype(np.float32))
+    hip_y = person.body[BODY["right_hip"], 1]
+    for name in ("upper_clothes", "pants"):
+        assert _iou(labels == L[name], truth == L[name]) > 0.85, name
+    if waist is not None:  # trousers above the hip keypoints are pants
+        assert (labels[int(hip_y) - 15:int(hip_y) - 5] == L["pants"]).sum() > 200
+    else:  # the tunic below the hips is upper clothes
+        assert (labels[int(hip_y) + 10:int(hip_y) + 20] == L["upper_clothes"]).sum() > 200
 
 
 def test_drawn_person_without_mask_or_face_still_parses():

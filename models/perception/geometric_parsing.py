@@ -204,6 +204,46 @@ def _skin_model(lab: np.ndarray, person_mask: np.ndarray, geom: dict | None,
     return _Gaussian(_PRIOR_SKIN_MEAN, np.diag(_PRIOR_SKIN_STD ** 2))
 
 
+def _split_waist(out: np.ndarray, lab: np.ndarray, skin: np.ndarray, where, body: _Body,
+                 py: np.ndarray, px: np.ndarray) -> None:
+    """Move the waistband between upper and lower clothes by colour, in place.
+
+    The hip keypoints sit below the waist, so trousers show inside the torso polygon and a
+    long top hangs over the thighs. When the thighs' clothes and the chest's clothes have
+    clearly different colours, lower-torso pixels that look like the trousers become pants
+    and thigh pixels that look like the top become upper clothes.
+    """
+    torso = where("torso")
+    thighs = where("left_thigh") | where("right_thigh")
+    if not torso.any() or not thighs.any():
+        return
+    ls, rs = body.pt("left_shoulder"), body.pt("right_shoulder")
+    lh, rh = body.pt("left_hip"), body.pt("right_hip")
+    if ls is None or rs is None or lh is None or rh is None:
+        return
+    top, hip = (ls + rs) / 2, (lh + rh) / 2
+    axis = hip - top
+    length = float(np.hypot(*axis))
+    if length < 4:
+        return
+    # 0 at the shoulders, 1 at the hips, along the body
+    t = ((px - top[0]) * axis[0] + (py - top[1]) * axis[1]) / (length * length)
+    chest = torso & ~skin & (t < 0.5)
+    legs = thighs & ~skin & (t > 1.1)
+    if chest.sum() < 50 or legs.sum() < 50:
+        return
+    floor = np.array([10.0, 4.0, 4.0])
+    shirt = _Gaussian.fit(lab[chest], floor)
+    pants = _Gaussian.fit(lab[legs], floor)
+    if shirt.distance(pants.mean[None])[0] < 4.0:  # same colour: nothing to tell apart
+        return
+    d_shirt, d_pants = shirt.distance(lab), pants.distance(lab)
+    lower = torso & ~skin & (t > 0.6) & (d_pants < d_shirt)
+    out[lower] = LABEL["pants"]
+    over = thighs & ~skin & (t < 1.4) & (d_shirt < d_pants)
+    out[over] = LABEL["upper_clothes"]
+
+
 def parse_geometric(rgb: np.ndarray, person: Person, mask: np.ndarray | None = None, *,
                     threshold: float = 0.05, work_side: int = WORK_SIDE) -> np.ndarray:
     """Parse one person without weights.
@@ -322,6 +362,7 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         sel = where(f"{side}_foot")
         out[sel] = np.where(skin[sel], LABEL[f"{side}_leg"], LABEL[f"{side}_shoe"])
         out[where(f"{side}_hand")] = LABEL[f"{side}_hand"]
+    _split_waist(out, lab, skin, where, body, py, px)
 
     # head: face core, skin-coloured forehead/ears, hair above the jaw, neck/collar below
     if geom is not None:
