@@ -18,7 +18,6 @@ from ..models.schema import (
     colorize_labels,
     frame_to_people,
     group_mask,
-    select_person,
 )
 from ..models.weights import WeightError
 from .runtime import NodeInputError, Progress, get_device
@@ -73,18 +72,6 @@ def _frames_people(pose_keypoint: Any, n_frames: int, height: int,
         out.append([p.scaled(width / cw, height / ch) for p in people
                     if p.bbox() is not None])
     return out
-
-
-def _near(a: Person, b: Person) -> bool:
-    """Whether two keypoint sets describe the same person (their boxes overlap well)."""
-    ba, bb = a.bbox(), b.bbox()
-    if ba is None or bb is None:
-        return False
-    ix = max(0.0, min(ba[2], bb[2]) - max(ba[0], bb[0]))
-    iy = max(0.0, min(ba[3], bb[3]) - max(ba[1], bb[1]))
-    inter = ix * iy
-    area = min((ba[2] - ba[0]) * (ba[3] - ba[1]), (bb[2] - bb[0]) * (bb[3] - bb[1]))
-    return area > 0 and inter / area > 0.5
 
 
 class HumanParse:
@@ -200,31 +187,22 @@ class HumanParse:
     def _parse_frame(i: int, rgb: np.ndarray, parser: HumanParser, detector: Any,
                      people: list[Person] | None, mode: str, index: int, if_no_person: str,
                      draw_hands: bool, crop_to_person: bool) -> np.ndarray:
-        h, w = rgb.shape[:2]
         dets = detector(rgb) if detector is not None else []
-        mask = None
-        if people is None:
-            people = [d.person for d in dets]
-        if not people:
-            if detector is None and not parser.needs_keypoints:
-                # SCHP without any keypoints: parse everyone, no hands
-                return parser.parse(rgb, None, hands=False, crop_to_person=False)
-            if if_no_person == "empty":
-                return np.zeros((h, w), dtype=np.uint8)
-            raise NodeInputError(NODE, "image", f"no person found in frame {i}",
-                                 "use a frame where a person is visible, connect a "
-                                 "POSE_KEYPOINT with a person, or set if_no_person to 'empty'")
         try:
-            chosen = select_person(people, mode, index)
+            labels = parser.parse_frame(rgb, detections=dets, people=people, select=mode,
+                                        index=index, hands=draw_hands,
+                                        crop_to_person=crop_to_person,
+                                        detected=detector is not None)
         except ValueError as exc:
             raise NodeInputError(NODE, "person_index", f"frame {i}: {exc}",
                                  "lower person_index or use person = largest") from exc
-        k = next(j for j, p in enumerate(people) if p is chosen)
-        for d in dets:  # the detector's mask, if it saw the same person
-            if d.mask is not None and _near(d.person, chosen):
-                mask = d.mask
-        return parser.parse(rgb, chosen, mask=mask, people=people, chosen=k, hands=draw_hands,
-                            crop_to_person=crop_to_person)
+        if labels is not None:
+            return labels
+        if if_no_person == "empty":
+            return np.zeros(rgb.shape[:2], dtype=np.uint8)
+        raise NodeInputError(NODE, "image", f"no person found in frame {i}",
+                             "use a frame where a person is visible, connect a POSE_KEYPOINT "
+                             "with a person, or set if_no_person to 'empty'")
 
 
 NODE_CLASS_MAPPINGS = {"DanceReenactHumanParse": HumanParse}

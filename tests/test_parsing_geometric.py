@@ -261,3 +261,27 @@ def test_astronaut_arms_are_adjacent_to_the_shoulders(astro_parse):
     for side, half in (("right", slice(0, 256)), ("left", slice(256, 512))):
         arm = labels == L[f"{side}_arm"]
         assert arm[:, half].sum() >= arm.sum() * 0.9
+
+
+def test_parse_video_streams_a_generator_lazily():
+    from dance_reenact.models.perception.human_parsing import parse_video
+
+    shifts = (-30, 0, 30)
+    drawn = [drawn_person(dx=dx) for dx in shifts]
+    consumed: list[int] = []
+
+    def frames():
+        for i, (img, _, _) in enumerate(drawn):
+            consumed.append(i)
+            yield img
+        consumed.append(-1)
+        yield np.full_like(drawn[0][0], 150)  # an empty frame at the end
+
+    poses = [[p] for _, _, p in drawn] + [[]]
+    it = parse_video(frames(), poses=poses)
+    first = next(it)
+    assert consumed == [0]  # one frame at a time, not the whole video up front
+    rest = list(it)
+    assert rest[-1] is None  # no person in the last frame
+    xs = [np.nonzero(lab == L["face"])[1].mean() for lab in [first, *rest[:-1]]]
+    assert xs[0] + 20 < xs[1] < xs[2] - 20

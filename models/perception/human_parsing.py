@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from ..schema import BODY_LIMBS, LIP_TO_SCHEMA, Person
+from ..schema import BODY_LIMBS, LIP_TO_SCHEMA, Person, select_person
 from ..weights import WEIGHT_EXTENSIONS, WeightError, WeightSpec, resolve
+from .base import Detection
 from .geometric_parsing import parse_geometric
 from .hands import paint_hands
 
@@ -132,6 +134,41 @@ class HumanParser:
     def needs_keypoints(self) -> bool:
         return self.backend == WEIGHTLESS
 
+    def parse_frame(self, rgb: np.ndarray, *, detections: Sequence[Detection] = (),
+                    people: Sequence[Person] | None = None, select: str = "largest",
+                    index: int = 0, hands: bool = True, crop_to_person: bool = False,
+                    detected: bool = True) -> np.ndarray | None:
+        """Choose a person and parse the frame.
+
+        Args:
+            rgb: uint8 (H, W, 3).
+            detections: what a pose detector found in this frame (keypoints + masks).
+            people: the frame's people from elsewhere (POSE_KEYPOINT), in pixels of ``rgb``;
+                None = the detections' people. A detection's mask is used when it shows the
+                chosen person.
+            select / index: ``largest`` or ``index`` (see :func:`..schema.select_person`).
+            detected: False when no detector could run; SCHP then parses everyone, without
+                hands, instead of reporting that nobody is there.
+        Returns:
+            uint8 (H, W) labels, or None when there is no person.
+        Raises:
+            ValueError: ``index`` is out of range.
+        """
+        if people is None:
+            people = [d.person for d in detections]
+        if not people:
+            if not detected and not self.needs_keypoints:
+                return self.parse(rgb, None, hands=False)
+            return None
+        chosen = select_person(people, select, index)
+        k = next(j for j, p in enumerate(people) if p is chosen)
+        mask = None
+        for d in detections:
+            if d.mask is not None and same_person(d.person, chosen):
+                mask = d.mask
+        return self.parse(rgb, chosen, mask=mask, people=people, chosen=k, hands=hands,
+                          crop_to_person=crop_to_person)
+
     def parse(self, rgb: np.ndarray, person: Person | None, *, mask: np.ndarray | None = None,
               people: Sequence[Person] = (), chosen: int = 0, hands: bool = True,
               crop_to_person: bool = False) -> np.ndarray:
@@ -164,6 +201,45 @@ class HumanParser:
         if len(people) > 1:
             labels = restrict_to_person(labels, people, chosen)
         return labels
+
+
+def same_person(a: Person, b: Person) -> bool:
+    """Whether two keypoint sets describe the same person: their keypoint boxes overlap by
+    more than half of the smaller one."""
+    ba, bb = a.bbox(), b.bbox()
+    if ba is None or bb is None:
+        return False
+    ix = max(0.0, min(ba[2], bb[2]) - max(ba[0], bb[0]))
+    iy = max(0.0, min(ba[3], bb[3]) - max(ba[1], bb[1]))
+    area = min((ba[2] - ba[0]) * (ba[3] - ba[1]), (bb[2] - bb[0]) * (bb[3] - bb[1]))
+    return area > 0 and ix * iy / area > 0.5
+
+
+def parse_video(frames: Iterable[np.ndarray], *, backend: str = WEIGHTLESS,
+                poses: Sequence[Sequence[Person]] | None = None, pose_backend: str = "mediapipe",
+                select: str = "largest", index: int = 0, hands: bool = True,
+                device: torch.device | str = "cpu") -> Iterator[np.ndarray | None]:
+    """Parse a stream of frames (what the Human Parse node does, for scripts and the CLI).
+
+    Args:
+        frames: uint8 RGB (H, W, 3) frames, consumed one at a time.
+        poses: per-frame people in pixels of the frames; None detects them with
+            ``pose_backend`` (tracking across frames).
+    Yields:
+        uint8 (H, W) labels per frame, or None for a frame without a person.
+    """
+    from .pose import PoseEstimator
+
+    parser = HumanParser(backend, device=device)
+    need_detector = poses is None or parser.needs_keypoints
+    with ExitStack() as stack:
+        detector = stack.enter_context(PoseEstimator(pose_backend, device=device, video=True)) \
+            if need_detector else None
+        for i, rgb in enumerate(frames):
+            dets = detector(rgb) if detector is not None else []
+            yield parser.parse_frame(rgb, detections=dets,
+                                     people=None if poses is None else poses[i], select=select,
+                                     index=index, hands=hands, detected=detector is not None)
 
 
 def _weight_path(weights: str | WeightSpec | os.PathLike[str]) -> Path:
