@@ -142,6 +142,7 @@ NUM_BODY = len(BODY_NAMES)  # 18
 BODY: Mapping[str, int] = {name: i for i, name in enumerate(BODY_NAMES)}
 NUM_HAND = 21
 NUM_FACE = 70
+NUM_ALL_KEYPOINTS = NUM_BODY + NUM_FACE + 2 * NUM_HAND  # 130, the order of Person.all_points
 
 # OpenPose's limb sequence (0-based) in drawing order with its colours; the last two
 # (shoulder-ear) exist in OpenPose's list but are not drawn by it, nor by us.
@@ -175,6 +176,12 @@ FACE_REGIONS: Mapping[str, tuple[int, ...]] = {
     "inner_lips": tuple(range(60, 68)),
     "pupils": (68, 69),
 }
+
+# The body as a kinematic tree rooted at the neck: parent of each of the 18 joints (-1 = root).
+# Shoulders, hips and the nose hang off the neck; eyes off the nose; ears off the eyes.
+BODY_PARENT: tuple[int, ...] = (1, -1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 1, 11, 12, 0, 0, 14, 15)
+# Left/right counterparts (subject's sides) of each joint; the neck and nose map to themselves.
+BODY_MIRROR: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 # Limbs as segments of the body skeleton, used by the warp backends and synthetic people:
 # name -> (parent joint, child joint, parsing label drawn along it).
@@ -236,12 +243,20 @@ class Person:
             arr = np.asarray(getattr(self, name), dtype=np.float32)
             if arr.shape != (n, 3):
                 raise ValueError(f"Person.{name} must have shape ({n}, 3), got {arr.shape}")
-            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-            setattr(self, name, arr)
+            setattr(self, name, drop_nonfinite(arr))
 
     def all_points(self) -> np.ndarray:
         """(18+70+21+21, 3) concatenation of every keypoint."""
         return np.concatenate([self.body, self.face, self.left_hand, self.right_hand], axis=0)
+
+    @classmethod
+    def from_points(cls, points: np.ndarray) -> Person:
+        """Inverse of :meth:`all_points`: (130, 3) -> Person."""
+        points = np.asarray(points, dtype=np.float32)
+        if points.shape != (NUM_ALL_KEYPOINTS, 3):
+            raise ValueError(f"expected ({NUM_ALL_KEYPOINTS}, 3) keypoints, got {points.shape}")
+        a, b, c = NUM_BODY, NUM_BODY + NUM_FACE, NUM_BODY + NUM_FACE + NUM_HAND
+        return cls(points[:a], points[a:b], points[b:c], points[c:])
 
     def num_confident(self, threshold: float = 0.05) -> int:
         return int((self.body[:, 2] > threshold).sum())
@@ -280,7 +295,16 @@ def _flat_to_array(values: Any, n: int, what: str) -> np.ndarray:
         arr = np.concatenate([arr, _empty(n - len(arr))], axis=0)
     elif len(arr) > n:
         raise ValueError(f"{what}: expected {n} keypoints, got {len(arr)}")
-    return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    return drop_nonfinite(arr)
+
+
+def drop_nonfinite(arr: np.ndarray) -> np.ndarray:
+    """(N, 3) keypoints with any NaN/inf value in x, y or c -> that keypoint set to missing
+    (0, 0, 0). (Zeroing only the bad value would turn a NaN position into a confident (0, 0).)"""
+    arr = np.array(arr, dtype=np.float32, copy=True)
+    bad = ~np.isfinite(arr).all(axis=-1)
+    arr[bad] = 0.0
+    return arr
 
 
 def is_normalized(frame: Mapping[str, Any]) -> bool:
@@ -300,6 +324,7 @@ def is_normalized(frame: Mapping[str, Any]) -> bool:
             arr = np.asarray(vals, dtype=np.float32).reshape(-1)
             if arr.size and arr.size % 3 == 0:  # malformed lists are reported by the parser
                 arr = arr.reshape(-1, 3)
+                arr = drop_nonfinite(arr)
                 coords.append(arr[arr[:, 2] > 0, :2])
     if not coords:
         return False

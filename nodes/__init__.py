@@ -7,6 +7,7 @@ import importlib
 
 _MODULES = (
     "utility",
+    "temporal",
     "perception",
     "parsing",
 )
