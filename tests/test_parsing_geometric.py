@@ -285,3 +285,18 @@ def test_parse_video_streams_a_generator_lazily():
     assert rest[-1] is None  # no person in the last frame
     xs = [np.nonzero(lab == L["face"])[1].mean() for lab in [first, *rest[:-1]]]
     assert xs[0] + 20 < xs[1] < xs[2] - 20
+
+
+def test_back_view_head_is_hair_not_face():
+    """Only the ears found (no nose, no eyes): the head is seen from behind."""
+    img, truth, person = drawn_person()
+    head = truth == L["face"]
+    img[head] = HAIR  # the back of the head is all hair
+    truth[head] = L["hair"]
+    body = person.body.copy()
+    for name in ("nose", "right_eye", "left_eye"):
+        body[BODY[name]] = 0
+    labels = parse_geometric(img, Person(body=body), (truth > 0).astype(np.float32))
+    ys, xs = np.nonzero(truth == L["hair"])
+    assert (labels[ys, xs] == L["hair"]).mean() > 0.8
+    assert (labels == L["face"]).sum() < 20

@@ -160,13 +160,26 @@ def _face_geometry(body: _Body) -> dict | None:
     width = max(width, 3.0)
     up = -body.down()
     face_h = 1.3 * width
+    skin_pts = None
+    nose = body.pt("nose")
+    if nose is not None and le is not None and re is not None:
+        # a small patch on the nose bridge and cheeks: between the eyes and below them
+        eye_d = float(np.hypot(*(le - re)))
+        mid = (le + re) / 2
+        skin_pts = np.array([mid + (nose - mid) * 0.3 + (le - re) * 0.25,
+                             mid + (nose - mid) * 0.3 - (le - re) * 0.25,
+                             nose - (le - re) * 0.2, nose + (le - re) * 0.2])
+        if eye_d < 4:
+            skin_pts = None
     chin = c - up * 0.55 * face_h
     ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     right = np.array([up[1], -up[0]])
     core = c + np.outer(np.cos(ang), right) * width / 2 + np.outer(np.sin(ang), up) * face_h * 0.5
     forehead = core[np.sin(ang) > 0] + up * 0.2 * face_h
+    # Ears without nose and eyes: the person shows the back of the head (hair, not face).
+    back = body.pt("nose") is None and le is None and re is None
     return dict(core=core, forehead=forehead, center=c + up * 0.1 * face_h, radius=0.85 * face_h,
-                up=up, chin=chin, face_h=face_h, skin_pts=None)
+                up=up, chin=chin, face_h=face_h, skin_pts=skin_pts, back=back)
 
 
 class _Gaussian:
@@ -368,6 +381,8 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
     if geom is not None:
         head = where("head")
         core = _poly_dist(geom["core"], h, w) == 0
+        if geom.get("back"):  # seen from behind: no face to label
+            core = np.zeros_like(core)
         fore = _poly_dist(geom["forehead"], h, w) == 0
         near_face = _poly_dist(geom["core"], h, w) < 0.12 * geom["face_h"]
         up = geom["up"]
@@ -376,6 +391,8 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         near_head = np.hypot(px - geom["center"][0], py - geom["center"][1]) \
             < HAIR_REACH * geom["radius"]
         face = head & (core | ((fore | near_face) & skin))
+        if geom.get("back"):
+            face[:] = False
         hair = head & ~face & above_chin & near_head
         below = head & ~face & ~hair
         out[hair] = LABEL["hair"]
