@@ -300,3 +300,28 @@ def test_back_view_head_is_hair_not_face():
     ys, xs = np.nonzero(truth == L["hair"])
     assert (labels[ys, xs] == L["hair"]).mean() > 0.8
     assert (labels == L["face"]).sum() < 20
+
+
+def test_cameraman_profile_grayscale():
+    """skimage's cameraman: a grayscale photo, the face in profile, dark hair and coat."""
+    pytest.importorskip("mediapipe")
+    from skimage import data
+
+    from dance_reenact.models.perception.mediapipe_holistic import detect_people
+    from dance_reenact.nodes.parsing import HumanParse
+
+    gray = data.camera()
+    parsing, _, mask = HumanParse().parse(torch.from_numpy(gray).float()[None, ..., None] / 255,
+                                          mask_group="face_hair")
+    labels = parsing.labels[0].numpy()
+    det = detect_people(np.repeat(gray[..., None], 3, -1))[0]
+    x, y = (int(round(v)) for v in det.person.body[BODY["nose"], :2])
+    fy, fx = np.nonzero(labels == L["face"])
+    # in profile the nose tip sticks out of the jaw outline: the face is right behind it
+    assert np.hypot(fx - x, fy - y).min() < 8 and abs(fy.mean() - y) < 25
+    hy, hx = np.nonzero(labels == L["hair"])
+    assert len(hy) > 3000 and hy.mean() < fy.mean() - 20 and hy.min() < fy.min()
+    assert (labels[:60] == 0).all()  # sky above his head
+    # the dark coat is clothes, not skin, and the face/hair mask is exactly face + hair
+    assert (labels == L["upper_clothes"]).sum() > 20000
+    assert np.array_equal(mask[0].numpy() > 0, (labels == L["face"]) | (labels == L["hair"]))

@@ -393,7 +393,10 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         face = head & (core | ((fore | near_face) & skin))
         if geom.get("back"):
             face[:] = False
-        hair = head & ~face & above_chin & near_head
+        # above the brows every non-face head pixel is hair (however far the skull reaches
+        # behind a profile face); lower down only near the head (not the collar)
+        above_brow = height > 0.9 * geom["face_h"]
+        hair = head & ~face & above_chin & (near_head | above_brow)
         below = head & ~face & ~hair
         out[hair] = LABEL["hair"]
         out[below] = np.where(skin[below], LABEL["torso_skin"], LABEL["upper_clothes"])
