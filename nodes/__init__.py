@@ -10,6 +10,7 @@ _MODULES = (
     "temporal",
     "perception",
     "metrics",
+    "parsing",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
