@@ -10,6 +10,7 @@ _MODULES = (
     "metrics",
     "temporal",
     "perception",
+    "parsing",
     "p2b",
 )
 
