@@ -7,6 +7,8 @@ import importlib
 
 _MODULES = (
     "utility",
+    "b2f",
+    "blend",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
