@@ -433,7 +433,9 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
     probe = ds[0]
     embed_dim = encode_targets(encoder, [probe["target_image"]], [probe["target_labels"]],
                                cfg.crop_size, device).shape[1]
+    torch.manual_seed(cfg.seed)  # the same initial G on every rank, and for a given seed
     G = build_generator(cfg, embed_dim).to(device)
+    torch.manual_seed(cfg.seed + 1000 + rank)
     D = MultiscaleDiscriminator(G.config["label_nc"] + 3, cfg.ndf, cfg.d_layers).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
