@@ -207,3 +207,41 @@ def test_frames_without_a_person_get_an_empty_mask(scene):
     z, m, report = B2F().generate(warp, Parsing(labels), app, scene["pose"])
     assert m[1].abs().max() == 0 and z[1].abs().max() == 0 and m[0].max() > 0.5
     assert "1 without a person" in report
+
+
+def test_weightless_b2f_chain_as_a_workflow(scene):
+    """Part Cropper -> Appearance Encoder -> B2F Loader/B2F -> Mask Blend, through the test
+    executor with ComfyUI's link type checks; the composite shows the person over the
+    background and the background elsewhere."""
+    from executor import run_workflow
+
+    from dance_reenact.nodes import NODE_CLASS_MAPPINGS
+
+    a = scene["target"]
+    background = torch.rand(1, 120, 90, 3)  # a still of another size
+    prompt = {
+        "1": {"class_type": "DanceReenactPartCropper",
+              "inputs": {"image": rgb_uint8_to_image(a.image),
+                         "parsing": Parsing(torch.from_numpy(a.labels)[None]),
+                         "pose_keypoint": [people_to_frame([a.person], 160, 256)]}},
+        "2": {"class_type": "DanceReenactAppearanceEncoder",
+              "inputs": {"parts": ["1", 0], "backend": "weightless"}},
+        "3": {"class_type": "DanceReenactB2FLoader", "inputs": {"backend": "warp"}},
+        "4": {"class_type": "DanceReenactB2F",
+              "inputs": {"b2f_model": ["3", 0], "parsing": scene["parsing"],
+                         "appearance": ["2", 0], "driver_pose": scene["pose"]}},
+        "5": {"class_type": "DanceReenactMaskBlend",
+              "inputs": {"image": ["4", 0], "mask": ["4", 1], "background": background,
+                         "length_mode": "loop", "fit": "cover", "erode": 0, "feather": 0.0}},
+    }
+    out = run_workflow(prompt, NODE_CLASS_MAPPINGS)
+    comp, rgba, alpha = out["5"]
+    assert comp.shape == (3, 240, 200, 3) and rgba.shape == (3, 240, 200, 4)
+    from dance_reenact.models.blend import fit_frame
+
+    bg = fit_frame(background[0], 240, 200, "cover")
+    for i, d in enumerate(scene["drivers"]):
+        away = ~torch.from_numpy(d.mask) & (alpha[i] == 0)
+        assert torch.allclose(comp[i][away], bg[away])
+        inside = torch.from_numpy(d.mask) & (alpha[i] > 0.99)
+        assert torch.allclose(comp[i][inside], out["4"][0][i][inside], atol=1e-2)
