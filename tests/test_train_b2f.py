@@ -39,12 +39,12 @@ def tiny_config(out, steps: int) -> B2FTrainConfig:
                           n_up=3, spade_hidden=16, ndf=16, d_layers=2, encoder="random",
                           crop_size=64, vgg="random", vgg_depth=2, face_net="random",
                           face_size=80, log_every=10, save_every=0, num_workers=0,
-                          device="cpu", lr=1e-3)
+                          device="cpu", lr=1e-3, lambda_l1=10.0)
 
 
 def test_short_training_run_learns_on_synthetic_people(tmp_path):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    cfg = tiny_config(tmp_path / "run", steps=40)
+    cfg = tiny_config(tmp_path / "run", steps=30)
     h, w = cfg.size
     held_out = [SyntheticB2FDataset(12, h, w, seed=99)[i] for i in range(12)]
     dev = torch.device("cpu")
@@ -54,18 +54,19 @@ def test_short_training_run_learns_on_synthetic_people(tmp_path):
     res = train(cfg, dataset=SyntheticB2FDataset(400, h, w, seed=1))
     trained = evaluate(res["generator"], res["encoder"], held_out, cfg.crop_size, dev)
     print("untrained", untrained, "trained", trained)
-    assert trained["psnr_masked"] > untrained["psnr_masked"] + 0.5
-    assert trained["mask_iou"] > untrained["mask_iou"] + 0.2 and trained["mask_iou"] > 0.45
+    # measured here: PSNR 11.9 -> 12.6 dB, IoU 0.16 -> 0.81 (seeded, deterministic on CPU)
+    assert trained["psnr_masked"] > untrained["psnr_masked"] + 0.3
+    assert trained["mask_iou"] > untrained["mask_iou"] + 0.3 and trained["mask_iou"] > 0.5
     # every loss term was logged; the checkpoint is a B2F the loader accepts
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert {"gan", "fm", "vgg", "face", "mask", "l1", "d"} <= set(log[-1])
     g = load_model(res["last"], expected_arch="B2FGenerator")
     assert g.config["embed_dim"] == 160 and g.out_size == (64, 40)
     # resume continues from the saved step
-    cfg2 = tiny_config(tmp_path / "run", steps=42)
+    cfg2 = tiny_config(tmp_path / "run", steps=32)
     cfg2.resume = True
     res2 = train(cfg2, dataset=SyntheticB2FDataset(400, h, w, seed=1))
-    assert res2["steps"] == 42 and len(res2["history"]) == 2
+    assert res2["steps"] == 32 and len(res2["history"]) == 2
 
 
 def _write_cihp(root):
