@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-_COMMAND_MODULES: tuple[str, ...] = ("training.b2f",)
+_COMMAND_MODULES: tuple[str, ...] = ("evaluate", "training.cli")
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:

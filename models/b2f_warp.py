@@ -24,7 +24,7 @@ import numpy as np
 
 from .blend import gaussian_blur
 from .schema import NUM_LABELS, Person
-from .warp import assign_parts, part_transforms, warp_by_parts
+from .warp import assign_parts, part_masks, part_transforms, warp_by_parts
 
 
 @dataclass
@@ -35,6 +35,21 @@ class WarpFrame:
     image: np.ndarray
     mask: np.ndarray
     absent_pixels: int
+
+
+@dataclass
+class TargetParts:
+    """Per-target work shared by every driver frame: the part of each target pixel and the
+    source mask of each part (:func:`warp.part_masks`)."""
+
+    part_map: np.ndarray
+    masks: dict[str, np.ndarray]
+
+
+def prepare_target(target_labels: np.ndarray, target_person: Person) -> TargetParts:
+    """Assign the target's pixels to body parts once (reused for every driver frame)."""
+    part_map = assign_parts(target_labels, target_person)
+    return TargetParts(part_map=part_map, masks=part_masks(part_map, target_person))
 
 
 def nearest_fill(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
@@ -81,7 +96,7 @@ def fill_from_same_label(image: np.ndarray, have: np.ndarray, want: np.ndarray,
 
 def warp_frame(target_image: np.ndarray, target_labels: np.ndarray, target_person: Person,
                driver_labels: np.ndarray, driver_person: Person, *,
-               feather: float = 2.0) -> WarpFrame:
+               feather: float = 2.0, prepared: TargetParts | None = None) -> WarpFrame:
     """Render one driver frame from the target photo, no network.
 
     Args:
@@ -90,16 +105,17 @@ def warp_frame(target_image: np.ndarray, target_labels: np.ndarray, target_perso
         driver_labels: uint8 (H, W) the target's parsing in the driver pose (P2B output);
         driver_person: the driver's keypoints in that frame's pixels.
         feather: Gaussian sigma (px) of the mask edge.
+        prepared: :func:`prepare_target` of this target (a video: compute once, pass always).
     Returns:
         :class:`WarpFrame` at (H, W).
     """
     h, w = driver_labels.shape
-    part_map = assign_parts(target_labels, target_person)
+    tp = prepared or prepare_target(target_labels, target_person)
     transforms = part_transforms(target_person, driver_person)
-    rgb, drawn = warp_by_parts(target_image, part_map, transforms, (h, w),
-                               person=target_person, nearest=False)
-    lab_w, _ = warp_by_parts(target_labels, part_map, transforms, (h, w),
-                             person=target_person, nearest=True)
+    rgb, drawn = warp_by_parts(target_image, tp.part_map, transforms, (h, w),
+                               masks=tp.masks, nearest=False)
+    lab_w, _ = warp_by_parts(target_labels, tp.part_map, transforms, (h, w),
+                             masks=tp.masks, nearest=True)
     counts = np.bincount(target_labels.ravel(), minlength=NUM_LABELS)
     shown = counts > 0
     shown[0] = False

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from .schema import BODY, LABEL, NUM_FACE, NUM_HAND, Person
+from .schema import BODY, DENSEPOSE_PART, LABEL, NUM_FACE, NUM_HAND, Person
 
 __all__ = [
     "DP_PART",
@@ -47,12 +47,18 @@ __all__ = [
     "with_width",
 ]
 
-# DensePose 24-part indices (front views of each part; 0 = background).
+# Our body parts -> DensePose-COCO part indices (schema.DENSEPOSE_PART; front views, since the
+# synthetic people face the camera).
 DP_PART: dict[str, int] = {
-    "torso": 2, "right_hand": 3, "left_hand": 4, "left_foot": 5, "right_foot": 6,
-    "right_thigh": 9, "left_thigh": 10, "right_shin": 13, "left_shin": 14,
-    "left_upper_arm": 15, "right_upper_arm": 16, "left_forearm": 19, "right_forearm": 20,
-    "head_right": 23, "head_left": 24,
+    name: DENSEPOSE_PART[dp] for name, dp in {
+        "torso": "torso_front", "right_hand": "right_hand", "left_hand": "left_hand",
+        "left_foot": "left_foot", "right_foot": "right_foot",
+        "right_thigh": "upper_leg_right_front", "left_thigh": "upper_leg_left_front",
+        "right_shin": "lower_leg_right_front", "left_shin": "lower_leg_left_front",
+        "left_upper_arm": "upper_arm_left_front", "right_upper_arm": "upper_arm_right_front",
+        "left_forearm": "lower_arm_left_front", "right_forearm": "lower_arm_right_front",
+        "head_right": "head_right", "head_left": "head_left",
+    }.items()
 }
 
 TOPS = ("shirt", "dress", "coat")

@@ -39,6 +39,7 @@ __all__ = [
     "retarget_skeleton",
     "part_transforms",
     "assign_parts",
+    "part_masks",
     "warp_by_parts",
     "warp_parsing",
     "paint_hands",
@@ -397,8 +398,39 @@ def _cap_radius(part_mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.percentile(d, 80))
 
 
+def part_masks(part_map: np.ndarray, person: Person | None = None
+               ) -> dict[str, np.ndarray]:
+    """The source pixels each part carries: its own pixels plus, when ``person`` is given, the
+    person pixels within its cap radius of its two joints (so a bent elbow or knee leaves no
+    crack). Computed once per target and reused for every driver frame.
+
+    Returns:
+        ``{part name: bool (H, W)}`` for the parts present in ``part_map``.
+    """
+    geo = _part_geometry(person) if person is not None else {}
+    fg = part_map > 0
+    yy, xx = np.nonzero(fg)
+    pts = np.stack([xx, yy], axis=1).astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+    for name in PART_NAMES:
+        mask = part_map == PART_ID[name]
+        if not mask.any():
+            continue
+        if name in geo and name not in ("torso", "head"):
+            a, b = geo[name]
+            r = _cap_radius(mask, a, b)
+            if r > 0:
+                near = (np.hypot(pts[:, 0] - a[0], pts[:, 1] - a[1]) < r) | \
+                       (np.hypot(pts[:, 0] - b[0], pts[:, 1] - b[1]) < r)
+                mask = mask.copy()
+                mask[yy[near], xx[near]] = True
+        out[name] = mask
+    return out
+
+
 def warp_by_parts(array: np.ndarray, part_map: np.ndarray, transforms: Mapping[str, np.ndarray],
                   out_hw: tuple[int, int], *, person: Person | None = None,
+                  masks: Mapping[str, np.ndarray] | None = None,
                   order: Sequence[str] = DEPTH_ORDER, nearest: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Warp any per-pixel array part by part and composite the parts in depth order.
@@ -408,9 +440,9 @@ def warp_by_parts(array: np.ndarray, part_map: np.ndarray, transforms: Mapping[s
         part_map: uint8 (H, W) from :func:`assign_parts`.
         transforms: from :func:`part_transforms` (parts missing there are not drawn).
         out_hw: (height, width) of the output (driver) frame.
-        person: the target's keypoints; when given, each limb also carries the pixels within
-            its cap radius of its joints (from neighbouring parts), so rotated joints leave no
-            crack.
+        person: the target's keypoints: limbs then also carry the pixels around their joints
+            (see :func:`part_masks`).
+        masks: precomputed :func:`part_masks` (a video: compute once, pass every frame).
         nearest: nearest-neighbour sampling (labels) or bilinear (images).
     Returns:
         (warped array (out_h, out_w[, C]) of array's dtype, zeros where nothing lands;
@@ -419,32 +451,20 @@ def warp_by_parts(array: np.ndarray, part_map: np.ndarray, transforms: Mapping[s
     array = np.asarray(array)
     if array.shape[:2] != part_map.shape:
         raise ValueError(f"array {array.shape[:2]} and part map {part_map.shape} differ in size")
+    if masks is None:
+        masks = part_masks(part_map, person)
     oh, ow = int(out_hw[0]), int(out_hw[1])
     out = np.zeros((oh, ow) + array.shape[2:], array.dtype)
     drawn = np.zeros((oh, ow), np.uint8)
     interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-    fg = part_map > 0
-    geo = _part_geometry(person) if person is not None else {}
     work = array if array.dtype != np.bool_ else array.astype(np.uint8)
     if work.dtype == np.float64:
         work = work.astype(np.float32)
     channels = work.shape[2] if work.ndim == 3 else 1
     for name in order:
         m_aff = transforms.get(name)
-        if m_aff is None:
-            continue
-        mask = part_map == PART_ID[name]
-        if name in geo and name not in ("torso", "head"):
-            a, b = geo[name]
-            r = _cap_radius(mask, a, b)
-            if r > 0:
-                yy, xx = np.nonzero(fg)
-                pts = np.stack([xx, yy], axis=1).astype(np.float64)
-                near = (np.hypot(pts[:, 0] - a[0], pts[:, 1] - a[1]) < r) | \
-                       (np.hypot(pts[:, 0] - b[0], pts[:, 1] - b[1]) < r)
-                mask = mask.copy()
-                mask[yy[near], xx[near]] = True
-        if not mask.any():
+        mask = masks.get(name)
+        if m_aff is None or mask is None:
             continue
         wm = cv2.warpAffine(mask.astype(np.uint8), m_aff, (ow, oh), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -492,7 +512,8 @@ def paint_hands(labels: np.ndarray, person: Person, *, pad: float | None = None,
 
 def warp_parsing(labels: np.ndarray, target_person: Person, driver_person: Person,
                  out_hw: tuple[int, int], *, scale: float | str = "auto",
-                 hands_from_keypoints: bool = True) -> np.ndarray:
+                 hands_from_keypoints: bool = True, part_map: np.ndarray | None = None,
+                 masks: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """The P2B warp backend: the target's parsing in the driver's pose, body shape kept.
 
     Args:
@@ -504,14 +525,17 @@ def warp_parsing(labels: np.ndarray, target_person: Person, driver_person: Perso
             :func:`skeleton_scale`), or a number.
         hands_from_keypoints: redraw labels 20/21 from the driver's hand keypoints, for hands
             the target shows.
+        part_map, masks: :func:`assign_parts` / :func:`part_masks` of the target, computed
+            once for a whole driver video (computed here when None).
     Returns:
         uint8 (out_h, out_w) labels. Parts the target does not show (the legs of a waist-up
         photo) or the driver does not show stay absent.
     """
-    part_map = assign_parts(labels, target_person)
+    if part_map is None:
+        part_map = assign_parts(labels, target_person)
     tf = part_transforms(target_person, driver_person, scale)
     out, _ = warp_by_parts(labels.astype(np.uint8), part_map, tf, out_hw, person=target_person,
-                           nearest=True)
+                           masks=masks, nearest=True)
     if hands_from_keypoints:
         shown = [side for side in ("left", "right")
                  if (labels == LABEL[f"{side}_hand"]).any() and f"{side}_forearm" in tf]

@@ -7,6 +7,10 @@ import importlib
 
 _MODULES = (
     "utility",
+    "metrics",
+    "temporal",
+    "perception",
+    "p2b",
     "b2f",
     "blend",
 )

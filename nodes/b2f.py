@@ -396,7 +396,7 @@ class B2F:
     def _warp(self, handle: ModelHandle, parsing: Any, appearance: Appearance,
               drivers: list[Person | None], driver_pose: Any
               ) -> tuple[torch.Tensor, torch.Tensor, str]:
-        from ..models.b2f_warp import warp_frame
+        from ..models.b2f_warp import prepare_target, warp_frame
 
         node = "B2F"
         ex = appearance.extras
@@ -415,6 +415,7 @@ class B2F:
         m_out = torch.zeros(n, h, w)
         empty, absent_px, no_pose = 0, 0, 0
         feather = float(handle.options.get("feather", 2.0))
+        prepared: dict[int, Any] = {}  # per target, computed once for the whole video
         with Progress(n, node) as bar:
             for i in range(n):
                 k = i if len(ex["images"]) > 1 else 0
@@ -427,8 +428,15 @@ class B2F:
                     no_pose += 1
                     bar.update()
                     continue
+                if k not in prepared:
+                    try:
+                        prepared[k] = prepare_target(ex["labels"][k], targets[k])
+                    except ValueError as exc:
+                        raise NodeInputError(node, "appearance", f"the target: {exc}",
+                                             "give Part Cropper the target's POSE_KEYPOINT "
+                                             "with its body found") from exc
                 res = warp_frame(ex["images"][k], ex["labels"][k], targets[k], labels,
-                                 drivers[i], feather=feather)
+                                 drivers[i], feather=feather, prepared=prepared[k])
                 z_out[i] = torch.from_numpy(res.image).float() / 255.0
                 m_out[i] = torch.from_numpy(res.mask)
                 absent_px += res.absent_pixels

@@ -537,22 +537,10 @@ def _save(G: nn.Module, D: nn.Module, opt_g: Any, opt_d: Any, step: int, out: Pa
 # CLI
 # --------------------------------------------------------------------------------------------
 
-def _train_subparsers(subparsers: Any) -> Any:
-    """The ``train`` command's sub-command group, created here or reused when another
-    training module (e.g. P2B) made it first."""
-    train_parser = subparsers.choices.get("train")
-    if train_parser is None:
-        train_parser = subparsers.add_parser("train", help="train a network (p2b, b2f, ...)")
-    for action in train_parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return train_parser.add_subparsers(dest="network", required=True)
-
-
-def add_parser(subparsers: Any) -> None:
-    group = _train_subparsers(subparsers)
-    p = group.add_parser("b2f", help="train the Body-to-Frame network (paper §3.2)",
-                         description=__doc__.split("\n\n")[0])
+def add_train_parser(stages: Any) -> None:
+    """``reenact train b2f`` (registered by training/cli.py)."""
+    p = stages.add_parser("b2f", help="train the Body-to-Frame network (paper §3.2)",
+                          description=__doc__.split("\n\n")[0])
     d = B2FTrainConfig()
     p.add_argument("--layout", choices=["synthetic", "cihp", "mhpv2"], default=d.layout)
     p.add_argument("--data", default=None, help="dataset root (see training/b2f_data.py)")

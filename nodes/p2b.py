@@ -1,0 +1,353 @@
+"""P2B nodes: a loader (Hub / local file / weightless warp) and P2B itself.
+
+P2B turns the target's parsing p* into one parsing per driver frame, in the driver's pose, at
+the driver frame's size and position (paper §3.1; SPEC §3-§4).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models import weights
+from ..models.loading import load_model
+from ..models.p2b import DriverFrame, predict_parsing
+from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
+from ..models.warp import assign_parts, part_masks, warp_parsing
+from .runtime import NodeInputError, Progress, get_device
+from .sockets import (
+    DENSEPOSE,
+    IMAGE,
+    P2B_MODEL,
+    PARSING,
+    POSE_KEYPOINT,
+    DensePose,
+    ModelHandle,
+    Parsing,
+    check_image,
+    check_parsing,
+    check_same_length,
+    frame_to_rgb_uint8,
+)
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "dance_reenact/p2b"
+BACKENDS = ("warp", "hub", "local")
+_NO_FILE = "(none)"
+
+
+def _local_choices() -> list[str]:
+    try:
+        files = weights.list_local_files((".safetensors",))
+    except Exception:  # a broken models folder must not break node registration
+        files = []
+    return [_NO_FILE] + files
+
+
+def _find_local_file(name: str) -> Path | None:
+    for root in weights.search_roots():
+        p = root / name
+        if p.is_file():
+            return p
+    p = Path(name)
+    return p if p.is_absolute() and p.is_file() else None
+
+
+class P2BLoader:
+    """Load P2B: our safetensors from the Hub or the models folder, or the weightless warp."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "backend": (list(BACKENDS), {"default": "warp", "tooltip":
+                            "warp: no weights, the target's parsing warped part by part "
+                            "(keeps the body shape). hub: a P2B checkpoint from a Hugging Face "
+                            "repo. local: a file in models/dance_reenact."}),
+            },
+            "optional": {
+                "repo_id": ("STRING", {"default": "", "tooltip": "hub: owner/name"}),
+                "filename": ("STRING", {"default": "p2b_generator.safetensors",
+                                        "tooltip": "hub: file inside the repo"}),
+                "revision": ("STRING", {"default": "main",
+                                        "tooltip": "hub: commit hash (best), branch or tag"}),
+                "sha256": ("STRING", {"default": "", "tooltip":
+                                      "hub: expected sha256 (empty: trust the Hub's checksum)"}),
+                "local_file": (_local_choices(), {"default": _NO_FILE, "tooltip":
+                               "local: a .safetensors written by `reenact train p2b`"}),
+            },
+        }
+
+    RETURN_TYPES = (P2B_MODEL,)
+    RETURN_NAMES = ("p2b_model",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Load the pose-to-body network (P2B) from the Hub or a local file, or pick "
+                   "the weightless warp backend.")
+
+    def load(self, backend: str = "warp", repo_id: str = "",
+             filename: str = "p2b_generator.safetensors", revision: str = "main",
+             sha256: str = "", local_file: str = _NO_FILE) -> tuple[ModelHandle]:
+        node = "P2B Loader"
+        if backend == "warp":
+            return (ModelHandle("p2b", "warp", None, "weightless warp"),)
+        if backend == "hub":
+            if not repo_id.strip():
+                raise NodeInputError(node, "repo_id", "the hub backend needs a repo id",
+                                     "type owner/name of a repo holding a P2B checkpoint, or "
+                                     "choose backend 'warp'")
+            try:
+                spec = weights.user_spec(repo_id, filename, revision, sha256 or None)
+            except weights.WeightError as exc:
+                raise NodeInputError(node, "repo_id/filename", str(exc),
+                                     "type owner/name and a file path inside the repo") from exc
+            path = weights.resolve(spec)
+        elif backend == "local":
+            if not local_file or local_file == _NO_FILE:
+                raise NodeInputError(node, "local_file", "no file chosen",
+                                     f"put a P2B .safetensors into {weights.search_roots()[0]} "
+                                     "and pick it (refresh the page)")
+            found = _find_local_file(local_file)
+            if found is None:
+                raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
+                                     f"{', '.join(map(str, weights.search_roots()))}",
+                                     "place the file there or pick another")
+            path = found
+        else:
+            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
+                                 f"choose one of {', '.join(BACKENDS)}")
+        module = load_model(path, expected_arch="P2BGenerator", device=get_device())
+        return (ModelHandle("p2b", "network", module, str(path)),)
+
+
+def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise NodeInputError(node, name, "expected a non-empty POSE_KEYPOINT list of frames",
+                             "connect the POSE_KEYPOINT output of OpenPose / DWPose")
+    return list(value)
+
+
+def _person_in(frame: Any, height: int, width: int, node: str, name: str) -> Person | None:
+    """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels."""
+    try:
+        people = frame_to_people(frame, what=name)
+    except ValueError as exc:
+        raise NodeInputError(node, name, str(exc), "connect a POSE_KEYPOINT in the OpenPose "
+                             "layout (body 18, face 70, hands 21)") from exc
+    person = select_person(people)
+    if person is None or person.bbox() is None:
+        return None
+    return person.scaled(width / float(frame["canvas_width"]),
+                         height / float(frame["canvas_height"]))
+
+
+class P2B:
+    """Target parsing + driver poses (+ DensePose) -> the target's parsing in each driver pose."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "p2b_model": (P2B_MODEL,),
+                "target_parsing": (PARSING, {"tooltip": "The target photo's parsing (1 image)."}),
+            },
+            "optional": {
+                "target_pose": (POSE_KEYPOINT, {"tooltip":
+                                "The target photo's keypoints (needed by the warp backend)."}),
+                "driver_pose": (POSE_KEYPOINT, {"tooltip":
+                                "Driver keypoints per frame (warp needs them; the network "
+                                "draws its stick figure from them at working resolution)."}),
+                "driver_stick": (IMAGE, {"tooltip":
+                                 "Driver stick figures per frame (instead of driver_pose)."}),
+                "driver_densepose": (DENSEPOSE, {"tooltip":
+                                     "Driver DensePose per frame (needed by the network)."}),
+                "missing_person": (["error", "empty", "hold"], {"default": "error", "tooltip":
+                                   "A driver frame with nobody in it: stop with an error, "
+                                   "output an empty parsing, or repeat the previous frame."}),
+                "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
+                                       "tooltip": "Frames per network call."}),
+            },
+        }
+
+    RETURN_TYPES = (PARSING,)
+    RETURN_NAMES = ("parsing",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Pose-to-body: the target's parsing moved into every driver pose, at the "
+                   "driver frame's size and position (learned P2B or weightless warp).")
+
+    def run(self, p2b_model: Any, target_parsing: Any, target_pose: Any = None,
+            driver_pose: Any = None, driver_stick: Any = None, driver_densepose: Any = None,
+            missing_person: str = "error", batch_size: int = 4) -> tuple[Parsing]:
+        node = "P2B"
+        if not isinstance(p2b_model, ModelHandle) or p2b_model.stage != "p2b":
+            raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
+                                 f"{type(p2b_model).__name__}", "connect the P2B Loader")
+        parsing = check_parsing(target_parsing, node, "target_parsing")
+        if len(parsing) != 1:
+            raise NodeInputError(node, "target_parsing", f"got {len(parsing)} parsings; P2B "
+                                 "takes the ONE target photo's parsing",
+                                 "parse the single target photo (or pick one frame)")
+        labels = parsing.labels[0].cpu().numpy()
+        top = int(labels.max()) if labels.size else 0
+        if parsing.schema.num_labels != NUM_LABELS or top >= NUM_LABELS:
+            raise NodeInputError(node, "target_parsing", f"labels up to {top} in a "
+                                 f"{parsing.schema.num_labels}-label schema; P2B reads the "
+                                 f"{NUM_LABELS}-label schema (0..{NUM_LABELS - 1})",
+                                 "connect the PARSING of Human Parse (or map your labels)")
+        if not (labels > 0).any():
+            raise NodeInputError(node, "target_parsing", "the parsing has no person (all "
+                                 "background)", "parse a photo that shows the target")
+        if missing_person not in ("error", "empty", "hold"):
+            raise NodeInputError(node, "missing_person", f"unknown choice {missing_person!r}",
+                                 "choose error, empty or hold")
+
+        poses = _pose_frames(driver_pose, node, "driver_pose") if driver_pose is not None \
+            else None
+        stick = check_image(driver_stick, node, "driver_stick") if driver_stick is not None \
+            else None
+        dense = driver_densepose
+        if dense is not None and not isinstance(dense, DensePose):
+            raise NodeInputError(node, "driver_densepose", f"expected DENSEPOSE, got "
+                                 f"{type(dense).__name__}", "connect the DensePose node")
+        if poses is None and stick is None:
+            raise NodeInputError(node, "driver_pose/driver_stick", "no driver pose given",
+                                 "connect the driver's POSE_KEYPOINT or stick-figure IMAGE")
+        lengths = {}
+        if poses is not None:
+            lengths["driver_pose"] = len(poses)
+        if stick is not None:
+            lengths["driver_stick"] = int(stick.shape[0])
+        if dense is not None:
+            lengths["driver_densepose"] = len(dense)
+        if len(set(lengths.values())) > 1:
+            listing = ", ".join(f"{k}={v}" for k, v in lengths.items())
+            raise NodeInputError(node, "/".join(lengths), f"driver batches have different "
+                                 f"lengths ({listing})", "give every driver input one entry "
+                                 "per frame of the same video (trim or re-run the stage)")
+        n = check_same_length(node, **lengths)
+        if stick is not None:
+            height, width = int(stick.shape[1]), int(stick.shape[2])
+        elif dense is not None:
+            height, width = int(dense.index.shape[1]), int(dense.index.shape[2])
+        else:
+            height = int(poses[0].get("canvas_height") or 0)  # type: ignore[index]
+            width = int(poses[0].get("canvas_width") or 0)  # type: ignore[index]
+        if dense is not None and tuple(dense.index.shape[1:]) != (height, width):
+            raise NodeInputError(node, "driver_densepose", f"DensePose is "
+                                 f"{dense.index.shape[2]}x{dense.index.shape[1]} but the driver "
+                                 f"frames are {width}x{height}", "compute DensePose on the same "
+                                 "driver frames")
+
+        def driver_person(i: int) -> Person | None:
+            if poses is None:
+                return None
+            return _person_in(poses[i], height, width, node, "driver_pose")
+
+        out = torch.zeros((n, height, width), dtype=torch.uint8)
+        if p2b_model.backend == "warp":
+            if poses is None:
+                raise NodeInputError(node, "driver_pose", "the warp backend needs the driver's "
+                                     "keypoints (a stick figure image is not enough)",
+                                     "connect the driver's POSE_KEYPOINT")
+            if target_pose is None:
+                raise NodeInputError(node, "target_pose", "the warp backend needs the target's "
+                                     "keypoints", "connect the target photo's POSE_KEYPOINT")
+            tframes = _pose_frames(target_pose, node, "target_pose")
+            target = _person_in(tframes[0], labels.shape[0], labels.shape[1], node,
+                                "target_pose")
+            if target is None:
+                raise NodeInputError(node, "target_pose", "no person in the target's keypoints",
+                                     "run OpenPose on the target photo")
+            self._run_warp(labels, target, driver_person, n, (height, width), out,
+                           missing_person)
+        elif p2b_model.module is not None:
+            if dense is None:
+                raise NodeInputError(node, "driver_densepose", "the P2B network needs the "
+                                     "driver's DensePose", "connect the DensePose node's output "
+                                     "for the driver video")
+            self._run_network(p2b_model.module, labels, driver_person, stick, dense, n,
+                              (height, width), out, missing_person, batch_size)
+        else:
+            raise NodeInputError(node, "p2b_model", f"backend {p2b_model.backend!r} has no "
+                                 "network", "reload the model with the P2B Loader")
+        return (Parsing(out),)
+
+    @staticmethod
+    def _missing(i: int, policy: str, out: torch.Tensor) -> None:
+        if policy == "error":
+            raise NodeInputError("P2B", "driver_pose", f"driver frame {i} shows no person",
+                                 "fix the pose/DensePose of that frame, or set missing_person "
+                                 "to 'empty' or 'hold'")
+        if policy == "hold" and i > 0:
+            out[i] = out[i - 1]
+
+    def _run_warp(self, labels: np.ndarray, target: Person, driver_person: Any, n: int,
+                  hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
+        try:
+            part_map = assign_parts(labels, target)  # once per target, reused every frame
+        except ValueError as exc:
+            raise NodeInputError("P2B", "target_pose", str(exc), "run OpenPose on the target "
+                                 "photo (its body keypoints are needed)") from exc
+        masks = part_masks(part_map, target)
+        with Progress(n, "P2B (warp)") as bar:
+            for i in range(n):
+                person = driver_person(i)
+                if person is None:
+                    self._missing(i, policy, out)
+                else:
+                    out[i] = torch.from_numpy(warp_parsing(labels, target, person, hw,
+                                                           part_map=part_map, masks=masks))
+                bar.update()
+
+    def _run_network(self, model: torch.nn.Module, labels: np.ndarray, driver_person: Any,
+                     stick: torch.Tensor | None, dense: DensePose, n: int, hw: tuple[int, int],
+                     out: torch.Tensor, policy: str, batch_size: int) -> None:
+        device = next(model.parameters()).device
+        pending: list[tuple[int, DriverFrame]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            preds = predict_parsing(model, labels, [f for _, f in pending],  # type: ignore[arg-type]
+                                    device=device, batch_size=batch_size)
+            for (i, _), pred in zip(pending, preds):
+                out[i] = torch.from_numpy(pred)
+            pending.clear()
+
+        with Progress(n, "P2B") as bar:
+            for i in range(n):
+                person = driver_person(i)
+                st = frame_to_rgb_uint8(stick[i]) if stick is not None else None
+                index = dense.index[i].cpu().numpy()
+                frame = DriverFrame(hw[0], hw[1], person, st, index,
+                                    dense.u[i].float().cpu().numpy(),
+                                    dense.v[i].float().cpu().numpy())
+                shown = (person is not None) or bool((index > 0).any()) or \
+                    (st is not None and bool(st.any()))
+                if not shown:
+                    flush()
+                    self._missing(i, policy, out)
+                else:
+                    pending.append((i, frame))
+                    if len(pending) >= batch_size:
+                        flush()
+                bar.update()
+            flush()
+
+
+NODE_CLASS_MAPPINGS = {
+    "DanceReenactP2BLoader": P2BLoader,
+    "DanceReenactP2B": P2B,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DanceReenactP2BLoader": "P2B Loader (Dance Reenact)",
+    "DanceReenactP2B": "P2B (Dance Reenact)",
+}
