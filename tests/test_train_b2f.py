@@ -19,6 +19,7 @@ from dance_reenact.models.loading import load_model
 from dance_reenact.models.schema import LABEL
 from dance_reenact.training.b2f import (
     B2FTrainConfig,
+    augment_faces,
     build_encoder,
     build_generator,
     evaluate,
@@ -172,3 +173,17 @@ def test_ddp_two_processes_through_torchrun(tmp_path):
     assert (out / "b2f_last.safetensors").is_file()
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 1 or log[-1]["step"] == 2
+
+
+def test_pose_augmentation_options_act_on_the_face_landmarks():
+    s = SyntheticB2FDataset(1, 128, 80, seed=5)[0]
+    rng = np.random.default_rng(0)
+    face = s["face"]
+    assert (face[:, 2] > 0).sum() > 60
+    same = augment_faces([face], B2FTrainConfig(), rng)[0]
+    assert np.array_equal(same, face)
+    moved = augment_faces([face], B2FTrainConfig(pose_jitter=0.05), rng)[0]
+    ok = face[:, 2] > 0
+    assert np.abs(moved[ok, :2] - face[ok, :2]).mean() > 0.1
+    dropped = augment_faces([face], B2FTrainConfig(part_dropout=1.0), rng)[0]
+    assert dropped[:, 2].max() == 0

@@ -234,6 +234,10 @@ class B2FTrainConfig:
     lambda_mask: float = 5.0
     lambda_l1: float = 1.0
     lambda_gan: float = 1.0
+    # Ren et al. pose augmentation on the driver's face landmarks (which draw the 5 face
+    # labels): jitter sigma (fraction of the face size) and dropout of the whole face
+    pose_jitter: float = 0.0
+    part_dropout: float = 0.0
     log_every: int = 50
     save_every: int = 2000
     seed: int = 0
@@ -324,6 +328,26 @@ def encode_targets(encoder: AppearanceEncoder, images: list[np.ndarray],
         present.append(pc.present)
     c = crops_to_tensor(np.stack(crops)).to(device)
     return encoder(c, torch.from_numpy(np.stack(present)).to(device))
+
+
+def augment_faces(faces: list[np.ndarray], cfg: B2FTrainConfig, rng: np.random.Generator
+                  ) -> list[np.ndarray]:
+    """Ren et al.'s joint jitter and part dropout (training/augment.py) applied to the face
+    landmarks of each sample (B2F's only keypoint input)."""
+    if cfg.pose_jitter <= 0 and cfg.part_dropout <= 0:
+        return faces
+    from ..models.schema import Person
+    from .augment import drop_parts, jitter_joints
+
+    out = []
+    for f in faces:
+        p = Person(face=f)
+        if cfg.pose_jitter > 0:
+            p = jitter_joints(p, rng, cfg.pose_jitter)
+        if cfg.part_dropout > 0 and rng.random() < cfg.part_dropout:
+            p = drop_parts(p, rng, 1.0)
+        out.append(p.face)
+    return out
 
 
 def make_bodymaps(labels: list[np.ndarray], faces: list[np.ndarray], device: torch.device
@@ -467,6 +491,7 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     t0 = time.time()
     epoch = 0
+    aug_rng = np.random.default_rng((cfg.seed, rank))
     try:
         while step < cfg.steps:
             if sampler is not None:
@@ -476,7 +501,8 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
                     break
                 e_z = encode_targets(encoder, batch["target_image"], batch["target_labels"],
                                      cfg.crop_size, device)
-                bm = make_bodymaps(batch["labels"], batch["face"], device)
+                faces = augment_faces(batch["face"], cfg, aug_rng)
+                bm = make_bodymaps(batch["labels"], faces, device)
                 x = _t_img(batch["image"], device)
                 bg = _t_img(batch["background"], device)
                 labels = torch.from_numpy(np.stack(batch["labels"])).to(device)
@@ -552,7 +578,7 @@ def add_train_parser(stages: Any) -> None:
                  "seed", "num_workers", "synthetic_length"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "lambda_fm", "lambda_vgg", "lambda_face", "lambda_mask", "lambda_l1",
-                 "lambda_gan"):
+                 "lambda_gan", "pose_jitter", "part_dropout"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--norm", choices=["batch", "instance", "none"], default=d.norm)
     p.add_argument("--encoder", choices=["pretrained", "random"], default=d.encoder)
