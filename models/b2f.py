@@ -19,7 +19,6 @@ face landmarks (:func:`draw_face_labels`). One-hot maps are built per frame only
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import cv2
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .loading import register_architecture
-from .schema import FACE_LABEL_NAMES, FACE_REGIONS, NUM_B2F_CHANNELS, NUM_LABELS, Person
+from .schema import FACE_LABEL_NAMES, FACE_REGIONS, NUM_B2F_CHANNELS, NUM_LABELS
 
 WORK_HEIGHT, WORK_WIDTH = 512, 320
 
@@ -244,95 +243,43 @@ def body_map(labels: torch.Tensor, face_labels: torch.Tensor | None = None) -> t
 
 
 # --------------------------------------------------------------------------------------------
-# Crop around the person, run at working resolution, paste back
+# Crop around the person, run at working resolution, paste back (models/crop.py)
 # --------------------------------------------------------------------------------------------
-
-def person_box(labels: np.ndarray, *, aspect: float = WORK_HEIGHT / WORK_WIDTH,
-               margin: float = 0.08) -> tuple[int, int, int, int] | None:
-    """A box of height/width ``aspect`` around the person (labels > 0) with a margin.
-
-    Returns (x0, y0, x1, y1), exclusive end, possibly reaching outside the frame; None when
-    the frame has no person.
-    """
-    ys, xs = np.nonzero(labels)
-    if len(ys) == 0:
-        return None
-    y0, y1 = int(ys.min()), int(ys.max()) + 1
-    x0, x1 = int(xs.min()), int(xs.max()) + 1
-    bh, bw = (y1 - y0) * (1 + 2 * margin), (x1 - x0) * (1 + 2 * margin)
-    bh = max(bh, bw * aspect, 8.0)
-    bw = bh / aspect
-    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
-    h, w = int(math.ceil(bh)), int(math.ceil(bw))
-    by0, bx0 = int(round(cy - h / 2.0)), int(round(cx - w / 2.0))
-    return bx0, by0, bx0 + w, by0 + h
-
-
-def crop_labels(labels: np.ndarray, box: tuple[int, int, int, int], height: int,
-                width: int) -> np.ndarray:
-    """Cut ``box`` out of a label map (outside = background) and resize (nearest)."""
-    from .parts import cut_padded
-
-    patch = cut_padded(labels, box)
-    return cv2.resize(patch, (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def crop_person_points(person: Person | None, box: tuple[int, int, int, int], height: int,
-                       width: int) -> Person | None:
-    """Keypoints mapped from frame pixels into the (height, width) crop of ``box``."""
-    if person is None:
-        return None
-    x0, y0, x1, y1 = box
-    sx, sy = width / float(x1 - x0), height / float(y1 - y0)
-    return person.scaled(sx, sy, -x0 * sx, -y0 * sy)
-
-
-def paste_back(crop: torch.Tensor, box: tuple[int, int, int, int], out: torch.Tensor) -> None:
-    """Resize ``crop`` (C, h, w) to the box and write it into ``out`` (C, H, W) where the box
-    meets the frame (bilinear; the rest of ``out`` is left as is)."""
-    x0, y0, x1, y1 = box
-    H, W = out.shape[-2:]
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
-    if sx1 <= sx0 or sy1 <= sy0:
-        return
-    resized = F.interpolate(crop.unsqueeze(0).float(), size=(y1 - y0, x1 - x0),
-                            mode="bilinear", align_corners=False,
-                            antialias=(y1 - y0) < crop.shape[-2])[0]
-    out[:, sy0:sy1, sx0:sx1] = resized[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-
 
 @torch.no_grad()
 def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
-                  face: np.ndarray | None, *, device: torch.device | str = "cpu"
-                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """One frame: crop around the person, run at the network's size, paste back.
+                  face: np.ndarray | None, *, device: torch.device | str = "cpu",
+                  margin: float = 0.08) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One frame: crop a working-aspect box around the person (:func:`crop.person_box` on the
+    parsing), run at the network's size, paste z and m back (:func:`crop.paste_back`).
 
     Args:
         x0: the target's projected tensor (:meth:`B2FGenerator.project`), (1, C, h, w).
         labels: uint8 (H, W) driver-pose parsing of the frame.
         face: (70, 3) driver face landmarks in frame pixels, or None.
     Returns:
-        z (H, W, 3) in 0..1 and m (H, W) in 0..1 at the frame's size, or None when the frame
-        has no person (the caller outputs an empty mask).
+        z (H, W, 3) in 0..1 and m (H, W) in 0..1 at the frame's size (0 outside the box), or
+        None when the frame has no person (the caller outputs an empty mask).
     """
-    oh, ow = net.out_size
-    box = person_box(labels, aspect=oh / ow)
-    if box is None:
+    from .crop import paste_back, points_to_crop
+    from .p2b import crop_labels, labels_box
+
+    if not labels.any():
         return None
-    lab = crop_labels(labels, box, oh, ow)
+    oh, ow = net.out_size
+    box = labels_box(labels, (oh, ow), margin)
+    lab = crop_labels(labels, box, (oh, ow))
     face_lab = None
     if face is not None:
-        x_0, y_0, x_1, y_1 = box
-        f = np.asarray(face, np.float32).copy()
-        ok = f[:, 2] > 0
-        f[ok, 0] = (f[ok, 0] - x_0) * ow / (x_1 - x_0)
-        f[ok, 1] = (f[ok, 1] - y_0) * oh / (y_1 - y_0)
+        face = np.asarray(face, np.float32)
+        f = points_to_crop(face, box, (oh, ow)).astype(np.float32)
+        f[face[:, 2] <= 0] = 0.0
         face_lab = torch.from_numpy(draw_face_labels(f, oh, ow))[None]
     bm = body_map(torch.from_numpy(lab)[None].to(device), face_lab)
     z, m = net.decode(x0, bm)
-    H, W = labels.shape
-    z_full = torch.zeros(3, H, W, device=device)
-    m_full = torch.zeros(1, H, W, device=device)
-    paste_back((z[0] + 1) / 2, box, z_full)
-    paste_back(m[0], box, m_full)
-    return z_full.permute(1, 2, 0).clamp(0, 1), m_full[0].clamp(0, 1)
+    h, w = labels.shape
+    z_np = ((z[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
+    m_np = m[0, 0].clamp(0, 1).float().cpu().numpy()
+    z_full = paste_back(np.zeros((h, w, 3), np.float32), z_np, box)
+    m_full = paste_back(np.zeros((h, w), np.float32), m_np, box)
+    return torch.from_numpy(z_full), torch.from_numpy(m_full)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .crop import CropBox, crop_to_box
 from .schema import PART_CROP_GROUPS, group_mask
 
 CROP_SIZE = 224
@@ -51,18 +52,6 @@ def square_box(ys: np.ndarray, xs: np.ndarray, margin: float = 0.05) -> tuple[in
     return bx0, by0, bx0 + side, by0 + side
 
 
-def cut_padded(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """``image[y0:y1, x0:x1]`` where parts outside the image are zero. image: (H, W, ...)."""
-    x0, y0, x1, y1 = box
-    h, w = image.shape[:2]
-    out = np.zeros((y1 - y0, x1 - x0) + image.shape[2:], dtype=image.dtype)
-    sy0, sy1 = max(y0, 0), min(y1, h)
-    sx0, sx1 = max(x0, 0), min(x1, w)
-    if sy1 > sy0 and sx1 > sx0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    return out
-
-
 def crop_parts(image: np.ndarray, labels: np.ndarray, *, size: int = CROP_SIZE,
                min_pixels: int = 16, margin: float = 0.05) -> PartCrops:
     """The paper's ``l(I, p)``.
@@ -92,7 +81,7 @@ def crop_parts(image: np.ndarray, labels: np.ndarray, *, size: int = CROP_SIZE,
         ys, xs = np.nonzero(mask)
         box = square_box(ys, xs, margin)
         blanked = np.where(mask[..., None], image, 0).astype(np.uint8)
-        patch = cut_padded(blanked, box)
+        patch = crop_to_box(blanked, CropBox(*box), None)
         interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
         crops[k] = cv2.resize(patch, (size, size), interpolation=interp).astype(np.float32) / 255
         present[k] = True

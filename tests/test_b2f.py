@@ -12,11 +12,10 @@ from dance_reenact.models.b2f import (
     B2FGenerator,
     body_map,
     draw_face_labels,
-    paste_back,
-    person_box,
 )
 from dance_reenact.models.b2f_warp import warp_frame
 from dance_reenact.models.loading import save_model
+from dance_reenact.models.p2b import labels_box
 from dance_reenact.models.schema import LABEL, people_to_frame
 from dance_reenact.models.synthetic import random_pair
 from dance_reenact.nodes.b2f import B2F, AppearanceEncoderNode, B2FLoader, PartCropper
@@ -62,19 +61,6 @@ def test_face_labels_from_landmarks():
     assert inside.sum() > 0.8 * (face.max(0) > 0).sum()  # drawn on the face
     assert not (face[3] & face[4]).any()  # lips exclude the inner mouth
     assert draw_face_labels(np.zeros((70, 3)), 10, 10).sum() == 0
-
-
-def test_person_box_and_paste_back_round_trip():
-    labels = np.zeros((300, 500), np.uint8)
-    labels[100:200, 420:480] = 5
-    box = person_box(labels, aspect=1.6)
-    x0, y0, x1, y1 = box
-    assert abs((y1 - y0) / (x1 - x0) - 1.6) < 0.05
-    assert x0 <= 420 and x1 >= 480 and y0 <= 100 and y1 >= 200
-    out = torch.zeros(1, 300, 500)
-    paste_back(torch.ones(1, 64, 40), box, out)
-    assert out[0, 150, 450] == 1 and out[0, 10, 10] == 0
-    assert person_box(np.zeros((10, 10), np.uint8)) is None
 
 
 def _pose_frames(people, w, h):
@@ -138,7 +124,8 @@ def test_network_backend_from_local_file_and_hub(scene, weights_dir, hub):
     assert calls == [1]  # e_z -> FC once for the whole video
     # outside the person's crop box nothing is drawn
     for i, d in enumerate(scene["drivers"]):
-        x0, y0, x1, y1 = person_box(d.labels, aspect=1.6)
+        box = labels_box(d.labels, (64, 40), 0.08)
+        x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
         outside = torch.ones(240, 200, dtype=torch.bool)
         outside[max(0, y0):y1, max(0, x0):x1] = False
         assert m[i][outside].abs().max() == 0

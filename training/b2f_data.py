@@ -23,7 +23,7 @@ MHPv2 (``--layout mhpv2``, root = ``LV-MHP-v2/train``)::
     parsing_annos/<id>_<NN>_<KK>.png   one map per person (NN people, KK = 01..NN),
                                        58 categories + background (:data:`MHP_TO_SCHEMA`)
 
-One sample per annotated person: the person is cropped with :func:`models.b2f.person_box`
+One sample per annotated person: the person is cropped with :func:`models.crop.person_box`
 (aspect H:W), resized, and both the target and the frame come from that crop with independent
 augmentation (horizontal flip with left/right labels swapped, scale jitter): single images have
 no second pose. Pre-inpainted backgrounds are cached in ``<root>/inpainted/<id>.png`` by
@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..models.b2f import crop_labels, person_box
-from ..models.parts import cut_padded
+from ..models.crop import crop_to_box, person_box
+from ..models.p2b import crop_labels
 from ..models.schema import LABEL, NUM_FACE
 
 logger = logging.getLogger(__name__)
@@ -162,13 +162,12 @@ class PersonCropDataset(Dataset):
 
     def _view(self, image: np.ndarray, labels: np.ndarray, bg: np.ndarray,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        box = person_box(labels, aspect=self.height / self.width,
-                         margin=float(rng.uniform(0.05, 0.2)) if self.augment else 0.1)
-        assert box is not None
         h, w = self.height, self.width
-        lab = crop_labels(labels, box, h, w)
-        img = cv2.resize(cut_padded(image, box), (w, h), interpolation=cv2.INTER_AREA)
-        bgc = cv2.resize(cut_padded(bg, box), (w, h), interpolation=cv2.INTER_AREA)
+        box = person_box(labels.shape, mask=labels > 0, out_hw=(h, w),
+                         margin=float(rng.uniform(0.05, 0.2)) if self.augment else 0.1)
+        lab = crop_labels(labels, box, (h, w))
+        img = crop_to_box(image, box, (h, w))
+        bgc = crop_to_box(bg, box, (h, w))
         if self.augment and rng.random() < 0.5:
             img, bgc = img[:, ::-1].copy(), bgc[:, ::-1].copy()
             lab = FLIP_LABELS[lab[:, ::-1]].copy()
