@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .crop import CropBox, person_box, points_to_crop
+from .crop import CropBox, crop_to_box, person_box, points_to_crop
 from .loading import register_architecture
 from .render import draw_pose
 from .schema import NUM_LABELS, Person
@@ -273,10 +273,7 @@ def driver_inputs(frame: DriverFrame, box: CropBox, out_hw: tuple[int, int]
                      for a in (p.body, p.face, p.left_hand, p.right_hand)))
         stick = draw_pose([p], oh, ow)
     elif frame.stick is not None:
-        m = _affine_to(box, out_hw)
-        stick = cv2.warpAffine(frame.stick, m, (ow, oh), flags=cv2.INTER_AREA
-                               if box.width > ow else cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        stick = crop_to_box(frame.stick, box, out_hw)  # area-averaged when shrinking
     else:
         raise ValueError("a driver frame needs a stick figure or keypoints")
     if frame.index is None or frame.u is None or frame.v is None:

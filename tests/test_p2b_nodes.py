@@ -224,3 +224,33 @@ def test_normalised_driver_keypoints_are_accepted() -> None:
     (b,) = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose, driver_pose=norm)
     assert (a.labels == b.labels).float().mean() > 0.99
     assert int(a.labels.max()) >= LABEL["face"]
+
+
+def test_stick_image_instead_of_keypoints_gives_the_same_registration() -> None:
+    """A driver given as a stick-figure IMAGE (no keypoints) is registered like one given as
+    POSE_KEYPOINT: the DensePose-echo network paints the same body."""
+    _, _, driver = _pair(4, (160, 240))
+    from dance_reenact.models.render import draw_pose
+
+    stick = draw_pose([driver.person], 160, 240)
+    with_kp = DriverFrame(160, 240, driver.person, None, driver.densepose_i,
+                          driver.densepose_u, driver.densepose_v)
+    with_img = DriverFrame(160, 240, None, stick, driver.densepose_i, driver.densepose_u,
+                           driver.densepose_v)
+    _, target, _ = _pair(5, (128, 80))
+    a, b = predict_parsing(_DensePoseEcho(), target.labels, [with_kp, with_img])  # type: ignore
+    assert ((a > 0) == (b > 0)).mean() > 0.97
+
+
+def test_warp_node_with_a_large_target_and_a_small_driver_of_another_aspect() -> None:
+    rng = np.random.default_rng(8)
+    body = S.random_body(rng)
+    target = S.render(body, S.random_pose(rng, body), 400, 400)
+    driver = S.render(body, S.random_pose(rng, body), 120, 200)
+    (out,) = P2B().run(ModelHandle("p2b", "warp"),
+                       Parsing(torch.from_numpy(target.labels[None])),
+                       target_pose=_poses([target]), driver_pose=_poses([driver]))
+    assert out.labels.shape == (1, 120, 200)
+    pred = out.labels[0].numpy() > 0
+    iou = (pred & driver.mask).sum() / (pred | driver.mask).sum()
+    assert iou > 0.6, iou

@@ -67,9 +67,11 @@ def _cli_args(out: Path, steps: int, *extra: str) -> list[str]:
             "--synthetic-pairs", "16", *extra]
 
 
-def test_cli_checkpoint_and_resume(tmp_path) -> None:
+def test_cli_checkpoint_and_resume(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert cli_main(_cli_args(out, 2)) == 0
+    assert cli_main(_cli_args(out, 2, "--eval-pairs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "held-out copy p*" in printed and "held-out trained" in printed and "SSIS=" in printed
     g = out / "p2b_generator.safetensors"
     assert read_metadata(g)["step"] == "2"
     assert cli_main(_cli_args(out, 4, "--resume")) == 0

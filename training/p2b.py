@@ -113,8 +113,10 @@ def build_dataset(cfg: P2BTrainConfig, *, seed_offset: int = 0) -> Dataset:
     if cfg.data == "synthetic":
         from .data import SyntheticPairs
 
+        # small working sizes render at twice the size so the registration crop has detail
+        k = 2 if cfg.work_height < 256 else 1
         return SyntheticPairs(cfg.synthetic_pairs, work_hw=work,
-                              render_hw=(cfg.work_height * 2, cfg.work_width * 2),
+                              render_hw=(cfg.work_height * k, cfg.work_width * k),
                               seed=cfg.seed + seed_offset, upper=cfg.synthetic_upper,
                               pose_aug=pose_aug, parsing_aug=parsing_aug)
     from .data import VIPPairs
@@ -407,8 +409,9 @@ def _cmd_train_p2b(args: argparse.Namespace) -> int:
         if cfg.eval_pairs > 0 and cfg.data == "synthetic":
             from .data import synthetic_eval_pairs
 
+            k = 2 if cfg.work_height < 256 else 1
             pairs = synthetic_eval_pairs(cfg.eval_pairs,
-                                         render_hw=(cfg.work_height * 2, cfg.work_width * 2))
+                                         render_hw=(cfg.work_height * k, cfg.work_width * k))
             for name, model in (("copy p*", None), ("trained", trainer.G)):
                 r = evaluate(model, pairs, device=trainer.device)
                 print(f"held-out {name:8s} SSIS={r['ssis']:.4f} SSBS={r['ssbs']:.4f}")
