@@ -79,6 +79,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pred-densepose", help="folder of predicted DensePose I maps (PNG/NPY)")
     p.add_argument("--gt-densepose", help="folder of ground-truth DensePose I maps")
     p.add_argument("--mask", help="folder of masks: PSNR/SSIM inside them only")
+    p.add_argument("--densepose-backend", choices=["weightless", "densepose_r50"],
+                   help="without DensePose folders: estimate DensePose on the predicted and "
+                   "the real frames with this backend (DPBS/DPIS as in the paper)")
+    p.add_argument("--pose-backend", default="mediapipe",
+                   help="keypoints for --densepose-backend weightless (mediapipe, openpose, "
+                   "dwpose)")
     p.add_argument("--lpips", nargs="*", default=[], choices=["vgg", "squeeze", "alex"],
                    help="LPIPS backbones (vgg through the registry; squeeze/alex need "
                    "--lpips-backbone)")
@@ -96,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .models import metrics as M
-    from .models.evaluation import evaluate_reconstruction, iter_frames, iter_label_maps, iter_masks
+    from .models.evaluation import (
+        evaluate_reconstruction,
+        iter_frames,
+        iter_label_maps,
+        iter_masks,
+        make_densepose_estimator,
+    )
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if args.device == "auto" else args.device)
@@ -110,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     lpips_models = {net: M.load_lpips(net, backbone_weights=backbones.get(net), device=device)
                     for net in args.lpips}
     fid_model = M.load_fid_inception(device=device) if args.fid else None
+    dp_estimator = None
+    if args.densepose_backend and not (args.pred_densepose or args.gt_densepose):
+        dp_estimator = make_densepose_estimator(args.densepose_backend,
+                                                pose_backend=args.pose_backend, device=device)
 
     skip = None
     if args.pipeline:
@@ -135,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         pred_densepose=opt(args.pred_densepose, iter_label_maps),
         gt_densepose=opt(args.gt_densepose, iter_label_maps),
         masks=opt(args.mask, iter_masks), lpips_models=lpips_models, fid_model=fid_model,
-        frame_indices=_skip(range(1 << 30), skip), psnr_cap=args.psnr_cap, device=device,
+        frame_indices=_skip(range(1 << 30), skip), densepose_estimator=dp_estimator,
+        psnr_cap=args.psnr_cap, device=device,
         progress=lambda done, _t: logger.debug("frame %d", done))
     total = len(result.rows)
     result.config.update({"gt": str(args.gt), "pred": args.pred, "pipeline": args.pipeline,

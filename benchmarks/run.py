@@ -128,6 +128,22 @@ def count_flops(module: torch.nn.Module, *args: Any) -> int:
     return int(fc.get_total_flops())
 
 
+def module_efficiency(module: torch.nn.Module, args: tuple, matmul_gflops: float,
+                      calls: int = 3) -> dict[str, float]:
+    """Achieved throughput of ``module(*args)`` (inference mode, best of ``calls`` timed calls
+    after one warm-up) as GFLOP per call, GFLOP/s and the fraction of ``matmul_gflops``."""
+    flop = count_flops(module, *args)
+    with torch.inference_mode():
+        module(*args)
+        best = math.inf
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            module(*args)
+            best = min(best, time.perf_counter() - t0)
+    gflops = flop / best / 1e9
+    return {"gflop": flop / 1e9, "gflops": gflops, "fraction_of_matmul": gflops / matmul_gflops}
+
+
 def _rss_bytes() -> int:
     try:
         import psutil

@@ -131,6 +131,8 @@ def evaluate_reconstruction(
     lpips_models: Mapping[str, M.LPIPS] | None = None,
     fid_model: M.FIDInceptionV3 | None = None,
     frame_indices: Iterable[int] | None = None,
+    densepose_estimator: Callable[[np.ndarray], np.ndarray] | None = None,
+    parsing_estimator: Callable[[np.ndarray], np.ndarray] | None = None,
     psnr_cap: float = M.PSNR_CAP_DB,
     device: torch.device | str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -148,6 +150,9 @@ def evaluate_reconstruction(
             ...}``); a column ``lpips_<name>`` each.
         fid_model: the loaded FID Inception; FID over all frames (needs >= 2).
         frame_indices: the frame numbers written in the table (default 0, 1, ...).
+        densepose_estimator / parsing_estimator: ``rgb uint8 (H, W, 3) -> (H, W)`` label map,
+            run on both the predicted and the real frame when the maps are not given (the
+            paper's protocol: DensePose / the parser applied to generated and real frames).
         psnr_cap: PSNR of identical frames (dB) instead of infinity.
         device: where the networks run (default: where ``fid_model``/LPIPS live, else CPU).
         progress: ``(done, total_or_0)`` callback per frame.
@@ -162,10 +167,13 @@ def evaluate_reconstruction(
     if pred_parsing is not None or gt_parsing is not None:
         if pred_parsing is None or gt_parsing is None:
             raise ValueError("give both predicted and ground-truth parsing, or neither")
-        columns += ["ssbs", "ssis"]
     if pred_densepose is not None or gt_densepose is not None:
         if pred_densepose is None or gt_densepose is None:
             raise ValueError("give both predicted and ground-truth DensePose, or neither")
+    parse_given, dp_given = pred_parsing is not None, pred_densepose is not None
+    if parse_given or parsing_estimator is not None:
+        columns += ["ssbs", "ssis"]
+    if dp_given or densepose_estimator is not None:
         columns += ["dpbs", "dpis"]
     its = {k: _opt_iter(v) for k, v in (("pred_parsing", pred_parsing),
                                          ("gt_parsing", gt_parsing),
@@ -207,14 +215,22 @@ def evaluate_reconstruction(
         for name, model in lpips_models.items():
             row[f"lpips_{name}"] = float(M.lpips_distance(model, a, b)[0])
         if "ssbs" in columns:
-            pp, gp = _next(its["pred_parsing"], "pred_parsing", i), _next(
-                its["gt_parsing"], "gt_parsing", i)
+            if parse_given:
+                pp, gp = _next(its["pred_parsing"], "pred_parsing", i), _next(
+                    its["gt_parsing"], "gt_parsing", i)
+            else:
+                assert parsing_estimator is not None
+                pp, gp = parsing_estimator(pred), parsing_estimator(gt)
             s_b, s_i = M.parsing_similarity(_labels(pp, a, i, "parsing"),
                                             _labels(gp, a, i, "parsing"))
             row["ssbs"], row["ssis"] = float(s_b[0]), float(s_i[0])
         if "dpbs" in columns:
-            pd, gd = _next(its["pred_densepose"], "pred_densepose", i), _next(
-                its["gt_densepose"], "gt_densepose", i)
+            if dp_given:
+                pd, gd = _next(its["pred_densepose"], "pred_densepose", i), _next(
+                    its["gt_densepose"], "gt_densepose", i)
+            else:
+                assert densepose_estimator is not None
+                pd, gd = densepose_estimator(pred), densepose_estimator(gt)
             d_b, d_i = M.densepose_similarity(_labels(pd, a, i, "DensePose"),
                                               _labels(gd, a, i, "DensePose"))
             row["dpbs"], row["dpis"] = float(d_b[0]), float(d_i[0])
@@ -236,6 +252,45 @@ def evaluate_reconstruction(
     return EvaluationResult(rows, columns, fid,
                             {"frames": i, "lpips": list(lpips_models), "fid": fid is not None,
                              "psnr_cap_db": psnr_cap, "masked": masks is not None})
+
+
+def make_densepose_estimator(backend: str = "weightless", *, pose_backend: str = "mediapipe",
+                             device: torch.device | str = "cpu"
+                             ) -> Callable[[np.ndarray], np.ndarray]:
+    """``rgb -> DensePose I (H, W) uint8`` for the largest person (zeros when nobody is found).
+
+    ``weightless``: keypoints and person mask from ``pose_backend`` (see
+    :class:`.perception.pose.PoseEstimator`), then :func:`.perception.densepose.
+    densepose_from_keypoints`; ``densepose_r50``: the registry's TorchScript DensePose.
+    """
+    from .perception import densepose as dp
+
+    if backend == "densepose_r50":
+        from .weights import resolve
+
+        runner = dp.DensePoseTorchScript(
+            dp.load_densepose_torchscript(resolve("densepose_r50"), device), device=device)
+        return lambda rgb: runner(rgb).index
+    if backend != "weightless":
+        raise ValueError(f"unknown DensePose backend {backend!r}: weightless or densepose_r50")
+    from .perception.pose import PoseEstimator
+
+    estimator = PoseEstimator(pose_backend, device=device, video=False)
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        dets = [d for d in estimator(np.ascontiguousarray(rgb)) if d.person.bbox() is not None]
+        if not dets:
+            return np.zeros((h, w), np.uint8)
+
+        def area(d: Any) -> float:
+            x0, y0, x1, y1 = d.person.bbox()
+            return float((x1 - x0 + 1) * (y1 - y0 + 1))
+
+        det = max(dets, key=area)
+        return dp.densepose_from_keypoints(det.person, det.mask, h, w).index
+
+    return run
 
 
 def _labels(x: Any, ref: torch.Tensor, i: int, what: str) -> np.ndarray:

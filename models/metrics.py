@@ -31,12 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .loading import check_state_dict, load_state_dict_file
-from .schema import NUM_LABELS
+from .schema import NUM_DENSEPOSE_PARTS, NUM_LABELS
 from .weights import WeightError, WeightSpec, find_local, resolve
 
 logger = logging.getLogger(__name__)
 
-NUM_DENSEPOSE_PARTS = 25  # I = 0 (background) .. 24
+DENSEPOSE_INDICES = NUM_DENSEPOSE_PARTS + 1  # I = 0 (background) .. 24
 PSNR_CAP_DB = 100.0
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def parsing_similarity(pred: torch.Tensor | np.ndarray, gt: torch.Tensor | np.nd
 def densepose_similarity(pred_index: torch.Tensor | np.ndarray,
                          gt_index: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DPBS and DPIS per frame of two DensePose part-index maps ``(B, H, W)`` in 0..24."""
-    return iou_scores(confusion_matrices(pred_index, gt_index, NUM_DENSEPOSE_PARTS))
+    return iou_scores(confusion_matrices(pred_index, gt_index, DENSEPOSE_INDICES))
 
 
 # --------------------------------------------------------------------------------------------
@@ -805,5 +805,5 @@ __all__ = [
     "LPIPS", "FIDInceptionV3", "confusion_matrices", "iou_scores", "parsing_similarity",
     "densepose_similarity", "ssim", "ssim_map", "masked_psnr", "load_lpips", "lpips_distance",
     "load_fid_inception", "inception_features", "frechet_distance", "fid_from_features",
-    "to_nchw", "NUM_DENSEPOSE_PARTS", "PSNR_CAP_DB",
+    "to_nchw", "DENSEPOSE_INDICES", "PSNR_CAP_DB",
 ]

@@ -7,9 +7,10 @@ import importlib
 
 _MODULES = (
     "utility",
-    "metrics",
     "temporal",
     "perception",
+    "metrics",
+    "parsing",
     "p2b",
     "b2f",
     "blend",

@@ -125,7 +125,7 @@ class DensePoseMetrics:
                 raise NodeInputError(node, name, f"expected DENSEPOSE, got {type(v).__name__}",
                                      "connect the DENSEPOSE output of the DensePose node")
         return _seg_outputs(node, prediction.index, ground_truth.index,
-                            M.NUM_DENSEPOSE_PARTS, ("dpbs", "dpis"))
+                            M.DENSEPOSE_INDICES, ("dpbs", "dpis"))
 
 
 def _to_rgb_float(image: torch.Tensor, i: int) -> torch.Tensor:
@@ -227,7 +227,12 @@ class ImageMetrics:
                 a = torch.stack([_to_rgb_float(pred, i) for i in idx]).to(device)
                 b = torch.stack([_to_rgb_float(gt, i) for i in idx]).to(device)
                 m = None if mk is None else torch.stack([_pick(mk, i) for i in idx]).to(device)
-                ss = M.ssim(a, b, mask=m)
+                try:
+                    ss = M.ssim(a, b, mask=m)
+                except ValueError as exc:  # a mask only within 5 px of the border
+                    raise NodeInputError(node, "mask", f"frames {idx[0]}..{idx[-1]}: {exc}",
+                                         "give a mask that covers the image's interior"
+                                         ) from exc
                 ps = M.masked_psnr(a, b, mask=m, max_db=psnr_cap_db)
                 lp = M.lpips_distance(lp_model, a, b) if lp_model is not None else None
                 if fid_model is not None:

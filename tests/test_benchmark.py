@@ -53,4 +53,8 @@ def test_flop_counter_and_matmul_probe():
     lin = __import__("torch").nn.Linear(64, 32, bias=False)
     x = __import__("torch").zeros(4, 64)
     assert bench.count_flops(lin, x) == 2 * 4 * 64 * 32
-    assert bench.measure_matmul_gflops(128, min_seconds=0.05) > 0.01
+    roof = bench.measure_matmul_gflops(128, min_seconds=0.05)
+    assert roof > 0.01
+    eff = bench.module_efficiency(lin, (x,), roof, calls=2)
+    assert eff["gflop"] == 2 * 4 * 64 * 32 / 1e9
+    assert eff["fraction_of_matmul"] == eff["gflops"] / roof > 0

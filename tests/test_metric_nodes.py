@@ -125,6 +125,10 @@ def test_image_metrics_bad_inputs():
     m[1] = 0
     with pytest.raises(NodeInputError, match=r"'mask': the mask is empty in frame\(s\) \[1\]"):
         node.evaluate(a, a, mask=m)
+    rim = torch.zeros(1, 48, 64)
+    rim[:, :3] = 1  # only the top 3 rows: outside SSIM's valid region
+    with pytest.raises(NodeInputError, match="'mask'.*no pixel inside the SSIM valid region"):
+        node.evaluate(a, a, mask=rim)
     with pytest.raises(NodeInputError, match="mask is 10x10"):
         node.evaluate(a, a, mask=torch.ones(1, 10, 10))
     with pytest.raises(NodeInputError, match="FID .* at least 2 frames"):

@@ -202,6 +202,7 @@ def _pair(h=64, w=64, sigma=0.1, seed=0):
     return a, b
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
 def test_lpips_vgg_through_the_registry_matches_the_reference(hub, weights_dir, monkeypatch,
                                                               vgg16_file):
     serve_lpips_head(hub, "vgg")  # the real 7 kB head file, real sha256
@@ -218,6 +219,7 @@ def test_lpips_vgg_through_the_registry_matches_the_reference(hub, weights_dir, 
     assert metrics.lpips_distance(model, c, a).mean() > ours.mean() > 0
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
 def test_lpips_squeeze_needs_a_user_file_and_then_matches_the_reference(hub, weights_dir):
     import torchvision
 
