@@ -101,3 +101,27 @@ def test_bad_inputs(astronaut):
         node.crop(image, Parsing(torch.ones(3, 512, 512, dtype=torch.uint8)))
     with pytest.raises(NodeInputError, match="input 'parsing'"):
         node.crop(image, torch.ones(1, 512, 512))
+
+
+def test_astronaut_with_the_weightless_parser(astronaut):
+    """The real pipeline: Human Parse (geometric, MediaPipe keypoints) -> Part Cropper."""
+    pytest.importorskip("mediapipe")
+    from dance_reenact.models.perception.mediapipe_holistic import detect_people
+    from dance_reenact.nodes.parsing import HumanParse
+
+    image = rgb_uint8_to_image(astronaut)
+    parsing, _, _ = HumanParse().parse(image, backend="geometric", mask_group="person")
+    parts, _, missing = PartCropper().crop(image, parsing)
+    present = parts.present[0].tolist()
+    assert present[0] and present[1]  # face+hair, upper clothes (the suit)
+    assert not present[2] and not present[3]  # waist-up: no lower clothes, no shoes
+    assert parts.crops[0, 2].max() == 0 and parts.crops[0, 3].max() == 0
+    assert "lower_clothes" in missing and "shoes_socks" in missing
+    face = detect_people(astronaut)[0].person.face
+    pc = crop_parts(astronaut, parsing.labels[0].numpy())
+    for idx in (30, 36, 45, 48, 54):  # nose tip, eye corners, mouth corners
+        x, y, c = face[idx]
+        assert c > 0.5
+        cx, cy = _box_point(pc.boxes[0], x, y)
+        assert 0 <= cx < 224 and 0 <= cy < 224
+        assert pc.crops[0][cy, cx].max() > 0.1, idx  # the face is there, not blanked
