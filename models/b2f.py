@@ -283,3 +283,77 @@ def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
     z_full = paste_back(np.zeros((h, w, 3), np.float32), z_np, box)
     m_full = paste_back(np.zeros((h, w), np.float32), m_np, box)
     return torch.from_numpy(z_full), torch.from_numpy(m_full)
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark hook (benchmarks/run.py HOOKS)
+# --------------------------------------------------------------------------------------------
+
+def benchmark_stage(config: object, **net_kwargs: object) -> object:
+    """The B2F network stage for ``benchmarks/run.py`` (duck-typed ``Stage``).
+
+    ``ours``: the FC projection once per target, then per frame crop -> decode (inference
+    mode) -> paste back. ``baseline``: the naive way, ``e_z`` projected again every frame and
+    autograd left on. Frames are synthetic people's parsings at the config's size, a ring of 8.
+    ``net_kwargs`` override the generator's (default) configuration.
+    """
+    from collections.abc import Callable
+    from dataclasses import dataclass
+    from typing import Any
+
+    from .synthetic import random_body, random_pose, render
+
+    @dataclass
+    class _Stage:
+        name: str
+        setup: Callable[[Any], Callable[[int], Any]]
+        baseline: Callable[[Any], Callable[[int], Any]] | None
+        flops: Callable[[Any], tuple[nn.Module, tuple]] | None
+
+    def inputs(cfg: Any) -> tuple[B2FGenerator, torch.Tensor, list[np.ndarray]]:
+        torch.manual_seed(0)
+        device = torch.device(getattr(cfg, "device", "cpu"))
+        net = B2FGenerator(**net_kwargs).to(device).eval()  # type: ignore[arg-type]
+        e_z = torch.randn(1, net.config["embed_dim"], device=device)
+        rng = np.random.default_rng(0)
+        body = random_body(rng)
+        frames = [render(body, random_pose(rng, body), cfg.height, cfg.width).labels
+                  for _ in range(8)]
+        return net, e_z, frames
+
+    def setup(cfg: Any) -> Callable[[int], Any]:
+        net, e_z, frames = inputs(cfg)
+        with torch.inference_mode():
+            x0 = net.project(e_z)
+
+        def step(i: int) -> Any:
+            with torch.inference_mode():
+                return run_b2f_frame(net, x0, frames[i % 8], None, device=e_z.device)
+        return step
+
+    def baseline(cfg: Any) -> Callable[[int], Any]:
+        net, e_z, frames = inputs(cfg)
+
+        def step(i: int) -> Any:
+            lab = torch.from_numpy(frames[i % 8])[None].to(e_z.device)
+            bm = F.interpolate(body_map(lab), size=net.out_size, mode="nearest")
+            return net(e_z, bm)  # projection every frame, autograd on, no crop
+        return step
+
+    class _Decoder(nn.Module):
+        def __init__(self, net: B2FGenerator) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x0: torch.Tensor, bm: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return self.net.decode(x0, bm)
+
+    def flops(cfg: Any) -> tuple[nn.Module, tuple]:
+        net, e_z, frames = inputs(cfg)
+        with torch.inference_mode():
+            x0 = net.project(e_z)
+        h, w = net.out_size
+        return _Decoder(net), (x0, body_map(torch.zeros(1, h, w, dtype=torch.long,
+                                                        device=e_z.device)))
+
+    return _Stage("b2f", setup, baseline, flops)
