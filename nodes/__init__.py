@@ -7,11 +7,13 @@ import importlib
 
 _MODULES = (
     "utility",
-    "metrics",
     "temporal",
     "perception",
+    "metrics",
     "parsing",
     "p2b",
+    "b2f",
+    "blend",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
