@@ -176,6 +176,22 @@ FACE_REGIONS: Mapping[str, tuple[int, ...]] = {
     "pupils": (68, 69),
 }
 
+# MediaPipe face mesh (468 points; 478 with iris refinement) -> iBUG 68, in the order of
+# FACE_REGIONS. One mesh vertex per iBUG point, chosen at the same anatomical spot; the jaw
+# is symmetric (mesh pairs 127/356, 234/454, 93/323, 132/361, 58/288, 136/365, 150/379,
+# 176/400 around the chin 152). Image-left is the subject's right, as in iBUG.
+MEDIAPIPE_MESH_TO_68: tuple[int, ...] = (
+    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw
+    70, 63, 105, 66, 107,  # right eyebrow
+    336, 296, 334, 293, 300,  # left eyebrow
+    168, 197, 5, 4,  # nose bridge
+    75, 97, 2, 326, 305,  # nose lower
+    33, 160, 158, 133, 153, 144,  # right eye
+    362, 385, 387, 263, 373, 380,  # left eye
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,  # outer lips
+    78, 82, 13, 312, 308, 317, 14, 87,  # inner lips
+)
+
 # Limbs as segments of the body skeleton, used by the warp backends and synthetic people:
 # name -> (parent joint, child joint, parsing label drawn along it).
 LIMB_SEGMENTS: Mapping[str, tuple[int, int, int]] = {

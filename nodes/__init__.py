@@ -7,6 +7,8 @@ import importlib
 
 _MODULES = (
     "utility",
+    "face",
+    "inpaint",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
