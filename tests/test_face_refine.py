@@ -248,9 +248,9 @@ def test_fan68_backend_through_the_registry(scene, hub, weights_dir, monkeypatch
     pytest.importorskip("onnx")
     data = _fake_fan_onnx()
     real = weights.REGISTRY["fan68"]
-    sha = hub.add(real.repo_id, real.filename, data)
+    sha = hub.add(real.repo_id, real.filename, data, revision=real.revision)
     monkeypatch.setitem(weights.REGISTRY, "fan68", weights.WeightSpec(
-        real.repo_id, real.filename, "main", sha, real.license))
+        real.repo_id, real.filename, real.revision, sha, real.license))
     (handle,) = LoadFaceRefine().load("weightless", "fan68")
     assert handle.options["fan_path"].endswith("fan2_68_landmark.onnx")
     with F.make_landmarker("fan68", fan_path=handle.options["fan_path"]) as det:
