@@ -31,8 +31,10 @@ def _down(cin: int, cout: int) -> nn.Sequential:
 class _Up(nn.Module):
     def __init__(self, cin: int, cskip: int, cout: int) -> None:
         super().__init__()
+        # no normalisation in the decoder: per-image colour (the target's skin tone, the
+        # frame's colour cast) must survive to the output heads
         self.conv = nn.Sequential(nn.Conv2d(cin + cskip, cout, 3, padding=1),
-                                  nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True))
+                                  nn.LeakyReLU(0.2, inplace=True))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
@@ -80,10 +82,13 @@ class FaceRefineNet(nn.Module):
         self.res = nn.Sequential(*[_ResBlock(chans[-1]) for _ in range(n_res)])
         self.ups = nn.ModuleList(_Up(chans[i + 1], chans[i], chans[i])
                                  for i in reversed(range(n_down)))
-        self.to_rgb = nn.Conv2d(ngf, 3, 3, padding=1)
-        self.to_mask = nn.Conv2d(ngf, 1, 3, padding=1)
+        self.to_rgb = nn.Conv2d(ngf + 3, 3, 3, padding=1)
+        self.to_mask = nn.Conv2d(ngf + 3, 1, 3, padding=1)
+        # start as the identity (refined = crop) with the mask mostly open, so the
+        # reconstruction gradient reaches the RGB head before mask regularisation closes it
         nn.init.zeros_(self.to_rgb.weight)
         nn.init.zeros_(self.to_rgb.bias)
+        nn.init.constant_(self.to_mask.bias, 2.0)
 
     def embed(self, target_crop: torch.Tensor) -> torch.Tensor:
         """The target's face embedding. Shape: (B, 3, S, S) in 0..1 -> (B, embed_dim)."""
@@ -101,6 +106,7 @@ class FaceRefineNet(nn.Module):
         x = self.res(self.fuse(torch.cat([x, e], 1)))
         for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
             x = up(x, skip)
+        x = torch.cat([x, crop * 2 - 1], 1)
         refined = (crop + torch.tanh(self.to_rgb(x))).clamp(0, 1)
         mask = torch.sigmoid(self.to_mask(x))
         return refined, mask

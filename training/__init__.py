@@ -1,0 +1,1 @@
+"""Training code: never imported by nodes."""
