@@ -3,7 +3,8 @@
 Landmark backends (all return iBUG-68 points in pixels of the frame, or None when no face):
 
 - ``mediapipe``: MediaPipe's face mesh (the model ships inside the ``mediapipe`` 0.10.21 wheel,
-  no download), mapped onto iBUG 68 with :data:`~.schema.MEDIAPIPE_MESH_TO_68`.
+  no download), mapped onto iBUG 68 with the perception stage's
+  :data:`~.perception.mediapipe_holistic.FACE68_FROM_MESH` (one map for the whole pack).
 - ``fan68``: the FAN 68-point ONNX from the weight registry, run with onnxruntime on a square
   crop around a face box found by OpenCV's frontal-face Haar cascade (ships with OpenCV).
   Its contract: input ``[1, 3, 256, 256]`` float RGB in 0..1, output 0 ``[1, 68, 3]`` =
@@ -32,7 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .schema import FACE_REGIONS, MEDIAPIPE_MESH_TO_68
+from .perception.mediapipe_holistic import FACE68_FROM_MESH
+from .schema import FACE_REGIONS
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +237,7 @@ class MediaPipeFaceLandmarks:
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=4, refine_landmarks=False,
             min_detection_confidence=min_confidence)
-        self._idx = np.array(MEDIAPIPE_MESH_TO_68)
+        self._pairs = np.asarray(FACE68_FROM_MESH)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         h, w = rgb.shape[:2]
@@ -246,7 +248,8 @@ class MediaPipeFaceLandmarks:
             return None
         best, best_area = None, -1.0
         for face in res.multi_face_landmarks:
-            pts = np.array([[p.x * w, p.y * h] for p in face.landmark], np.float64)[self._idx]
+            mesh = np.array([[p.x * w, p.y * h] for p in face.landmark], np.float64)
+            pts = (mesh[self._pairs[:, 0]] + mesh[self._pairs[:, 1]]) / 2
             span = pts.max(0) - pts.min(0)
             if span[0] * span[1] > best_area:
                 best, best_area = pts, span[0] * span[1]

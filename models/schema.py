@@ -142,6 +142,7 @@ NUM_BODY = len(BODY_NAMES)  # 18
 BODY: Mapping[str, int] = {name: i for i, name in enumerate(BODY_NAMES)}
 NUM_HAND = 21
 NUM_FACE = 70
+NUM_ALL_KEYPOINTS = NUM_BODY + NUM_FACE + 2 * NUM_HAND  # 130, the order of Person.all_points
 
 # OpenPose's limb sequence (0-based) in drawing order with its colours; the last two
 # (shoulder-ear) exist in OpenPose's list but are not drawn by it, nor by us.
@@ -176,21 +177,11 @@ FACE_REGIONS: Mapping[str, tuple[int, ...]] = {
     "pupils": (68, 69),
 }
 
-# MediaPipe face mesh (468 points; 478 with iris refinement) -> iBUG 68, in the order of
-# FACE_REGIONS. One mesh vertex per iBUG point, chosen at the same anatomical spot; the jaw
-# is symmetric (mesh pairs 127/356, 234/454, 93/323, 132/361, 58/288, 136/365, 150/379,
-# 176/400 around the chin 152). Image-left is the subject's right, as in iBUG.
-MEDIAPIPE_MESH_TO_68: tuple[int, ...] = (
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw
-    70, 63, 105, 66, 107,  # right eyebrow
-    336, 296, 334, 293, 300,  # left eyebrow
-    168, 197, 5, 4,  # nose bridge
-    75, 97, 2, 326, 305,  # nose lower
-    33, 160, 158, 133, 153, 144,  # right eye
-    362, 385, 387, 263, 373, 380,  # left eye
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,  # outer lips
-    78, 82, 13, 312, 308, 317, 14, 87,  # inner lips
-)
+# The body as a kinematic tree rooted at the neck: parent of each of the 18 joints (-1 = root).
+# Shoulders, hips and the nose hang off the neck; eyes off the nose; ears off the eyes.
+BODY_PARENT: tuple[int, ...] = (1, -1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 1, 11, 12, 0, 0, 14, 15)
+# Left/right counterparts (subject's sides) of each joint; the neck and nose map to themselves.
+BODY_MIRROR: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 # Limbs as segments of the body skeleton, used by the warp backends and synthetic people:
 # name -> (parent joint, child joint, parsing label drawn along it).
@@ -252,12 +243,20 @@ class Person:
             arr = np.asarray(getattr(self, name), dtype=np.float32)
             if arr.shape != (n, 3):
                 raise ValueError(f"Person.{name} must have shape ({n}, 3), got {arr.shape}")
-            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-            setattr(self, name, arr)
+            setattr(self, name, drop_nonfinite(arr))
 
     def all_points(self) -> np.ndarray:
         """(18+70+21+21, 3) concatenation of every keypoint."""
         return np.concatenate([self.body, self.face, self.left_hand, self.right_hand], axis=0)
+
+    @classmethod
+    def from_points(cls, points: np.ndarray) -> Person:
+        """Inverse of :meth:`all_points`: (130, 3) -> Person."""
+        points = np.asarray(points, dtype=np.float32)
+        if points.shape != (NUM_ALL_KEYPOINTS, 3):
+            raise ValueError(f"expected ({NUM_ALL_KEYPOINTS}, 3) keypoints, got {points.shape}")
+        a, b, c = NUM_BODY, NUM_BODY + NUM_FACE, NUM_BODY + NUM_FACE + NUM_HAND
+        return cls(points[:a], points[a:b], points[b:c], points[c:])
 
     def num_confident(self, threshold: float = 0.05) -> int:
         return int((self.body[:, 2] > threshold).sum())
@@ -296,7 +295,16 @@ def _flat_to_array(values: Any, n: int, what: str) -> np.ndarray:
         arr = np.concatenate([arr, _empty(n - len(arr))], axis=0)
     elif len(arr) > n:
         raise ValueError(f"{what}: expected {n} keypoints, got {len(arr)}")
-    return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    return drop_nonfinite(arr)
+
+
+def drop_nonfinite(arr: np.ndarray) -> np.ndarray:
+    """(N, 3) keypoints with any NaN/inf value in x, y or c -> that keypoint set to missing
+    (0, 0, 0). (Zeroing only the bad value would turn a NaN position into a confident (0, 0).)"""
+    arr = np.array(arr, dtype=np.float32, copy=True)
+    bad = ~np.isfinite(arr).all(axis=-1)
+    arr[bad] = 0.0
+    return arr
 
 
 def is_normalized(frame: Mapping[str, Any]) -> bool:
@@ -316,6 +324,7 @@ def is_normalized(frame: Mapping[str, Any]) -> bool:
             arr = np.asarray(vals, dtype=np.float32).reshape(-1)
             if arr.size and arr.size % 3 == 0:  # malformed lists are reported by the parser
                 arr = arr.reshape(-1, 3)
+                arr = drop_nonfinite(arr)
                 coords.append(arr[arr[:, 2] > 0, :2])
     if not coords:
         return False
@@ -412,3 +421,41 @@ def select_person(people: Sequence[Person], mode: str = "largest", index: int = 
         return -1.0 if box is None else (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
     return max(people, key=area)
+
+
+# --------------------------------------------------------------------------------------------
+# DensePose (I in 0..24; 0 = background)
+# --------------------------------------------------------------------------------------------
+
+# The 24 DensePose-COCO body parts in their index order (1..24). "Right"/"left" are the
+# subject's; "front"/"back" the side of the body surface.
+DENSEPOSE_PART_NAMES: tuple[str, ...] = (
+    "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
+    "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front",
+    "upper_leg_left_front", "lower_leg_right_back", "lower_leg_left_back",
+    "lower_leg_right_front", "lower_leg_left_front", "upper_arm_left_front",
+    "upper_arm_right_front", "upper_arm_left_back", "upper_arm_right_back",
+    "lower_arm_left_front", "lower_arm_right_front", "lower_arm_left_back",
+    "lower_arm_right_back", "head_right", "head_left",
+)
+NUM_DENSEPOSE_PARTS = len(DENSEPOSE_PART_NAMES)  # 24
+DENSEPOSE_PART: Mapping[str, int] = {n: i + 1 for i, n in enumerate(DENSEPOSE_PART_NAMES)}
+
+
+def _viridis_table() -> np.ndarray:
+    import cv2
+
+    ramp = np.round(np.arange(NUM_DENSEPOSE_PARTS + 1) * (255.0 / NUM_DENSEPOSE_PARTS))
+    bgr = cv2.applyColorMap(ramp.astype(np.uint8).reshape(-1, 1), cv2.COLORMAP_VIRIDIS)
+    return np.ascontiguousarray(bgr[:, 0, ::-1])
+
+
+# Colour of each part index 0..24: viridis of I * 255/24, the DensePose hint comfyui_controlnet_aux
+# draws for ControlNet (background = viridis(0) = (68, 1, 84)), so our preview can condition the
+# same ControlNet models.
+DENSEPOSE_COLORS: np.ndarray = _viridis_table()
+
+
+def colorize_densepose(index: np.ndarray) -> np.ndarray:
+    """Colour a DensePose part-index map (..., H, W) uint8 0..24 -> uint8 RGB (..., H, W, 3)."""
+    return colorize_labels(index, DENSEPOSE_COLORS)

@@ -7,6 +7,8 @@ import importlib
 
 _MODULES = (
     "utility",
+    "temporal",
+    "perception",
     "face",
     "inpaint",
 )

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.motion import DEFAULT_MOTION, list_motions, load_motion
 from ..models.render import draw_pose
 from ..models.schema import (
     LABEL_GROUPS,
@@ -136,11 +137,45 @@ class ParsingPreview:
         return rgb_uint8_to_image(colors), torch.from_numpy(mask)
 
 
+class LoadMotionClip:
+    """A shipped motion clip (POSE_KEYPOINT sequence) to drive the pipeline without a video."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        names = list_motions() or [DEFAULT_MOTION]
+        return {
+            "required": {
+                "motion": (names, {"default": DEFAULT_MOTION if DEFAULT_MOTION in names
+                                   else names[0]}),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                       "tooltip": "0 = the whole clip."}),
+            },
+        }
+
+    RETURN_TYPES = (POSE_KEYPOINT, "FLOAT", "INT")
+    RETURN_NAMES = ("pose_keypoint", "fps", "frame_count")
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Load a keyframed dance shipped with the pack as POSE_KEYPOINT frames."
+
+    def load(self, motion: str, max_frames: int = 0) -> tuple[list, float, int]:
+        try:
+            frames, fps = load_motion(motion)
+        except ValueError as exc:
+            raise NodeInputError("Load Motion Clip", "motion", str(exc),
+                                 "pick one of the listed clips") from exc
+        if max_frames:
+            frames = frames[:max_frames]
+        return frames, fps, len(frames)
+
+
 NODE_CLASS_MAPPINGS = {
     "DanceReenactRenderPose": RenderPose,
     "DanceReenactParsingPreview": ParsingPreview,
+    "DanceReenactLoadMotionClip": LoadMotionClip,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "DanceReenactRenderPose": "Render Pose (Dance Reenact)",
     "DanceReenactParsingPreview": "Parsing Preview / Mask (Dance Reenact)",
+    "DanceReenactLoadMotionClip": "Load Motion Clip (Dance Reenact)",
 }

@@ -13,7 +13,7 @@ from dance_reenact.models import face as F
 from dance_reenact.models import weights
 from dance_reenact.models.face_refine import FaceRefineNet, refine_face_network, target_embedding
 from dance_reenact.models.loading import save_model
-from dance_reenact.models.schema import MEDIAPIPE_MESH_TO_68
+from dance_reenact.models.perception.mediapipe_holistic import FACE68_FROM_MESH
 from dance_reenact.nodes.face import FaceRefine, LoadFaceRefine
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image
@@ -49,8 +49,8 @@ def scene():
 
 
 def test_mesh_to_68_map_is_a_valid_ibug_layout(scene):
-    idx = np.array(MEDIAPIPE_MESH_TO_68)
-    assert idx.shape == (68,) and len(set(idx.tolist())) == 68 and idx.max() < 468
+    idx = np.array(FACE68_FROM_MESH)
+    assert idx.shape == (68, 2) and idx.max() < 468
     lm = scene["lm_t"]
     # iBUG geometry on a frontal face: jaw goes image-left to image-right, chin lowest,
     # image-left eye (36-41) left of the other, brows above eyes, mouth below nose

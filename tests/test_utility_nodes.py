@@ -109,3 +109,26 @@ def test_executor_runs_an_api_workflow_in_dependency_order():
            "b": {"class_type": "DanceReenactRenderPose", "inputs": {"pose_keypoint": ["a", 0]}}}
     with pytest.raises(WorkflowError, match="cycle"):
         run_workflow(cyc, mappings)
+
+
+def test_shipped_motion_clip_is_a_ten_second_upper_body_dance():
+    from dance_reenact.models.schema import frame_to_people
+    from dance_reenact.nodes.utility import LoadMotionClip
+
+    frames, fps, n = LoadMotionClip().load("upper_body_dance")
+    assert fps == 24 and n == len(frames) >= 240
+    wrists = []
+    for f in frames:
+        (p,) = frame_to_people(f)
+        assert p.body[BODY["neck"], 2] > 0 and p.body[BODY["nose"], 2] > 0
+        assert p.body[BODY["right_hip"], 2] == 0  # waist-up framing: hips below the frame
+        assert (p.face[:, 2] > 0).sum() >= 60
+        wrists.append(p.body[BODY["right_wrist"], :2].copy())
+    wrists = np.array(wrists)
+    assert np.ptp(wrists[:, 1]) > 150  # the arm really goes up and down
+    (img,) = RenderPose().render(frames[:2])
+    assert img.shape == (2, 320, 512, 3)
+    with pytest.raises(NodeInputError, match="Load Motion Clip"):
+        LoadMotionClip().load("no_such_dance")
+    _, _, n2 = LoadMotionClip().load("upper_body_dance", max_frames=5)
+    assert n2 == 5

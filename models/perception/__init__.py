@@ -1,0 +1,1 @@
+"""Perception backends: pose, person mask, DensePose, human parsing (pure torch/numpy)."""

@@ -1,0 +1,319 @@
+"""Retargeting: the driver's motion on the target's body (SPEC §5, beyond the paper).
+
+A tall driver would otherwise stretch a short target (and vice versa) because P2B/B2F follow
+the driver's stick figure. :func:`retarget_people` rebuilds each driver frame on the target's
+skeleton:
+
+1. **Per-limb lengths from the target.** Down the kinematic tree ``schema.BODY_PARENT`` from
+   the neck, each bone keeps the driver's direction in that frame and takes the target's
+   length. With ``keep_foreshortening`` (off by default: detector noise on short bones would
+   pass through as length changes) the length is further multiplied by
+   ``min(1, driver length in this frame / driver's reference length)`` (its 95th percentile
+   over the sequence), so an arm pointing at the camera stays short. A bone the target does not show
+   uses its mirror bone (left/right), else the driver's reference length × the global scale.
+   A joint whose parent is missing in the driver frame is placed by the global transform.
+2. **Global scale** ``s`` = median over the core bones (torso, legs, shoulders, upper arms)
+   present in both of target length / driver reference length (fallback: ratio of the
+   body bounding-box heights). It scales the driver's displacements across the frame.
+3. **Anchor and translation** (fixed on the first driver frame that has a neck):
+   - ``feet`` when the target shows an ankle: horizontally the mid-hip (else the neck)
+     follows ``s`` × the driver's displacement from the first frame, starting at the target's;
+     vertically the driver's lowest ankle's height above the driver's ground line (its lowest
+     ankle in the first frame) is scaled by ``s`` and put above the **target's ground line**
+     (the target's lowest ankle), so feet on the ground stay on the ground whatever the leg
+     lengths. Frames where the driver shows no ankle keep the vertical offset of the first
+     frame.
+   - ``hips`` / ``shoulders`` / ``neck`` for a waist-up target (no ankle): the mid-hip (else
+     the mid-shoulder, else the neck) starts on the target's and follows ``s`` × the driver's
+     displacement. The report says which anchor was used.
+4. **Face and hands** move rigidly with their joints: the face keeps its offsets from the nose,
+   each hand from its wrist, scaled by ``s``.
+
+With ``limit_to_target`` the output keeps only the joints the target shows (the legs of a
+waist-up target are dropped; its face/hands only if the target has its nose/wrists).
+Output coordinates are pixels of the target's canvas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .pose_sequence import parse_sequence
+from .schema import BODY, BODY_MIRROR, BODY_PARENT, NUM_BODY, Person, people_to_frame
+
+# Joints in an order where every parent comes before its children.
+_TREE_ORDER: tuple[int, ...] = (1, 0, 2, 5, 8, 11, 14, 15, 3, 6, 9, 12, 16, 17, 4, 7, 10, 13)
+# Bones (named by their child joint) used for the global scale, most reliable first.
+_CORE_BONES: tuple[int, ...] = (
+    BODY["right_hip"], BODY["left_hip"], BODY["right_knee"], BODY["left_knee"],
+    BODY["right_ankle"], BODY["left_ankle"], BODY["right_shoulder"], BODY["left_shoulder"],
+    BODY["right_elbow"], BODY["left_elbow"],
+)
+_ANKLES = (BODY["right_ankle"], BODY["left_ankle"])
+_HIPS = (BODY["right_hip"], BODY["left_hip"])
+_SHOULDERS = (BODY["right_shoulder"], BODY["left_shoulder"])
+NECK, NOSE = BODY["neck"], BODY["nose"]
+
+
+@dataclass
+class RetargetReport:
+    """How the retargeting was anchored: ``anchor`` in {feet, hips, shoulders, neck}, the global
+    ``scale`` (target / driver), and notes (bones borrowed, frames without a person)."""
+
+    anchor: str = ""
+    scale: float = 1.0
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"anchor: {self.anchor}; scale target/driver: {self.scale:.3f}"
+        return text + ("; " + "; ".join(self.notes) if self.notes else "")
+
+
+def _ok(body: np.ndarray, threshold: float) -> np.ndarray:
+    return body[:, 2] > threshold
+
+
+def _bone_lengths(body: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """(18,) length of the bone ending at each joint; NaN where it or its parent is missing."""
+    out = np.full(NUM_BODY, np.nan)
+    for j in range(NUM_BODY):
+        p = BODY_PARENT[j]
+        if p >= 0 and ok[j] and ok[p]:
+            out[j] = float(np.linalg.norm(body[j, :2] - body[p, :2]))
+    return out
+
+
+def _mid(body: np.ndarray, ok: np.ndarray, joints: Sequence[int]) -> np.ndarray | None:
+    if all(ok[j] for j in joints):
+        return body[list(joints), :2].mean(axis=0)
+    return None
+
+
+def _anchor_point(body: np.ndarray, ok: np.ndarray, kind: str) -> np.ndarray | None:
+    if kind == "hips":
+        return _mid(body, ok, _HIPS)
+    if kind == "shoulders":
+        return _mid(body, ok, _SHOULDERS)
+    return body[NECK, :2].copy() if ok[NECK] else None
+
+
+def retarget_people(target: Person, driver: Sequence[Person | None], *,
+                    keep_foreshortening: bool = False, limit_to_target: bool = False,
+                    threshold: float = 0.05) -> tuple[list[Person | None], RetargetReport]:
+    """Move the driver's per-frame skeleton onto the target's body (module docstring).
+
+    Args:
+        target: the target's keypoints (pixels of the target's canvas).
+        driver: per frame the driver's person (pixels of the driver's canvas) or None.
+        keep_foreshortening: scale each bone by how foreshortened the driver's bone is.
+        limit_to_target: drop joints the target does not show.
+        threshold: confidence above which a keypoint counts as present.
+    Returns:
+        (per frame the retargeted person in pixels of the target's canvas, or None where the
+        driver frame has no person; :class:`RetargetReport`).
+
+    Raises:
+        ValueError: the target has no neck or fewer than two body keypoints, or no driver frame
+            has a neck.
+    """
+    report = RetargetReport()
+    tb = target.body.astype(np.float64)
+    t_ok = _ok(tb, threshold)
+    if not t_ok[NECK] or t_ok.sum() < 2:
+        raise ValueError("the target pose needs its neck and at least one more body keypoint")
+    ref_t = next((t for t, p in enumerate(driver)
+                  if p is not None and _ok(p.body, threshold)[NECK]), None)
+    if ref_t is None:
+        raise ValueError("no driver frame shows a neck keypoint: nothing to retarget")
+
+    # driver reference bone lengths (95th percentile over frames: a bone at full length)
+    d_lengths = np.stack([_bone_lengths(p.body.astype(np.float64), _ok(p.body, threshold))
+                          if p is not None else np.full(NUM_BODY, np.nan) for p in driver])
+    d_ref = np.full(NUM_BODY, np.nan)
+    for j in range(NUM_BODY):
+        col = d_lengths[:, j]
+        col = col[np.isfinite(col)]
+        if len(col):
+            d_ref[j] = float(np.percentile(col, 95))
+
+    # target lengths, borrowing the mirror bone where one side is missing
+    t_len = _bone_lengths(tb, t_ok)
+    borrowed = []
+    for j in range(NUM_BODY):
+        m = BODY_MIRROR[j]
+        if np.isnan(t_len[j]) and m != j and np.isfinite(t_len[m]):
+            t_len[j] = t_len[m]
+            borrowed.append(_name(j))
+    if borrowed:
+        report.notes.append("target bones taken from the other side: " + ", ".join(borrowed))
+
+    # global scale
+    ratios = [t_len[j] / d_ref[j] for j in _CORE_BONES
+              if np.isfinite(t_len[j]) and np.isfinite(d_ref[j]) and d_ref[j] > 1e-6]
+    if ratios:
+        s = float(np.median(ratios))
+    else:
+        th = np.ptp(tb[t_ok, 1])
+        db = driver[ref_t].body
+        dh = np.ptp(db[_ok(db, threshold), 1])
+        s = float(th / dh) if dh > 1e-6 and th > 1e-6 else 1.0
+        report.notes.append("no common core bone: scale from the bounding-box heights")
+    report.scale = s
+    missing_len = [j for j in range(NUM_BODY) if BODY_PARENT[j] >= 0 and np.isnan(t_len[j])]
+    if missing_len:
+        report.notes.append("bones the target does not show use the driver's length x scale: "
+                            + ", ".join(_name(j) for j in missing_len))
+
+    # anchor
+    ref_body = driver[ref_t].body.astype(np.float64)
+    ref_ok = _ok(ref_body, threshold)
+    t_has_ankle = any(t_ok[a] for a in _ANKLES)
+    if t_has_ankle:
+        anchor = "feet"
+        h_kind = "hips" if (_mid(tb, t_ok, _HIPS) is not None
+                            and _mid(ref_body, ref_ok, _HIPS) is not None) else "neck"
+    else:
+        h_kind = next((k for k in ("hips", "shoulders", "neck")
+                       if _anchor_point(tb, t_ok, k) is not None
+                       and _anchor_point(ref_body, ref_ok, k) is not None), "neck")
+        anchor = h_kind
+        report.notes.append(f"the target shows no ankle (waist-up): anchored on the {h_kind}")
+    report.anchor = anchor
+    t_anchor = _anchor_point(tb, t_ok, h_kind)
+    d_anchor0 = _anchor_point(ref_body, ref_ok, h_kind)
+    assert t_anchor is not None and d_anchor0 is not None
+    t_ground = max(tb[a, 1] for a in _ANKLES if t_ok[a]) if t_has_ankle else 0.0
+    ref_ankles = [a for a in _ANKLES if ref_ok[a]]
+    d_ground = max(ref_body[a, 1] for a in ref_ankles) if ref_ankles else None
+    if anchor == "feet" and d_ground is None:
+        report.notes.append("the first driver frame shows no ankle: feet anchored on the "
+                            "first frame's vertical offset only")
+
+    def glob(p: np.ndarray) -> np.ndarray:  # driver pixels -> target pixels, global transform
+        return t_anchor + s * (p - d_anchor0)
+
+    out: list[Person | None] = []
+    dy0: float | None = None
+    neck_offset = np.zeros(2)
+    n_empty = 0
+    for t, person in enumerate(driver):
+        if person is None or not _ok(person.body, threshold).any():
+            out.append(None)
+            n_empty += 1
+            continue
+        db = person.body.astype(np.float64)
+        d_ok = _ok(db, threshold)
+        ob = np.zeros((NUM_BODY, 3))
+        placed = np.zeros(NUM_BODY, bool)
+        if d_ok[NECK]:
+            ob[NECK, :2] = 0.0  # relative skeleton first, translated below
+            placed[NECK] = True
+            for j in _TREE_ORDER[1:]:
+                p = BODY_PARENT[j]
+                if not d_ok[j] or not placed[p]:
+                    continue
+                vec = db[j, :2] - db[p, :2]
+                dlen = float(np.linalg.norm(vec))
+                length = t_len[j] if np.isfinite(t_len[j]) else s * (
+                    d_ref[j] if np.isfinite(d_ref[j]) else dlen)
+                if keep_foreshortening and np.isfinite(d_ref[j]) and d_ref[j] > 1e-6:
+                    length *= min(1.0, dlen / d_ref[j])
+                ob[j, :2] = ob[p, :2] + (vec / dlen * length if dlen > 1e-9 else 0.0)
+                placed[j] = True
+            # translation: horizontal (and vertical when not on feet) from the anchor
+            here = _anchor_point(db, d_ok, h_kind)
+            rel = _anchor_point(ob, placed, h_kind)
+            if here is not None and rel is not None:
+                shift = glob(here) - rel
+            else:  # anchor not visible in this frame: the neck with the first frame's offset
+                shift = glob(db[NECK, :2]) + neck_offset
+            if t == ref_t:
+                neck_offset = (shift - glob(db[NECK, :2]))
+            if anchor == "feet":
+                feet = [a for a in _ANKLES if d_ok[a] and placed[a]]
+                if feet and d_ground is not None:
+                    low = max(feet, key=lambda a: db[a, 1])
+                    want = t_ground - s * (d_ground - db[low, 1])
+                    shift[1] = want - ob[low, 1]
+                    if dy0 is None:
+                        dy0 = shift[1] - (glob(db[NECK, :2])[1] - ob[NECK, 1])
+                elif dy0 is not None:
+                    shift[1] = glob(db[NECK, :2])[1] - ob[NECK, 1] + dy0
+            ob[placed, :2] += shift
+        # joints not reachable from the neck in this frame: global transform
+        for j in range(NUM_BODY):
+            if d_ok[j] and not placed[j]:
+                ob[j, :2] = glob(db[j, :2])
+                placed[j] = True
+        ob[placed, 2] = db[placed, 2]
+        face = _rigid(person.face, db, ob, d_ok, NOSE, s, threshold)
+        lh = _rigid(person.left_hand, db, ob, d_ok, BODY["left_wrist"], s, threshold)
+        rh = _rigid(person.right_hand, db, ob, d_ok, BODY["right_wrist"], s, threshold)
+        if limit_to_target:
+            ob[~t_ok] = 0.0
+            if not t_ok[NOSE]:
+                face[:] = 0.0
+            if not t_ok[BODY["left_wrist"]]:
+                lh[:] = 0.0
+            if not t_ok[BODY["right_wrist"]]:
+                rh[:] = 0.0
+        out.append(Person(body=ob, face=face, left_hand=lh, right_hand=rh))
+    if n_empty:
+        report.notes.append(f"{n_empty} driver frame(s) without a person stay empty")
+    return out, report
+
+
+def _rigid(part: np.ndarray, db: np.ndarray, ob: np.ndarray, d_ok: np.ndarray, joint: int,
+           s: float, threshold: float) -> np.ndarray:
+    """Move a face/hand rigidly with its body joint (offsets scaled by s); missing points stay
+    missing. Without the joint, a part cannot be placed and is dropped."""
+    part = np.asarray(part, dtype=np.float64)
+    out = np.zeros_like(part)
+    ok = part[:, 2] > threshold
+    if not ok.any() or not d_ok[joint]:
+        return out
+    out[ok, :2] = ob[joint, :2] + s * (part[ok, :2] - db[joint, :2])
+    out[ok, 2] = part[ok, 2]
+    return out
+
+
+def _name(j: int) -> str:
+    return next(k for k, v in BODY.items() if v == j)
+
+
+def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str = "largest",
+                           index: int = 0, keep_foreshortening: bool = False,
+                           limit_to_target: bool = False,
+                           ) -> tuple[list[dict[str, Any]], RetargetReport]:
+    """POSE_KEYPOINT in, POSE_KEYPOINT out: see :func:`retarget_people`.
+
+    Args:
+        target_value: the target's POSE_KEYPOINT, exactly one frame.
+        driver_value: the driver's POSE_KEYPOINT sequence.
+        person: ``largest`` or ``index`` (with ``index``), for both target and driver.
+    Returns:
+        (one POSE_KEYPOINT frame per driver frame on the target's canvas, in the driver's
+        convention (normalised or pixels), report).
+    Raises:
+        ValueError: more than one target frame, no person in the target, see
+            :func:`retarget_people`.
+    """
+    target_seq = parse_sequence(target_value, "target POSE_KEYPOINT")
+    if len(target_seq) != 1:
+        raise ValueError(f"the target POSE_KEYPOINT has {len(target_seq)} frames; it must be "
+                         "one frame (the target photo)")
+    tgt = target_seq.select(person, index)[0]
+    if tgt is None:
+        raise ValueError("no person in the target POSE_KEYPOINT")
+    driver_seq = parse_sequence(driver_value, "driver POSE_KEYPOINT")
+    people, report = retarget_people(tgt, driver_seq.select(person, index),
+                                     keep_foreshortening=keep_foreshortening,
+                                     limit_to_target=limit_to_target)
+    w, h = target_seq.width, target_seq.height
+    frames = [people_to_frame([p] if p is not None else [], w, h,
+                              normalized=driver_seq.normalized) for p in people]
+    return frames, report
