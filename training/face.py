@@ -420,14 +420,15 @@ def train(cfg: TrainConfig) -> FaceRefineNet:
 # --------------------------------------------------------------------------------------------
 
 def _stage_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``train`` command's stage subparsers, created by whichever stage module comes
-    first (``train p2b``, ``train b2f`` and ``train face`` share one ``train`` command)."""
+    """The ``train`` command's stage group, created here or reused when another training
+    module (``train p2b``, ``train b2f``) made it first."""
     train_parser = subparsers.choices.get("train")
     if train_parser is None:
-        train_parser = subparsers.add_parser("train", help="train a network")
-        stages = train_parser.add_subparsers(dest="stage", required=True)
-        train_parser._dance_stages = stages  # type: ignore[attr-defined]
-    return train_parser._dance_stages  # type: ignore[attr-defined,no-any-return]
+        train_parser = subparsers.add_parser("train", help="train a network (p2b, b2f, face)")
+    for action in train_parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return train_parser.add_subparsers(dest="stage", required=True)
 
 
 def _cmd_train_face(args: argparse.Namespace) -> int:
@@ -447,8 +448,13 @@ def _cmd_train_face(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``reenact train face``."""
-    p = _stage_subparsers(subparsers).add_parser(
+    """Register ``reenact train face`` (from cli.py's ``_COMMAND_MODULES``)."""
+    add_train_parser(_stage_subparsers(subparsers))
+
+
+def add_train_parser(stages: argparse._SubParsersAction) -> None:
+    """Register ``face`` in an existing ``train`` stage group."""
+    p = stages.add_parser(
         "face", help="train FaceRefineNet", description=__doc__.split("\n\n")[0])
     d = TrainConfig(out=Path("out/face"))
     p.add_argument("--out", default="out/face", help="folder for weights, state and losses.csv")
