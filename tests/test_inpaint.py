@@ -204,3 +204,30 @@ def test_lama_wrong_contract_is_a_clear_error(tmp_path):
     torch.jit.save(torch.jit.script(Bad()), str(path))
     with pytest.raises(RuntimeError, match="expected an image of shape"):
         LamaInpainter(path)(np.zeros((16, 16, 3), np.uint8), np.ones((16, 16), bool))
+
+
+def test_median_plate_memory_is_bounded_by_the_block_not_the_video():
+    """300 frames: the working set stays near ``block_bytes`` although stacking the video
+    (as uint16 for the median) would take 5.5 MB."""
+    import tracemalloc
+
+    n, h, w = 300, 64, 48
+    bg = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+    def read(t, a, b):
+        return bg[a:b]
+
+    def read_m(t, a, b):
+        m = np.zeros((b - a, w), bool)
+        m[:, (t % w): (t % w) + 8] = True
+        return m
+
+    assert n * h * w * 3 * 2 > 5_000_000
+    tracemalloc.start()
+    try:
+        plate, never = median_plate(read, read_m, n, h, w, block_bytes=512 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(plate, bg) and not never.any()
+    assert peak < 2_000_000, peak
