@@ -11,6 +11,8 @@ _MODULES = (
     "perception",
     "face",
     "inpaint",
+    "b2f",
+    "blend",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -80,6 +80,9 @@ class Parts:
     present: torch.Tensor
     names: tuple[str, ...] = tuple(name for name, _ in PART_CROP_GROUPS)
     label_groups: tuple[tuple[int, ...], ...] = tuple(ids for _, ids in PART_CROP_GROUPS)
+    # What the crops were cut from, per target (lists of length B): "images" uint8 (H, W, 3),
+    # "labels" uint8 (H, W), "people" Person | None. Weightless backends read these.
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
