@@ -33,7 +33,8 @@ def test_training_improves_held_out_crops(tmp_path):
     kw = dict(drift=0.0, cast=0.0)
     held = [next(T.synthetic_batches(8, 32, 10_000 + i, **kw)) for i in range(2)]
     cfg = T.TrainConfig(out=tmp_path / "run", steps=150, batch=8, size=32, ngf=8, n_down=2,
-                        embed_dim=16, lr=1e-3, log_every=50, save_every=10_000, **kw)
+                        embed_dim=16, lr=1e-3, log_every=50, save_every=10_000,
+                        perceptual="random", **kw)
     torch.manual_seed(0)
     untrained = FaceRefineNet(crop_size=32, ngf=8, n_down=2, max_channels=64, embed_dim=16)
     before = T.evaluate(untrained, held)
@@ -54,7 +55,7 @@ def test_cli_train_face_and_resume(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "face", "--out", str(out), "--steps", "4", "--batch", "2", "--size", "32",
             "--ngf", "4", "--n-down", "2", "--embed-dim", "8", "--log-every", "2",
-            "--device", "cpu"]
+            "--device", "cpu", "--perceptual", "random"]
     assert cli.main(args) == 0
     assert str(out / "face_refine.safetensors") in capsys.readouterr().out
     assert read_metadata(out / "face_refine.safetensors")["step"] == "4"
@@ -62,3 +63,30 @@ def test_cli_train_face_and_resume(tmp_path, capsys):
     assert read_metadata(out / "face_refine.safetensors")["step"] == "6"
     steps = [int(r[0]) for r in csv.reader((out / "losses.csv").open())]
     assert steps == [2, 4, 6]
+
+
+def test_facenet_perceptual_loss_through_the_registry(tmp_path, weights_dir, monkeypatch):
+    """The default perceptual network is the paper's face embedding (FaceNet, VGGFace2),
+    resolved through the registry: here a randomly initialised InceptionResnetV1 placed by
+    hand under the registry's file name, offline."""
+    from dance_reenact.models import weights
+    from dance_reenact.models.facenet import InceptionResnetV1
+
+    torch.manual_seed(0)
+    spec = weights.REGISTRY["facenet_vggface2"]
+    path = weights_dir / spec.disk_name
+    torch.save(InceptionResnetV1(num_classes=0).state_dict(), path)
+    monkeypatch.setitem(weights.REGISTRY, "facenet_vggface2", weights.WeightSpec(
+        spec.repo_id, spec.filename, spec.revision, weights.sha256_file(path), spec.license))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    feats = T.perceptual_net("facenet")
+    x = torch.rand(2, 3, 32, 32)
+    out = feats(x)
+    assert [f.shape[1] for f in out] == [64, 256, 256, 896]
+    assert all(not p.requires_grad for p in feats.parameters())
+    cfg = T.TrainConfig(out=tmp_path / "fn", steps=2, batch=2, size=32, ngf=4, n_down=2,
+                        embed_dim=8, log_every=1, drift=0.0, cast=0.0)
+    assert cfg.perceptual == "facenet"
+    T.train(cfg)
+    rows = list(csv.reader((tmp_path / "fn" / "losses.csv").open()))
+    assert len(rows) == 2 and all(np.isfinite(float(r[3])) and float(r[3]) > 0 for r in rows)

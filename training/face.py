@@ -8,10 +8,10 @@ the identity embedding. The network's refined crop is composited through its mas
 
 - reconstruction: L1(c, clean) + L1(refined, clean), weight ``--w-rec`` (default 1);
 - perceptual: L1 between feature maps of c and clean at several depths of a frozen network
-  (``--perceptual``: ``vgg16`` = ImageNet VGG16 from the weight registry at relu1_2, relu2_2,
-  relu3_3, relu4_3; ``random`` = a fixed random conv pyramid, for offline runs and tests),
-  weight ``--w-perc`` (default 1). The paper uses a face-recognition network's activations;
-  any module returning a list of feature maps plugs in through :func:`perceptual_net`;
+  (``--perceptual``: ``facenet`` (default, as the paper) = FaceNet InceptionResnetV1 trained
+  on VGGFace2 (registry ``facenet_vggface2``) at conv2d_2b, conv2d_4b, repeat_1, mixed_6a;
+  ``vgg16`` = ImageNet VGG16 (registry) at relu1_2, relu2_2, relu3_3, relu4_3; ``random`` = a
+  fixed random conv pyramid, for offline runs and tests), weight ``--w-perc`` (default 1);
 - mask regularisation: mean mask + total variation of the mask (the mask stays small and
   smooth unless changing pixels pays), ``--w-mask`` (default 0.02);
 - adversarial: hinge loss with a PatchGAN discriminator on the composite, ``--w-adv``
@@ -256,13 +256,48 @@ class VGGFeatures(nn.Module):
         return feats
 
 
+class FaceNetFeatures(nn.Module):
+    """Frozen FaceNet (InceptionResnetV1 trained on VGGFace2, registry ``facenet_vggface2``)
+    activations at four depths: the paper's face-embedding perceptual loss. Crops are
+    resized to FaceNet's 160x160 input."""
+
+    STAGES = ("conv2d_2b", "conv2d_4b", "repeat_1", "mixed_6a")
+
+    def __init__(self, net: nn.Module | None = None) -> None:
+        super().__init__()
+        from ..models.facenet import FACE_INPUT_SIZE, load_facenet
+
+        if net is None:
+            from ..models.weights import resolve
+
+            net = load_facenet(resolve("facenet_vggface2"))
+        self.net = net.eval().requires_grad_(False)
+        self.size = FACE_INPUT_SIZE
+
+    def train(self, mode: bool = True) -> FaceNetFeatures:  # stays frozen, BatchNorm in eval
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        from ..models.facenet import standardize
+
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        f = self.net.features(standardize(x), self.STAGES)
+        return [f[s] for s in self.STAGES]
+
+
+PERCEPTUAL_NETS: tuple[str, ...] = ("facenet", "vgg16", "random")
+
+
 def perceptual_net(name: str) -> nn.Module:
-    """The frozen feature network of the perceptual loss: ``random`` or ``vgg16``."""
+    """The frozen feature network of the perceptual loss: ``facenet`` (the paper's face
+    embedding), ``vgg16`` (ImageNet) or ``random`` (offline, no file)."""
     if name == "random":
         return RandomFeatures()
     if name == "vgg16":
         return VGGFeatures()
-    raise ValueError(f"unknown perceptual network {name!r}; use random or vgg16")
+    if name == "facenet":
+        return FaceNetFeatures()
+    raise ValueError(f"unknown perceptual network {name!r}; use one of {PERCEPTUAL_NETS}")
 
 
 class PatchDiscriminator(nn.Module):
@@ -327,7 +362,7 @@ class TrainConfig:
     w_perc: float = 1.0
     w_mask: float = 0.02
     w_adv: float = 0.01
-    perceptual: str = "random"
+    perceptual: str = "facenet"
     data: str = "synthetic"
     drift: float = 0.3
     cast: float = 0.1
@@ -470,7 +505,9 @@ def add_train_parser(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--w-perc", dest="w_perc", type=float, default=d.w_perc)
     p.add_argument("--w-mask", dest="w_mask", type=float, default=d.w_mask)
     p.add_argument("--w-adv", dest="w_adv", type=float, default=d.w_adv)
-    p.add_argument("--perceptual", choices=["random", "vgg16"], default=d.perceptual)
+    p.add_argument("--perceptual", choices=list(PERCEPTUAL_NETS), default=d.perceptual,
+                   help="frozen network of the perceptual loss (facenet = the paper's face "
+                   "embedding, from the weight registry)")
     p.add_argument("--drift", type=float, default=d.drift,
                    help="max blend towards another face in the degraded input")
     p.add_argument("--cast", type=float, default=d.cast, help="max colour cast of the input")
