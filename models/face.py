@@ -405,32 +405,47 @@ def refine_face_weightless(frame: np.ndarray, frame_lm: np.ndarray, target: Face
     if refine_alignment:
         fit_mask = cv2.erode(face_hull_mask(frame_lm, h, w), np.ones((5, 5), np.uint8))
         mat = refine_alignment_ecc(target.rgb, frame, mat, fit_mask)
-    warped = cv2.warpAffine(target.rgb, mat, (w, h), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    tmask = cv2.warpAffine(target.mask, mat, (w, h), flags=cv2.INTER_NEAREST)
-    mask = face_hull_mask(frame_lm, h, w) & tmask
+    face = face_hull_mask(frame_lm, h, w)
     if region is not None:
-        mask &= (region > 0).astype(np.uint8)
-    if mask.sum() < 16:
+        face &= (region > 0).astype(np.uint8)
+    if face.sum() < 16:
         return frame
     face_w = float(np.ptp(frame_lm[0:17, 0])) or float(w)
     radius = max(1, int(round(0.06 * face_w))) if feather_px is None else int(feather_px)
+    # work inside the face's box (plus the feather's reach): the cost follows the face's size,
+    # not the frame's, and nothing outside the box can change
+    ys, xs = np.nonzero(face)
+    pad = radius + 4
+    x0, y0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    x1, y1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
+    rw, rh = x1 - x0, y1 - y0
+    m_roi = mat.copy()
+    m_roi[:, 2] -= (x0, y0)
+    warped = cv2.warpAffine(target.rgb, m_roi, (rw, rh), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    tmask = cv2.warpAffine(target.mask, m_roi, (rw, rh), flags=cv2.INTER_NEAREST)
+    sub = frame[y0:y1, x0:x1]
+    mask = face[y0:y1, x0:x1] & tmask
+    if mask.sum() < 16:
+        return frame
     if color_match:
-        warped = match_color_lab(warped, frame, mask)
+        warped = match_color_lab(warped, sub, mask)
     if seamless:
         core = cv2.erode(mask, np.ones((3, 3), np.uint8))
-        ys, xs = np.nonzero(core)
-        if len(xs) >= 16 and xs.min() > 0 and ys.min() > 0 and xs.max() < w - 1 \
-                and ys.max() < h - 1:
-            center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+        cy, cx = np.nonzero(core)
+        if len(cx) >= 16 and cx.min() > 0 and cy.min() > 0 and cx.max() < rw - 1 \
+                and cy.max() < rh - 1:
+            center = (int((cx.min() + cx.max() + 1) // 2), int((cy.min() + cy.max() + 1) // 2))
             try:
-                cloned = cv2.seamlessClone(warped, frame, core * 255, center,
-                                           cv2.NORMAL_CLONE)
+                cloned = cv2.seamlessClone(warped, np.ascontiguousarray(sub), core * 255,
+                                           center, cv2.NORMAL_CLONE)
                 # seamlessClone's box centring can be off by a pixel: keep the frame outside
                 warped = np.where(core[..., None] > 0, cloned, warped)
             except cv2.error:  # pragma: no cover - opencv refuses odd geometry
                 logger.debug("seamlessClone failed; falling back to feathering")
-    return blend_into(frame, warped, feather(mask, radius))
+    out = frame.copy()
+    out[y0:y1, x0:x1] = blend_into(sub, warped, feather(mask, radius))
+    return out
 
 
 def paste_crop(frame: np.ndarray, crop: np.ndarray, crop_alpha: np.ndarray, mat: np.ndarray,
