@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-_COMMAND_MODULES: tuple[str, ...] = ("training.b2f", "training.face")
+_COMMAND_MODULES: tuple[str, ...] = ("evaluate", "training.b2f", "training.face")
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:

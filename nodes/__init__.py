@@ -9,6 +9,8 @@ _MODULES = (
     "utility",
     "temporal",
     "perception",
+    "metrics",
+    "parsing",
     "face",
     "inpaint",
     "b2f",

@@ -1,0 +1,209 @@
+"""HumanParse node: photo or video -> PARSING (22 labels), colour preview, label-group MASK."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
+from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
+from ..models.schema import (
+    LABEL_GROUPS,
+    Person,
+    colorize_labels,
+    frame_to_people,
+    group_mask,
+)
+from ..models.weights import WeightError
+from .runtime import NodeInputError, Progress, get_device
+from .sockets import (
+    IMAGE,
+    MASK,
+    PARSING,
+    POSE_KEYPOINT,
+    Parsing,
+    check_image,
+    check_same_length,
+    frame_to_rgb_uint8,
+    rgb_uint8_to_image,
+)
+from .utility import check_pose_keypoint
+
+logger = logging.getLogger(__name__)
+NODE = "Human Parse"
+
+_parsers: dict[tuple[str, str], HumanParser] = {}
+_parsers_lock = threading.Lock()
+
+
+def get_parser(backend: str, device: torch.device) -> HumanParser:
+    """A loaded backend, cached so a workflow re-run does not reload 267 MB of weights."""
+    key = (backend, str(device))
+    with _parsers_lock:
+        if key not in _parsers:
+            if backend != WEIGHTLESS:  # keep one network in memory at a time
+                for k in [k for k in _parsers if k[0] != WEIGHTLESS]:
+                    del _parsers[k]
+            _parsers[key] = HumanParser(backend, device=device)
+        return _parsers[key]
+
+
+def _frames_people(pose_keypoint: Any, n_frames: int, height: int,
+                   width: int) -> list[list[Person]]:
+    """POSE_KEYPOINT frames -> people in pixels of the image (rescaled from the canvas)."""
+    frames = check_pose_keypoint(pose_keypoint, NODE)
+    if len(frames) == 1 and n_frames > 1:
+        raise NodeInputError(NODE, "pose_keypoint", f"1 pose frame for a {n_frames}-frame "
+                             "video", "connect the poses of every frame of this video")
+    check_same_length(NODE, image=n_frames, pose_keypoint=len(frames))
+    out = []
+    for i, frame in enumerate(frames):
+        try:
+            people = frame_to_people(frame)
+            cw, ch = float(frame["canvas_width"]), float(frame["canvas_height"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise NodeInputError(NODE, "pose_keypoint", f"frame {i}: {exc}",
+                                 "connect a POSE_KEYPOINT in the OpenPose layout") from exc
+        out.append([p.scaled(width / cw, height / ch) for p in people
+                    if p.bbox() is not None])
+    return out
+
+
+class HumanParse:
+    """Human parsing of a photo or every frame of a video into the 22-label schema."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "image": (IMAGE, {"tooltip": "A photo or a video batch (any size; grayscale "
+                                             "and RGBA are accepted)."}),
+                "backend": (list(BACKENDS), {"default": WEIGHTLESS, "tooltip":
+                            "geometric: no download (keypoints + person mask + skin colour). "
+                            "schp_lip: SCHP LIP ResNet-101 (267 MB, CC BY-NC-SA 4.0: "
+                            "non-commercial). schp_lip_onnx: the same as ONNX."}),
+                "person": (["largest", "index"], {"default": "largest", "tooltip":
+                           "Several people: parse the largest, or the one at person_index."}),
+                "person_index": ("INT", {"default": 0, "min": 0, "max": 64}),
+                "mask_group": (list(LABEL_GROUPS), {"default": "person", "tooltip":
+                               "Which labels the MASK output covers."}),
+                "if_no_person": (["error", "empty"], {"default": "error", "tooltip":
+                                 "A frame without a person: stop with an error, or output "
+                                 "all background for it."}),
+            },
+            "optional": {
+                "pose_keypoint": (POSE_KEYPOINT, {"tooltip": "Use these poses (OpenPose/DWPose, "
+                                  "normalised or pixels) instead of detecting them."}),
+                "draw_hands": ("BOOLEAN", {"default": True, "tooltip":
+                               "Draw left/right hand labels (20/21) from the hand keypoints."}),
+                "crop_to_person": ("BOOLEAN", {"default": False, "tooltip":
+                                   "SCHP: parse the person's box instead of the whole frame "
+                                   "(helps when the person is small in the frame)."}),
+                "pose_backend": (list(POSE_BACKENDS), {"default": "mediapipe", "tooltip":
+                                 "Finds people (keypoints and, with mediapipe, the person "
+                                 "mask) when no POSE_KEYPOINT is connected. mediapipe needs "
+                                 "no download but finds one person; openpose/dwpose find "
+                                 "several."}),
+            },
+        }
+
+    RETURN_TYPES = (PARSING, IMAGE, MASK)
+    RETURN_NAMES = ("parsing", "preview", "mask")
+    FUNCTION = "parse"
+    CATEGORY = "dance_reenact/perception"
+    DESCRIPTION = ("Human parsing (paper p*): 22 labels per pixel — SCHP LIP (the paper's parser) "
+                   "or a weightless geometric parser — with hands drawn from hand keypoints, a "
+                   "colour preview and a MASK of a label group.")
+
+    def parse(self, image: Any, backend: str = WEIGHTLESS, person: str = "largest",
+              person_index: int = 0, mask_group: str = "person", if_no_person: str = "error",
+              pose_keypoint: Any = None, draw_hands: bool = True, crop_to_person: bool = False,
+              pose_backend: str = "mediapipe") -> tuple[Parsing, torch.Tensor, torch.Tensor]:
+        image = check_image(image, NODE, "image")
+        if backend not in BACKENDS:
+            raise NodeInputError(NODE, "backend", f"unknown backend {backend!r}",
+                                 f"choose one of {', '.join(BACKENDS)}")
+        if pose_backend not in POSE_BACKENDS:
+            raise NodeInputError(NODE, "pose_backend", f"unknown pose backend {pose_backend!r}",
+                                 f"choose one of {', '.join(POSE_BACKENDS)}")
+        if mask_group not in LABEL_GROUPS:
+            raise NodeInputError(NODE, "mask_group", f"unknown label group {mask_group!r}",
+                                 f"choose one of {', '.join(LABEL_GROUPS)}")
+        b, h, w = (int(v) for v in image.shape[:3])
+        given = None if pose_keypoint is None else _frames_people(pose_keypoint, b, h, w)
+        try:
+            parser = get_parser(backend, get_device())
+        except WeightError as exc:
+            raise NodeInputError(NODE, "backend", f"the {backend} weights are not available "
+                                 f"({exc})", "place the file as the message says, allow the "
+                                 "download, or use the geometric backend") from exc
+        labels_out = np.zeros((b, h, w), dtype=np.uint8)
+        with ExitStack() as stack:
+            detector = None
+            if given is None or parser.needs_keypoints:
+                detector = self._detector(stack, b, pose_backend, need=given is None and
+                                          parser.needs_keypoints)
+            bar = stack.enter_context(Progress(b, NODE))
+            for i in range(b):
+                rgb = frame_to_rgb_uint8(image[i])
+                labels_out[i] = self._parse_frame(
+                    i, rgb, parser, detector, None if given is None else given[i], person,
+                    person_index, if_no_person, draw_hands, crop_to_person)
+                bar.update()
+        labels = torch.from_numpy(labels_out)
+        parsing = Parsing(labels)
+        preview = rgb_uint8_to_image(colorize_labels(labels_out))
+        mask = torch.from_numpy(group_mask(labels_out, mask_group).astype(np.float32))
+        return parsing, preview, mask
+
+    @staticmethod
+    def _detector(stack: ExitStack, n_frames: int, pose_backend: str, need: bool):
+        """The pose estimator (tracking for videos), or None when MediaPipe is missing and the
+        parsing backend can do without keypoints."""
+        try:
+            return stack.enter_context(PoseEstimator(pose_backend, device=get_device(),
+                                                     video=n_frames > 1))
+        except WeightError as exc:
+            raise NodeInputError(NODE, "pose_backend", f"the {pose_backend} weights are not "
+                                 f"available ({exc})", "connect a POSE_KEYPOINT, allow the "
+                                 "download, or use pose_backend = mediapipe") from exc
+        except (ImportError, RuntimeError) as exc:
+            if need:
+                raise NodeInputError(
+                    NODE, "pose_keypoint", f"the geometric backend needs keypoints and the "
+                    f"{pose_backend} detector is unavailable ({exc})", "connect a "
+                    "POSE_KEYPOINT (e.g. from OpenPose), or install the offline extra "
+                    "(pip install 'mediapipe==0.10.21')") from exc
+            logger.warning("pose detector unavailable (%s): no keypoints, so no hand labels",
+                           exc)
+            return None
+
+    @staticmethod
+    def _parse_frame(i: int, rgb: np.ndarray, parser: HumanParser, detector: Any,
+                     people: list[Person] | None, mode: str, index: int, if_no_person: str,
+                     draw_hands: bool, crop_to_person: bool) -> np.ndarray:
+        dets = detector(rgb) if detector is not None else []
+        try:
+            labels = parser.parse_frame(rgb, detections=dets, people=people, select=mode,
+                                        index=index, hands=draw_hands,
+                                        crop_to_person=crop_to_person,
+                                        detected=detector is not None)
+        except ValueError as exc:
+            raise NodeInputError(NODE, "person_index", f"frame {i}: {exc}",
+                                 "lower person_index or use person = largest") from exc
+        if labels is not None:
+            return labels
+        if if_no_person == "empty":
+            return np.zeros(rgb.shape[:2], dtype=np.uint8)
+        raise NodeInputError(NODE, "image", f"no person found in frame {i}",
+                             "use a frame where a person is visible, connect a POSE_KEYPOINT "
+                             "with a person, or set if_no_person to 'empty'")
+
+
+NODE_CLASS_MAPPINGS = {"DanceReenactHumanParse": HumanParse}
+NODE_DISPLAY_NAME_MAPPINGS = {"DanceReenactHumanParse": "Human Parse (Dance Reenact)"}
