@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inference import inference_input, prepare_for_inference
 from .loading import register_architecture
 from .schema import FACE_LABEL_NAMES, FACE_REGIONS, NUM_B2F_CHANNELS, NUM_LABELS
 
@@ -65,10 +66,25 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
+        self.gamma_beta: nn.Conv2d | None = None  # set by fuse_for_inference
+
+    @torch.no_grad()
+    def fuse_for_inference(self) -> None:
+        """Inference copies only (:func:`.inference.prepare_for_inference`): gamma and beta
+        as ONE conv with 2C outputs (one pass over ``h`` instead of two; same values)."""
+        g, b = self.gamma, self.beta
+        fused = nn.Conv2d(g.in_channels, 2 * g.out_channels, 3, padding=1).to(g.weight)
+        fused.weight.copy_(torch.cat([g.weight, b.weight]))
+        fused.bias.copy_(torch.cat([g.bias, b.bias]))
+        self.gamma_beta = fused
+
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         if seg.shape[-2:] != x.shape[-2:]:
             seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
         h = self.shared(seg)
+        if self.gamma_beta is not None:
+            gamma, beta = self.gamma_beta(h).chunk(2, dim=1)
+            return torch.addcmul(beta, self.norm(x), gamma + 1)
         return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
 
 
@@ -249,9 +265,13 @@ def body_map(labels: torch.Tensor, face_labels: torch.Tensor | None = None) -> t
 @torch.no_grad()
 def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
                   face: np.ndarray | None, *, device: torch.device | str = "cpu",
-                  margin: float = 0.08) -> tuple[torch.Tensor, torch.Tensor] | None:
+                  margin: float = 0.08, optimize: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """One frame: crop a working-aspect box around the person (:func:`crop.person_box` on the
     parsing), run at the network's size, paste z and m back (:func:`crop.paste_back`).
+
+    The decoder runs as the cached :func:`.inference.prepare_for_inference` copy of ``net``
+    for ``device`` (channels-last; fp16 on CUDA); ``optimize=False`` runs ``net`` itself.
 
     Args:
         x0: the target's projected tensor (:meth:`B2FGenerator.project`), (1, C, h, w).
@@ -276,7 +296,11 @@ def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
         f[face[:, 2] <= 0] = 0.0
         face_lab = torch.from_numpy(draw_face_labels(f, oh, ow))[None]
     bm = body_map(torch.from_numpy(lab)[None].to(device), face_lab)
-    z, m = net.decode(x0, bm)
+    if optimize:
+        dec = prepare_for_inference(net, device)
+        z, m = dec.decode(inference_input(x0, dec), inference_input(bm, dec))
+    else:
+        z, m = net.decode(x0, bm)
     h, w = labels.shape
     z_np = ((z[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
     m_np = m[0, 0].clamp(0, 1).float().cpu().numpy()
@@ -289,13 +313,37 @@ def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
 # Benchmark hook (benchmarks/run.py HOOKS)
 # --------------------------------------------------------------------------------------------
 
-def benchmark_stage(config: object, **net_kwargs: object) -> object:
-    """The B2F network stage for ``benchmarks/run.py`` (duck-typed ``Stage``).
+TINY_BENCH_CONFIG = dict(embed_dim=40, fc_channels=16, ngf=8, n_up=3, spade_hidden=8)
 
-    ``ours``: the FC projection once per target, then per frame crop -> decode (inference
-    mode) -> paste back. ``baseline``: the naive way, ``e_z`` projected again every frame and
-    autograd left on. Frames are synthetic people's parsings at the config's size, a ring of 8.
-    ``net_kwargs`` override the generator's (default) configuration.
+
+def benchmark_encoder(embed_dim: int, tiny: bool) -> nn.Module:
+    """An :class:`.appearance.AppearanceEncoder` with random weights for benchmarks: the
+    paper-size networks (InceptionResnetV1 + VGG19 conv5, exact architectures) or, ``tiny``,
+    one strided conv each, with ``embed_dim`` outputs in both cases (paper: 2560)."""
+    from .appearance import AppearanceEncoder
+    from .facenet import InceptionResnetV1
+    from .vgg import VGG19Features
+
+    if not tiny:
+        return AppearanceEncoder(InceptionResnetV1(), VGG19Features()).eval()
+    d = embed_dim // 5
+    face = nn.Sequential(nn.Conv2d(3, embed_dim - 4 * d, 3, stride=4), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten())
+    return AppearanceEncoder(face, nn.Conv2d(3, d, 3, stride=4), face_size=32,
+                             face_standardize=False).eval()
+
+
+def benchmark_stage(config: object, **net_kwargs: object) -> object:
+    """The B2F stage for ``benchmarks/run.py`` (duck-typed ``Stage``), appearance included.
+
+    ``ours``: the appearance encoder and the FC projection once per target (in setup), then
+    per frame crop -> decode (the cached inference copy: channels-last, fused SPADE
+    gamma/beta) -> paste back. ``baseline``: the naive way, the appearance re-encoded and
+    ``e_z`` projected again every frame, eager NCHW with autograd on, no crop. Each step
+    carries ``stats`` (encoder and projection calls) for the table's notes. Frames are
+    synthetic people's parsings at the config's size, a ring of 8. The generator is the
+    paper-size default, or :data:`TINY_BENCH_CONFIG` when ``config.nets == "tiny"``;
+    ``net_kwargs`` override it.
     """
     from collections.abc import Callable
     from dataclasses import dataclass
@@ -310,34 +358,51 @@ def benchmark_stage(config: object, **net_kwargs: object) -> object:
         baseline: Callable[[Any], Callable[[int], Any]] | None
         flops: Callable[[Any], tuple[nn.Module, tuple]] | None
 
-    def inputs(cfg: Any) -> tuple[B2FGenerator, torch.Tensor, list[np.ndarray]]:
+    tiny = getattr(config, "nets", "paper") == "tiny"
+    kwargs = dict(TINY_BENCH_CONFIG) if tiny else {}
+    kwargs.update(net_kwargs)
+
+    def inputs(cfg: Any) -> tuple[B2FGenerator, nn.Module, tuple, list[np.ndarray],
+                                  dict[str, int]]:
         torch.manual_seed(0)
         device = torch.device(getattr(cfg, "device", "cpu"))
-        net = B2FGenerator(**net_kwargs).to(device).eval()  # type: ignore[arg-type]
-        e_z = torch.randn(1, net.config["embed_dim"], device=device)
+        net = B2FGenerator(**kwargs).to(device).eval()  # type: ignore[arg-type]
+        from .appearance import EMBED_DIM
+
+        small = tiny or net.config["embed_dim"] != EMBED_DIM  # the paper encoder gives 2560
+        encoder = benchmark_encoder(net.config["embed_dim"], small).to(device)
+        crops = (torch.rand(1, 5, 3, 224, 224, device=device),
+                 torch.ones(1, 5, dtype=torch.bool, device=device))
+        calls = {"encoder": 0, "projection": 0}
+        encoder.register_forward_hook(lambda *_: calls.__setitem__("encoder",
+                                                                   calls["encoder"] + 1))
+        net.fc.register_forward_hook(lambda *_: calls.__setitem__("projection",
+                                                                  calls["projection"] + 1))
         rng = np.random.default_rng(0)
         body = random_body(rng)
         frames = [render(body, random_pose(rng, body), cfg.height, cfg.width).labels
                   for _ in range(8)]
-        return net, e_z, frames
+        return net, encoder, crops, frames, calls
 
     def setup(cfg: Any) -> Callable[[int], Any]:
-        net, e_z, frames = inputs(cfg)
+        net, encoder, crops, frames, calls = inputs(cfg)
         with torch.inference_mode():
-            x0 = net.project(e_z)
+            x0 = net.project(encoder(*crops))  # once per target
 
         def step(i: int) -> Any:
             with torch.inference_mode():
-                return run_b2f_frame(net, x0, frames[i % 8], None, device=e_z.device)
+                return run_b2f_frame(net, x0, frames[i % 8], None, device=x0.device)
+        step.stats = calls  # type: ignore[attr-defined]
         return step
 
     def baseline(cfg: Any) -> Callable[[int], Any]:
-        net, e_z, frames = inputs(cfg)
+        net, encoder, crops, frames, calls = inputs(cfg)
 
         def step(i: int) -> Any:
-            lab = torch.from_numpy(frames[i % 8])[None].to(e_z.device)
+            lab = torch.from_numpy(frames[i % 8])[None].to(crops[0].device)
             bm = F.interpolate(body_map(lab), size=net.out_size, mode="nearest")
-            return net(e_z, bm)  # projection every frame, autograd on, no crop
+            return net(encoder(*crops), bm)  # encode + project every frame, no crop
+        step.stats = calls  # type: ignore[attr-defined]
         return step
 
     class _Decoder(nn.Module):
@@ -349,11 +414,11 @@ def benchmark_stage(config: object, **net_kwargs: object) -> object:
             return self.net.decode(x0, bm)
 
     def flops(cfg: Any) -> tuple[nn.Module, tuple]:
-        net, e_z, frames = inputs(cfg)
+        net, encoder, crops, frames, calls = inputs(cfg)
         with torch.inference_mode():
-            x0 = net.project(e_z)
+            x0 = net.project(torch.zeros(1, net.config["embed_dim"], device=crops[0].device))
         h, w = net.out_size
         return _Decoder(net), (x0, body_map(torch.zeros(1, h, w, dtype=torch.long,
-                                                        device=e_z.device)))
+                                                        device=x0.device)))
 
     return _Stage("b2f", setup, baseline, flops)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .crop import CropBox, crop_to_box, person_box, points_to_crop
+from .inference import inference_input, prepare_for_inference
 from .loading import register_architecture
 from .render import draw_pose
 from .schema import NUM_LABELS, Person
@@ -300,11 +301,16 @@ def _batched(it: Iterable, n: int) -> Iterator[list]:
 def predict_parsing(model: P2BGenerator, target_labels: np.ndarray,
                     frames: Iterable[DriverFrame], *, device: torch.device | str = "cpu",
                     batch_size: int = 4, margin: float = 0.1,
-                    work_hw: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+                    work_hw: tuple[int, int] | None = None,
+                    optimize: bool = True) -> Iterator[np.ndarray]:
     """Run P2B over driver frames, one small batch at a time.
 
+    The network runs as its :func:`.inference.prepare_for_inference` copy for ``device``
+    (BatchNorm folded, channels-last; fp16 on CUDA), made once and cached; ``optimize=False``
+    runs ``model`` itself (the plain eval path, for comparisons).
+
     Args:
-        model: a :class:`P2BGenerator` (eval mode).
+        model: a :class:`P2BGenerator` (its eval-mode statistics are used).
         target_labels: uint8 (H, W) target parsing p* at any size and framing.
         frames: driver frames (each with its own size).
         work_hw: working resolution; default the model's ``work_height``/``work_width``.
@@ -319,6 +325,7 @@ def predict_parsing(model: P2BGenerator, target_labels: np.ndarray,
         raise ValueError("the target parsing has no person (every pixel is background)")
     src_np = crop_labels(target_labels, labels_box(target_labels, (oh, ow), margin), (oh, ow))
     src = torch.from_numpy(src_np).long().to(device)
+    net = prepare_for_inference(model, device) if optimize else model
     for chunk in _batched(enumerate(frames), batch_size):
         sticks, iuvs, boxes = [], [], []
         for k, fr in chunk:
@@ -336,10 +343,84 @@ def predict_parsing(model: P2BGenerator, target_labels: np.ndarray,
                       torch.from_numpy(np.stack(sticks)).to(device),
                       torch.from_numpy(np.stack(iuvs)).to(device),
                       int(model.config["out_channels"]))
-        labels = model.logits(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
+        labels = net.logits(inference_input(x, net)).argmax(dim=1).to(torch.uint8).cpu().numpy()
         for (_, fr), lab, box in zip(chunk, labels, boxes):
             yield paste_labels(lab, box, (fr.height, fr.width))
 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark hook (benchmarks/run.py HOOKS)
+# --------------------------------------------------------------------------------------------
+
+TINY_BENCH_CONFIG = dict(ngf=8, n_down=2, n_res=1, max_ch=16, work_height=64, work_width=40)
+
+
+def benchmark_stage(config: object, **net_kwargs: object) -> object:
+    """The P2B network stage for ``benchmarks/run.py`` (duck-typed ``Stage``).
+
+    ``ours``: :func:`predict_parsing` per frame (crop, the cached inference copy of the
+    network, argmax, paste back). ``baseline``: the naive way, eager fp32 NCHW with autograd
+    on, on the same working-resolution input. Frames are synthetic people (keypoints and
+    DensePose) at the config's size, a ring of 8. The network is the paper-size default, or
+    :data:`TINY_BENCH_CONFIG` when ``config.nets == "tiny"``; ``net_kwargs`` override it.
+    """
+    from collections.abc import Callable
+    from typing import Any
+
+    from .synthetic import random_body, random_pose, render
+
+    @dataclass
+    class _Stage:
+        name: str
+        setup: Callable[[Any], Callable[[int], Any]]
+        baseline: Callable[[Any], Callable[[int], Any]] | None
+        flops: Callable[[Any], tuple[nn.Module, tuple]] | None
+
+    kwargs = dict(TINY_BENCH_CONFIG) if getattr(config, "nets", "paper") == "tiny" else {}
+    kwargs.update(net_kwargs)
+
+    def inputs(cfg: Any) -> tuple[P2BGenerator, np.ndarray, list[DriverFrame], torch.device]:
+        torch.manual_seed(0)
+        device = torch.device(getattr(cfg, "device", "cpu"))
+        net = P2BGenerator(**kwargs).to(device).eval()  # type: ignore[arg-type]
+        rng = np.random.default_rng(1)
+        target = render(random_body(rng), random_pose(rng), cfg.height, cfg.width).labels
+        body = random_body(rng)
+        frames = []
+        for _ in range(8):
+            s = render(body, random_pose(rng, body), cfg.height, cfg.width)
+            frames.append(DriverFrame(cfg.height, cfg.width, s.person, None, s.densepose_i,
+                                      s.densepose_u, s.densepose_v))
+        return net, target, frames, device
+
+    def setup(cfg: Any) -> Callable[[int], Any]:
+        net, target, frames, device = inputs(cfg)
+        return lambda i: next(predict_parsing(net, target, [frames[i % 8]], device=device,
+                                              batch_size=1))
+
+    def work_input(net: P2BGenerator, target: np.ndarray, fr: DriverFrame,
+                   device: torch.device) -> torch.Tensor:
+        hw = (int(net.config["work_height"]), int(net.config["work_width"]))
+        src = crop_labels(target, labels_box(target, hw), hw)
+        st, iuv = driver_inputs(fr, fr.box(hw), hw)
+        return p2b_input(torch.from_numpy(src)[None].to(device),
+                         torch.from_numpy(st)[None].to(device),
+                         torch.from_numpy(iuv)[None].to(device))
+
+    def baseline(cfg: Any) -> Callable[[int], Any]:
+        net, target, frames, device = inputs(cfg)
+
+        def step(i: int) -> Any:
+            x = work_input(net, target, frames[i % 8], device)
+            return net.logits(x).argmax(dim=1)  # eager NCHW, autograd on, no BN folding
+        return step
+
+    def flops(cfg: Any) -> tuple[nn.Module, tuple]:
+        net, target, frames, device = inputs(cfg)
+        return net, (work_input(net, target, frames[0], device),)
+
+    return _Stage("p2b", setup, baseline, flops)
