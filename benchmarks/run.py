@@ -60,14 +60,14 @@ from dance_reenact.models.render import draw_pose  # noqa: E402
 from dance_reenact.models.schema import BODY, NUM_LABELS, Person  # noqa: E402
 
 COLUMNS = ("stage", "variant", "frames", "fps", "peak_rss_mb", "rss_rise_mb", "gflop_per_frame",
-           "gflops", "pct_of_matmul", "speedup_vs_baseline")
+           "gflops", "pct_of_matmul", "speedup_vs_baseline", "notes")
 
 # "module:function" returning a Stage or a list of Stages; filled in by the other stages.
 HOOKS: list[str] = [
     "dance_reenact.models.p2b:benchmark_stage",
     "dance_reenact.models.b2f:benchmark_stage",
     "dance_reenact.models.facerefine:benchmark_stage",
-    "dance_reenact.pipeline:benchmark_stage",
+    "dance_reenact.models.pipeline:benchmark_stage",
 ]
 
 
@@ -77,6 +77,9 @@ class BenchConfig:
     height: int = 512
     frames: int = 24
     device: str = "cpu"
+    nets: str = "paper"  # P2B/B2F size: "paper" (the default configs) or "tiny" (smoke tests)
+    heavy_frames: int = 3  # frames for the paper-size P2B/B2F (seconds per frame on a CPU)
+    stream_frames: int = 300  # driver length of the streamed whole-chain memory run
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
 
 
@@ -86,13 +89,16 @@ class Stage:
 
     ``setup(config)`` returns ``step(i)`` that processes frame ``i`` (setup time is not
     counted); ``baseline`` the same for the naive variant; ``flops(config)`` returns
-    ``(module, args)`` whose one call is one frame's work, for FLOP counting.
+    ``(module, args)`` whose one call is one frame's work, for FLOP counting; ``frames``
+    how many frames to time (default ``config.frames``). A ``step`` may carry a ``stats`` dict
+    (e.g. encoder calls) that the table's notes show.
     """
 
     name: str
     setup: Callable[[BenchConfig], Callable[[int], Any]]
     baseline: Callable[[BenchConfig], Callable[[int], Any]] | None = None
     flops: Callable[[BenchConfig], tuple[torch.nn.Module, tuple]] | None = None
+    frames: Callable[[BenchConfig], int] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,6 +392,115 @@ def _fid_flops(cfg: BenchConfig) -> tuple[torch.nn.Module, tuple]:
     return generated_fid_inception(cfg), (_pair(cfg, 0)[0],)
 
 
+# --------------------------------------------------------------------------------------------
+# the weightless chain streamed over a whole driver video (memory)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StreamScene:
+    """A synthetic target (photo, parsing, keypoints, parts, face, background) and a decoded
+    driver video of ``frames`` frames (uint8 (N, H, W, 3), held like a decoded input; 8
+    distinct poses cycled) with its keypoints per frame."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    person: Person
+    parts: Any
+    face: Any
+    background: np.ndarray
+    video: np.ndarray
+    people: list[Person]
+
+
+def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
+    from dance_reenact.models.b2f_warp import prepare_target
+    from dance_reenact.models.face import FaceTarget
+    from dance_reenact.models.synthetic import random_body, random_pose, render
+
+    h, w = cfg.height, cfg.width
+    rng = np.random.default_rng(3)
+    t = render(random_body(rng), random_pose(rng), h, w, seed=1)
+    body = random_body(rng)
+    drivers = [render(body, random_pose(rng, body), h, w, seed=2) for _ in range(RING)]
+    video = np.empty((frames, h, w, 3), np.uint8)
+    for i in range(frames):
+        video[i] = drivers[i % RING].image
+    return StreamScene(t.image, t.labels, t.person, prepare_target(t.labels, t.person),
+                       FaceTarget.from_image(t.image, t.person.face[:68, :2]),
+                       np.full((h, w, 3), 120, np.uint8), video,
+                       [drivers[i % RING].person for i in range(frames + 1)])
+
+
+def chain_frame(sc: StreamScene, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One driver frame through P2B warp -> B2F warp -> Mask Blend -> FaceRefine weightless
+    (the library functions the nodes call). Returns (parsing, composite, refined) uint8."""
+    from dance_reenact.models.b2f_warp import warp_frame
+    from dance_reenact.models.blend import blend_frames
+    from dance_reenact.models.face import refine_face_weightless
+    from dance_reenact.models.warp import warp_parsing
+
+    person = sc.people[i % len(sc.people)]
+    h, w = sc.video.shape[1:3]
+    labels = warp_parsing(sc.labels, sc.person, person, (h, w), part_map=sc.parts.part_map,
+                          masks=sc.parts.masks)
+    wf = warp_frame(sc.image, sc.labels, sc.person, labels, person, prepared=sc.parts)
+    comp, _, _ = blend_frames(torch.from_numpy(wf.image)[None].float() / 255.0,
+                              torch.from_numpy(wf.mask)[None],
+                              torch.from_numpy(sc.background)[None].float() / 255.0)
+    comp_u8 = (comp[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    return labels, comp_u8, refine_face_weightless(comp_u8, person.face[:68, :2], sc.face)
+
+
+def _stream_frames(cfg: BenchConfig) -> int:
+    return cfg.stream_frames
+
+
+def _chain_stream(cfg: BenchConfig) -> Callable[[int], Any]:
+    """Ours: every frame streamed; only the uint8 output video grows (as a writer would)."""
+    sc = stream_scene(cfg, cfg.stream_frames)
+    out = np.empty_like(sc.video)  # pages are touched (counted) only as frames are written
+
+    def step(i: int) -> Any:
+        out[i % len(out)] = chain_frame(sc, i)[2]
+    step.scene = sc  # type: ignore[attr-defined]  # keeps the decoded input alive
+    return step
+
+
+def _chain_naive(cfg: BenchConfig) -> Callable[[int], Any]:
+    """Naive: every stage's output kept for the whole video as the float tensors a batch
+    graph passes on, the parsing as a one-hot (22, H, W) float32 map per frame."""
+    sc = stream_scene(cfg, cfg.stream_frames)
+    held: list[Any] = []
+
+    def step(i: int) -> Any:
+        labels, comp, refined = chain_frame(sc, i)
+        onehot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(),
+                                             NUM_LABELS).permute(2, 0, 1).float().contiguous()
+        held.append((onehot, torch.from_numpy(comp).float() / 255.0,
+                     torch.from_numpy(refined).float() / 255.0))
+    step.scene = sc  # type: ignore[attr-defined]
+    return step
+
+
+def _pipeline_stream(cfg: BenchConfig) -> Callable[[int], Any]:
+    """The whole pipeline's per-frame loop (``models.pipeline.render``, weightless backends,
+    MediaPipe face landmarks on each output frame) over the streamed driver."""
+    from dance_reenact.models import pipeline as P
+
+    sc = stream_scene(cfg, cfg.stream_frames)
+    state = P.TargetState(image=sc.image, person=sc.person, labels=sc.labels,
+                          background=sc.background, warp_parts=sc.parts, face=sc.face)
+    frames = P.render(state, sc.people, cfg.height, cfg.width, P.Background(still=sc.background),
+                      P.PipelineConfig(device=cfg.device))
+    out = np.empty_like(sc.video)
+
+    def step(i: int) -> Any:
+        out[i % len(out)] = next(frames)
+    step.scene = sc  # type: ignore[attr-defined]
+    return step
+
+
 STAGES: list[Stage] = [
     Stage("render_pose", _render_pose),
     Stage("parsing_iou", _parsing_iou, baseline=_parsing_iou_onehot),
@@ -396,12 +511,26 @@ STAGES: list[Stage] = [
     Stage("lpips_squeeze", _lpips("squeezenet1_1", False),
           baseline=_lpips("squeezenet1_1", True), flops=_lpips_flops("squeezenet1_1")),
     Stage("fid_inception", _fid(False), baseline=_fid(True), flops=_fid_flops),
+    Stage("stream_weightless_chain", _chain_stream, baseline=_chain_naive,
+          frames=_stream_frames),
+    Stage("stream_pipeline", _pipeline_stream, frames=_stream_frames),
 ]
 
 
 def register_stage(stage: Stage) -> None:
     """Add a stage (replacing one of the same name)."""
     STAGES[:] = [s for s in STAGES if s.name != stage.name] + [stage]
+
+
+def _heavy_frames(cfg: BenchConfig) -> int:
+    return min(cfg.frames, cfg.heavy_frames) if cfg.nets == "paper" else cfg.frames
+
+
+def _notes(stats: dict[str, int] | None, frames: int) -> str | None:
+    if not stats:
+        return None
+    calls = ", ".join(f"{k} {v}x" for k, v in stats.items())
+    return f"{calls} for {frames}+1 warm-up frames"
 
 
 def load_hooks(cfg: BenchConfig) -> None:
@@ -413,7 +542,10 @@ def load_hooks(cfg: BenchConfig) -> None:
             logger.debug("benchmark hook %s not available yet", hook)
             continue
         for st in made if isinstance(made, (list, tuple)) else [made]:
-            register_stage(st)
+            # hook stages are networks: paper-size ones run ``heavy_frames`` frames
+            register_stage(Stage(st.name, st.setup, getattr(st, "baseline", None),
+                                 getattr(st, "flops", None),
+                                 getattr(st, "frames", None) or _heavy_frames))
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,16 +571,19 @@ def run(cfg: BenchConfig, stages: list[str] | None = None,
         base_fps = None
         variants = [("baseline", st.baseline)] if st.baseline is not None else []
         variants.append(("ours", st.setup))
+        n_frames = st.frames(cfg) if st.frames is not None else cfg.frames
         for variant, setup in variants:
             step = setup(cfg)
-            t = time_stage(step, cfg.frames)
+            t = time_stage(step, n_frames)
+            notes = _notes(getattr(step, "stats", None), n_frames)
             del step
+            gc.collect()
             gflops = flop * t.fps / 1e9 if flop else None
             row = {"stage": st.name, "variant": variant, "frames": t.frames, "fps": t.fps,
                    "peak_rss_mb": t.peak_rss_mb, "rss_rise_mb": t.rss_rise_mb,
                    "gflop_per_frame": flop / 1e9 if flop else None, "gflops": gflops,
                    "pct_of_matmul": 100 * gflops / roof if gflops else None,
-                   "speedup_vs_baseline": None}
+                   "speedup_vs_baseline": None, "notes": notes}
             if variant == "baseline":
                 base_fps = t.fps
             elif base_fps:
@@ -484,11 +619,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", nargs="*", help="stage names (default: all)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--matmul-n", type=int, default=1024)
+    p.add_argument("--nets", choices=("paper", "tiny"), default="paper",
+                   help="P2B/B2F configs: the paper's (default) or tiny (a smoke run)")
+    p.add_argument("--heavy-frames", type=int, default=3,
+                   help="frames timed for the paper-size P2B/B2F (default 3)")
+    p.add_argument("--stream-frames", type=int, default=300,
+                   help="driver length of the streamed whole-chain memory run (default 300)")
     p.add_argument("--out", help="also write the table to this Markdown file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     w, _, h = args.size.lower().partition("x")
-    cfg = BenchConfig(width=int(w), height=int(h), frames=args.frames, device=args.device)
+    cfg = BenchConfig(width=int(w), height=int(h), frames=args.frames, device=args.device,
+                      nets=args.nets, heavy_frames=args.heavy_frames,
+                      stream_frames=args.stream_frames)
     load_hooks(cfg)
     try:
         roof, rows = run(cfg, args.stages, args.matmul_n)

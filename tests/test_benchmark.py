@@ -21,8 +21,8 @@ def _load():
 def test_harness_prints_the_table_for_every_stage(capsys, tmp_path):
     bench = _load()
     out = tmp_path / "table.md"
-    assert bench.main(["--frames", "2", "--size", "48x64", "--matmul-n", "256",
-                       "--out", str(out)]) == 0
+    assert bench.main(["--frames", "2", "--size", "48x64", "--matmul-n", "256", "--nets", "tiny",
+                       "--stream-frames", "3", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "fp32 matmul:" in text and "GFLOP/s" in text
     lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
@@ -33,13 +33,20 @@ def test_harness_prints_the_table_for_every_stage(capsys, tmp_path):
     for st in ("render_pose", "parsing_iou", "ssim", "masked_psnr", "lpips_vgg",
                "lpips_squeeze", "fid_inception"):
         assert (st, "ours") in got, st
-    for st in ("parsing_iou", "ssim", "lpips_vgg", "lpips_squeeze", "fid_inception"):
+    for st in ("parsing_iou", "ssim", "lpips_vgg", "lpips_squeeze", "fid_inception", "p2b",
+               "b2f", "stream_weightless_chain"):
         assert (st, "baseline") in got, st
+        assert (st, "ours") in got, st
+    assert ("stream_pipeline", "ours") in got
     by = {(r[0], r[1]): dict(zip(header, r)) for r in rows}
-    for r in by.values():
-        assert r["frames"] == "2" and float(r["fps"]) > 0 and float(r["peak_rss_mb"]) > 0
+    for (st, _), r in by.items():
+        want = "3" if st.startswith("stream_") else "2"  # the stream runs --stream-frames
+        assert r["frames"] == want and float(r["fps"]) > 0 and float(r["peak_rss_mb"]) > 0
+    # the appearance: once per target (ours) against once per frame (baseline), warm-up incl.
+    assert by[("b2f", "ours")]["notes"].startswith("encoder 1x, projection 1x for 2+1")
+    assert by[("b2f", "baseline")]["notes"].startswith("encoder 3x, projection 3x for 2+1")
     # FLOP-counted stages report achieved throughput against the measured matmul roof
-    for st in ("lpips_vgg", "fid_inception"):
+    for st in ("lpips_vgg", "fid_inception", "p2b", "b2f"):
         r = by[(st, "ours")]
         assert float(r["gflop_per_frame"]) > 0 and float(r["pct_of_matmul"]) > 0
         assert float(r["speedup_vs_baseline"]) > 0
