@@ -271,7 +271,8 @@ def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
     parsing), run at the network's size, paste z and m back (:func:`crop.paste_back`).
 
     The decoder runs as the cached :func:`.inference.prepare_for_inference` copy of ``net``
-    for ``device`` (channels-last; fp16 on CUDA); ``optimize=False`` runs ``net`` itself.
+    for ``device`` (channels-last, SPADE gamma/beta fused; fp16 on CUDA); ``optimize=False``
+    runs ``net`` itself.
 
     Args:
         x0: the target's projected tensor (:meth:`B2FGenerator.project`), (1, C, h, w).
@@ -281,32 +282,62 @@ def run_b2f_frame(net: B2FGenerator, x0: torch.Tensor, labels: np.ndarray,
         z (H, W, 3) in 0..1 and m (H, W) in 0..1 at the frame's size (0 outside the box), or
         None when the frame has no person (the caller outputs an empty mask).
     """
+    return run_b2f_frames(net, x0, [(labels, face)], device=device, margin=margin,
+                          optimize=optimize)[0]
+
+
+@torch.no_grad()
+def run_b2f_frames(net: B2FGenerator, x0: torch.Tensor,
+                   frames: Sequence[tuple[np.ndarray, np.ndarray | None]], *,
+                   device: torch.device | str = "cpu", margin: float = 0.08,
+                   optimize: bool = True) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """:func:`run_b2f_frame` for a small batch of frames in ONE decoder call (the CUDA path:
+    :func:`.inference.batch_size_for` picks the batch per device).
+
+    Args:
+        x0: (1, C, h, w) broadcast to every frame, or (len(frames), C, h, w) one per frame.
+        frames: (labels uint8 (H, W), face (70, 3) or None) per frame; sizes may differ.
+    Returns:
+        per frame (z (H, W, 3), m (H, W)) or None for a frame without a person.
+    """
     from .crop import paste_back, points_to_crop
     from .p2b import crop_labels, labels_box
 
-    if not labels.any():
-        return None
     oh, ow = net.out_size
-    box = labels_box(labels, (oh, ow), margin)
-    lab = crop_labels(labels, box, (oh, ow))
-    face_lab = None
-    if face is not None:
-        face = np.asarray(face, np.float32)
-        f = points_to_crop(face, box, (oh, ow)).astype(np.float32)
-        f[face[:, 2] <= 0] = 0.0
-        face_lab = torch.from_numpy(draw_face_labels(f, oh, ow))[None]
-    bm = body_map(torch.from_numpy(lab)[None].to(device), face_lab)
+    keep, boxes, maps = [], [], []
+    for k, (labels, face) in enumerate(frames):
+        if not labels.any():
+            continue
+        box = labels_box(labels, (oh, ow), margin)
+        lab = crop_labels(labels, box, (oh, ow))
+        face_lab = None
+        if face is not None:
+            face = np.asarray(face, np.float32)
+            f = points_to_crop(face, box, (oh, ow)).astype(np.float32)
+            f[face[:, 2] <= 0] = 0.0
+            face_lab = torch.from_numpy(draw_face_labels(f, oh, ow))[None]
+        maps.append(body_map(torch.from_numpy(lab)[None].to(device), face_lab))
+        keep.append(k)
+        boxes.append(box)
+    out: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(frames)
+    if not keep:
+        return out
+    bm = torch.cat(maps)
+    if x0.shape[0] > 1:
+        x0 = x0[keep]
     if optimize:
         dec = prepare_for_inference(net, device)
         z, m = dec.decode(inference_input(x0, dec), inference_input(bm, dec))
     else:
         z, m = net.decode(x0, bm)
-    h, w = labels.shape
-    z_np = ((z[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
-    m_np = m[0, 0].clamp(0, 1).float().cpu().numpy()
-    z_full = paste_back(np.zeros((h, w, 3), np.float32), z_np, box)
-    m_full = paste_back(np.zeros((h, w), np.float32), m_np, box)
-    return torch.from_numpy(z_full), torch.from_numpy(m_full)
+    z_np = ((z + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+    m_np = m[:, 0].clamp(0, 1).float().cpu().numpy()
+    for j, (k, box) in enumerate(zip(keep, boxes)):
+        h, w = frames[k][0].shape
+        z_full = paste_back(np.zeros((h, w, 3), np.float32), z_np[j], box)
+        m_full = paste_back(np.zeros((h, w), np.float32), m_np[j], box)
+        out[k] = (torch.from_numpy(z_full), torch.from_numpy(m_full))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

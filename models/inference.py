@@ -27,8 +27,8 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InferenceOptions", "options_for", "fold_batchnorm", "prepare_for_inference",
-           "inference_input", "clear_cache"]
+__all__ = ["InferenceOptions", "options_for", "batch_size_for", "fold_batchnorm",
+           "prepare_for_inference", "inference_input", "clear_cache"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,12 @@ def options_for(device: torch.device | str, *, half: bool | None = None) -> Infe
     use_half = dev.type == "cuda" and (half is None or half)
     return InferenceOptions(channels_last=dev.type in ("cpu", "cuda"), fold_bn=True,
                             half=use_half)
+
+
+def batch_size_for(device: torch.device | str, *, cpu: int = 1, cuda: int = 8) -> int:
+    """Frames per network call: batching pays on a GPU (kernels fill up); on a CPU a single
+    512x320 frame already keeps every core busy, and a batch only adds latency and memory."""
+    return cuda if torch.device(device).type == "cuda" else cpu
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

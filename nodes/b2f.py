@@ -19,7 +19,8 @@ from ..models.appearance import (
     crops_to_tensor,
     load_pretrained_encoder,
 )
-from ..models.b2f import B2FGenerator, run_b2f_frame
+from ..models.b2f import B2FGenerator, run_b2f_frames
+from ..models.inference import batch_size_for
 from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
 from ..models.schema import Person, frame_to_people, select_person
@@ -374,19 +375,20 @@ class B2F:
         empty = 0
         with torch.inference_mode():
             x0_all = net.project(e_z.to(device))  # once per target, not per frame
+            batch = batch_size_for(device)  # 1 frame per call on CPU, a batch on CUDA
             with Progress(n, node) as bar:
-                for i in range(n):
-                    x0 = x0_all[i:i + 1] if x0_all.shape[0] > 1 else x0_all
-                    labels = parsing.labels[i].cpu().numpy()
-                    person = drivers[i]
-                    res = run_b2f_frame(net, x0, labels,
-                                        person.face if person is not None else None,
-                                        device=device)
-                    if res is None:
-                        empty += 1
-                    else:
-                        z_out[i], m_out[i] = res[0].cpu(), res[1].cpu()
-                    bar.update()
+                for start in range(0, n, batch):
+                    idx = range(start, min(n, start + batch))
+                    x0 = x0_all[start:idx.stop] if x0_all.shape[0] > 1 else x0_all
+                    frames = [(parsing.labels[i].cpu().numpy(),
+                               drivers[i].face if drivers[i] is not None else None)
+                              for i in idx]
+                    for i, res in zip(idx, run_b2f_frames(net, x0, frames, device=device)):
+                        if res is None:
+                            empty += 1
+                        else:
+                            z_out[i], m_out[i] = res[0].cpu(), res[1].cpu()
+                        bar.update()
         if empty == n:
             raise NodeInputError(node, "parsing", "no frame has any person label",
                                  "check the P2B output (every frame is background)")

@@ -168,3 +168,24 @@ def test_appearance_encoded_once_for_a_whole_video(monkeypatch, n_frames):
     assert encoder.calls == 1  # B2F never re-encodes: once per target, not per frame
     assert projections == [1]  # and e_z -> FC once for the whole video
     assert f"{n_frames} frames" in report
+
+
+def test_b2f_batch_equals_frame_by_frame_and_skips_empty_frames():
+    from dance_reenact.models.b2f import run_b2f_frames
+    from dance_reenact.models.inference import batch_size_for
+
+    assert batch_size_for("cpu") == 1 and batch_size_for("cuda") > 1
+    torch.manual_seed(0)
+    net = B2FGenerator(**B2F_TINY).eval()
+    _, samples = _frames(2)
+    frames = [(samples[0].labels, samples[0].person.face),
+              (np.zeros((50, 40), np.uint8), None),  # nobody: None, other size
+              (samples[1].labels, None)]
+    with torch.inference_mode():
+        x0 = net.project(torch.randn(1, 40))
+        batch = run_b2f_frames(net, x0, frames)
+        assert batch[1] is None
+        for (labels, face), got in zip([frames[0], frames[2]], [batch[0], batch[2]]):
+            z, m = run_b2f_frame(net, x0, labels, face)
+            torch.testing.assert_close(got[0], z, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(got[1], m, atol=1e-4, rtol=1e-4)
