@@ -17,7 +17,7 @@ from ..models import weights
 from ..models.loading import load_model
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
-from ..models.warp import assign_parts, part_masks, warp_parsing
+from ..models.warp import assign_parts, limit_source, part_masks, warp_parsing
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,
@@ -291,6 +291,7 @@ class P2B:
 
     def _run_warp(self, labels: np.ndarray, target: Person, driver_person: Any, n: int,
                   hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
+        labels, target, _ = limit_source(labels, target, hw)  # a huge photo adds no detail
         try:
             part_map = assign_parts(labels, target)  # once per target, reused every frame
         except ValueError as exc:

@@ -433,3 +433,75 @@ def test_large_target_and_a_driver_of_another_aspect(driver, astronaut):
     for frame in p2b:
         assert abs(face_aspect(frame) / a0 - 1) < 0.2, (face_aspect(frame), a0)
     assert_follows_driver(out[node_of(api, "DanceReenactB2F")][1], driver)
+
+
+def test_full_hd_driver_and_a_12_megapixel_target(astronaut):
+    """Issue 8: a 1920x1080 driver and a 3000x4000 target photo through the whole offline
+    workflow: the output is 1920x1080 with the person at the driver's position."""
+    import time
+
+    import cv2
+
+    drv = make_driver(h=1080, w=1920, n=2, x0=0.42, x1=0.55)
+    side = cv2.resize(astronaut, (3000, 3000), interpolation=cv2.INTER_LINEAR)
+    photo = np.concatenate([side, np.repeat(side[-1:], 1000, 0)], 0)  # 3000 wide, 4000 tall
+    t0 = time.perf_counter()
+    api, out = run("offline_weightless.json", {"target.png": rgb_uint8_to_image(photo)},
+                   {"driver.mp4": FakeVideo(drv.frames, 24.0)})
+    elapsed = time.perf_counter() - t0
+    video = saved_video()
+    assert video.frames.shape == (2, 1080, 1920, 3)
+    m = out[node_of(api, "DanceReenactB2F")][1]
+    assert_follows_driver(m, drv, tol=0.05)
+    print(f"1920x1080 driver, 3000x4000 target, 2 frames: {elapsed:.1f} s")
+
+
+def test_warp_backends_reduce_a_huge_target_without_changing_the_result():
+    """P2B and B2F warp a target 8x larger than the driver frames (2048x1280 vs 240x200) as
+    they warp the same target at 256x160: the reduction before the part assignment loses
+    nothing visible, and the big target costs about as much as the small one."""
+    import time
+
+    import cv2
+
+    from dance_reenact.models.schema import people_to_frame
+    from dance_reenact.models.synthetic import random_pair
+    from dance_reenact.models.warp import limit_source
+    from dance_reenact.nodes.b2f import B2F, AppearanceEncoderNode, B2FLoader, PartCropper
+    from dance_reenact.nodes.p2b import P2B, P2BLoader
+    from dance_reenact.nodes.sockets import Parsing
+
+    rng = np.random.default_rng(11)
+    body, a, _ = random_pair(rng, 256, 160)
+    drivers = [random_pair(rng, 240, 200, body=body)[2] for _ in range(2)]
+    dpose = [people_to_frame([d.person], 200, 240) for d in drivers]
+
+    def run_target(image, labels, person, w, h):
+        t0 = time.perf_counter()
+        parsing = Parsing(torch.from_numpy(labels)[None])
+        tpose = [people_to_frame([person], w, h)]
+        (p2b,) = P2B().run(P2BLoader().load("warp")[0], parsing, target_pose=tpose,
+                           driver_pose=dpose)
+        parts = PartCropper().crop(rgb_uint8_to_image(image), parsing, tpose)[0]
+        app = AppearanceEncoderNode().encode(parts, "weightless")[0]
+        z, m, _ = B2F().generate(B2FLoader().load("warp")[0], p2b, app, dpose)
+        return p2b.labels.numpy(), m.numpy(), time.perf_counter() - t0
+
+    small = run_target(a.image, a.labels, a.person, 160, 256)
+    big_img = cv2.resize(a.image, (1280, 2048), interpolation=cv2.INTER_NEAREST)
+    big_lab = cv2.resize(a.labels, (1280, 2048), interpolation=cv2.INTER_NEAREST)
+    big = run_target(big_img, big_lab, a.person.scaled(8, 8), 1280, 2048)
+    for k in range(2):
+        s, b = small[0][k] > 0, big[0][k] > 0
+        assert (s & b).sum() / (s | b).sum() > 0.9
+        assert (small[0][k] == big[0][k])[s | b].mean() > 0.85
+        ms, mb = small[1][k] > 0.5, big[1][k] > 0.5
+        assert (ms & mb).sum() / (ms | mb).sum() > 0.9
+    print(f"warp P2B+B2F, 2 frames: target 256x160 {small[2]:.2f} s, 2048x1280 {big[2]:.2f} s")
+    assert big[2] < 3 * small[2] + 1.0, (big[2], small[2])
+    # the helper itself: reduced to the frame's larger side (floor 512), keypoints alike
+    lab, person, img = limit_source(big_lab, a.person.scaled(8, 8), (240, 200), big_img)
+    assert lab.shape == (512, 320) and img.shape == (512, 320, 3)
+    assert np.allclose(person.body[:, :2], a.person.scaled(2, 2).body[:, :2], atol=1e-3)
+    same = limit_source(a.labels, a.person, (240, 200))
+    assert same[0] is a.labels and same[1] is a.person
