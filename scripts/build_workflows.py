@@ -170,8 +170,11 @@ def _pipeline(g: Graph, src: dict[str, str], b: Mapping[str, str], *,
     ids["smooth"] = g.add("DanceReenactSmoothPose", 2, "Smooth Pose (driver)",
                           pose_keypoint=[ids["pose_d"], 0], fps=[src["frames"], 2])
     dpose = [ids["smooth"], 0]
+    # SCHP parses the person's keypoint box (with a margin for hair): sharper for a person
+    # who is small in the photo, and nothing outside the person is labelled.
+    crop = {"crop_to_person": True} if b["parse"] == "schp_lip" else {}
     ids["parse"] = g.add("DanceReenactHumanParse", 2, "Human Parse (target photo)",
-                         image=image, backend=b["parse"], pose_keypoint=target_pose)
+                         image=image, backend=b["parse"], pose_keypoint=target_pose, **crop)
     dense_kw: dict[str, Any] = {}
     if b["densepose"] == "weightless":
         dense_kw = {"pose_keypoint": [ids["smooth"], 0], "person_mask": [ids["pose_d"], 2]}

@@ -505,3 +505,132 @@ def test_warp_backends_reduce_a_huge_target_without_changing_the_result():
     assert np.allclose(person.body[:, :2], a.person.scaled(2, 2).body[:, :2], atol=1e-3)
     same = limit_source(a.labels, a.person, (240, 200))
     assert same[0] is a.labels and same[1] is a.person
+
+
+# --------------------------------------------------------------------------------------------
+# The learned-backend workflow, with generated weights for every file it reads
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def learned_files(astronaut, tmp_path_factory):
+    """Every file full_method.json needs, generated once: exact architectures/contracts with
+    random values (SCHP LIP at full size; DWPose ONNX and DensePose TorchScript stand-ins whose
+    person box follows the non-black pixels; facenet + sparse vgg19; a LaMa stand-in; tiny
+    P2B / B2F / FaceRefine checkpoints under the file names the workflow selects)."""
+    pytest.importorskip("onnx")
+    from test_inpaint import _scripted_lama
+    from test_parsing_schp import _checkpoint_bytes
+    from weight_fakes import (
+        box_densepose_torchscript,
+        dwpose_following_files,
+        facenet_state_bytes,
+        write_sparse_vgg19,
+    )
+
+    from dance_reenact.models.appearance import EMBED_DIM
+    from dance_reenact.models.b2f import B2FGenerator
+    from dance_reenact.models.face_refine import FaceRefineNet
+    from dance_reenact.models.loading import save_model
+    from dance_reenact.models.p2b import P2BGenerator
+    from dance_reenact.models.perception import schp
+
+    d = tmp_path_factory.mktemp("learned")
+    det, pose = dwpose_following_files()
+    net = schp.random_schp([astronaut, astronaut[::-1].copy()], seed=0)
+    files = {"dwpose_detector": det, "dwpose_wholebody": pose,
+             "densepose_r50": box_densepose_torchscript(), "big_lama": _scripted_lama(),
+             "facenet_vggface2": facenet_state_bytes(),
+             "schp_lip": _checkpoint_bytes({k: v.detach().clone()
+                                            for k, v in net.state_dict().items()})}
+    paths = {}
+    for name, data in files.items():
+        paths[name] = d / name
+        paths[name].write_bytes(data)
+    paths["vgg19"] = d / "vgg19"
+    write_sparse_vgg19(paths["vgg19"], digest=False)
+    torch.manual_seed(0)
+    p2b = P2BGenerator(ngf=4, n_down=2, n_res=1, work_height=64, work_width=40)
+    with torch.no_grad():  # a random P2B rarely says "background": never, here
+        last = [m for m in p2b.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.bias[0] = -20.0
+    save_model(p2b, d / "p2b.safetensors")
+    save_model(B2FGenerator(embed_dim=EMBED_DIM, fc_channels=32, ngf=8, n_up=3, spade_hidden=8),
+               d / "b2f.safetensors")
+    save_model(FaceRefineNet(crop_size=64, ngf=8, n_down=2, max_channels=16, embed_dim=8),
+               d / "face_refine.safetensors")
+    return d, paths
+
+
+def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
+    import dataclasses
+    import hashlib
+    import os
+
+    from dance_reenact.models import weights
+    from dance_reenact.models.perception import pose as pose_mod
+    from dance_reenact.nodes import b2f as b2f_nodes
+    from dance_reenact.nodes import parsing as parsing_nodes
+    from dance_reenact.nodes import perception as perc
+
+    d, paths = learned_files
+    for name, path in paths.items():
+        spec = weights.REGISTRY[name]
+        os.link(path, weights_dir / spec.disk_name)
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 24):
+                h.update(block)
+        monkeypatch.setitem(weights.REGISTRY, name, dataclasses.replace(
+            spec, sha256=h.hexdigest(), size=path.stat().st_size))
+    for local in ("p2b.safetensors", "b2f.safetensors", "face_refine.safetensors"):
+        os.link(d / local, weights_dir / local)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # everything is local: nothing may download
+    monkeypatch.setattr(parsing_nodes, "_parsers", {})
+    monkeypatch.setattr(b2f_nodes, "_ENCODER_CACHE", {})
+    monkeypatch.setattr(perc, "_ts_cache", {})
+    pose_mod.clear_cache()
+
+
+def test_full_method_with_the_learned_backends(learned_files, weights_dir, monkeypatch,
+                                               astronaut):
+    """full_method.json end to end with every learned backend loading its (generated) file
+    through the registry and the loaders. The networks are random, so only placement is
+    checked: the frames are the driver's size and the person is drawn where DWPose found the
+    driver in each frame."""
+    import time
+
+    from dance_reenact.models.perception import pose as pose_mod
+
+    _install_learned(learned_files, weights_dir, monkeypatch)
+    drv = make_driver(h=192, w=256, n=3, x0=0.35, x1=0.65)  # wide: the arms stay inside
+    black = drv.frames * torch.from_numpy(drv.masks)[..., None]  # on black: DWPose's box
+    drv = replace(drv, frames=black)
+    # the photo on a black canvas: the DWPose stand-in's box is the astronaut, and the random
+    # SCHP (parsing the person's box, as the workflow asks) labels only around her
+    canvas = np.zeros((512, 768, 3), np.uint8)
+    canvas[:, 128:640] = astronaut
+    target = rgb_uint8_to_image(canvas)
+    t0 = time.perf_counter()
+    try:
+        api, out = run("full_method.json", {"target.png": target},
+                       {"driver.mp4": FakeVideo(black, 24.0)})
+    finally:
+        pose_mod.clear_cache()
+    elapsed = time.perf_counter() - t0
+    video = saved_video()
+    assert video.frames.shape == (3, 192, 256, 3) and torch.isfinite(video.frames).all()
+    handles = {api[n]["class_type"]: out[n][0] for n in api
+               if api[n]["class_type"].endswith(("Loader", "LoadFaceRefine"))}
+    assert all(h.backend == "network" for h in handles.values()), handles
+    app = out[node_of(api, "DanceReenactAppearanceEncoder")][0]
+    assert app.embedding is not None and app.embedding.shape[-1] == 2560
+    # DWPose's driver necks follow the dancer, and so does the drawn person
+    poses = out[node_of(api, "DanceReenactOpenPose", "1")][0]
+    necks = np.array([np.array(f["people"][0]["pose_keypoints_2d"]).reshape(-1, 3)[1, 0]
+                      for f in poses])
+    assert np.all(np.diff(necks) > 0.5 * np.diff(drv.neck_x)), (necks, drv.neck_x)
+    p2b = out[node_of(api, "DanceReenactP2B")][0].labels
+    assert_follows_driver((p2b > 0).float(), replace(drv, neck_x=necks), tol=0.1)
+    m = out[node_of(api, "DanceReenactB2F")][1]
+    assert float(m.sum()) > 0
+    print(f"full_method.json, learned backends, 3 frames 256x192: {elapsed:.1f} s")
