@@ -271,6 +271,8 @@ def background_swap(defs: Mapping[str, Any]) -> dict[str, Any]:
     g.add("GetVideoComponents", 6, "Background video frames", video=[bg_video, 0])
     _finish(g, src, ids, WEIGHTLESS, [bg_image, 0], "background_swap", length_mode="loop",
             fit="cover")
+    g.add("SaveImage", 8, "Save foreground RGBA frames (PNG)", images=[ids["blend"], 1],
+          filename_prefix="dance_reenact/foreground_rgba/frame")
     g.note(0, """
 Background swap (weightless backends: runs anywhere, nothing to download).
 Change the background and queue again: only Mask Blend and what follows re-run; poses,
@@ -279,7 +281,8 @@ parsing, P2B, B2F and the appearance stay cached because their inputs did not ch
     g.note(6, """
 A still is connected. For a video background drag the 'images' output of 'Background video
 frames' onto Mask Blend's 'background' (it loops, holds the last frame or trims: length_mode;
-fit: cover / contain / stretch).
+fit: cover / contain / stretch). The person with alpha is also saved as RGBA PNGs for
+compositing in other software.
 """)
     return g.to_ui()
 

@@ -327,17 +327,24 @@ def test_background_swap_reruns_only_the_blend_and_what_follows(driver, target):
     cache: dict = {}
     Files.videos = videos
     Files.images = {"target.png": target, "background.png": bg_a, "other.png": bg_b}
+    Files.saved_images = []
     first = run_workflow(api, counted, cache=cache)
+    (prefix, rgba), = Files.saved_images  # the foreground with alpha, for other software
+    assert prefix.startswith("dance_reenact/foreground_rgba") and rgba.shape == (4, 192, 128, 4)
     n_first = len(calls)
     assert n_first == len(api)
     calls.clear()
     api2 = json.loads(json.dumps(api))
     api2[bg_node]["inputs"]["image"] = "other.png"  # the user picks another background
     second = run_workflow(api2, counted, cache=cache)
-    assert sorted(calls) == sorted(["LoadImage", "DanceReenactMaskBlend",
+    assert sorted(calls) == sorted(["LoadImage", "DanceReenactMaskBlend", "SaveImage",
                                     "DanceReenactFaceRefine", "CreateVideo", "SaveVideo"])
+    # ComfyUI would re-run a node that declares itself changed or not idempotent: none does
+    for cls in NODE_CLASS_MAPPINGS.values():
+        assert not hasattr(cls, "IS_CHANGED") and not getattr(cls, "NOT_IDEMPOTENT", False)
     blend = node_of(api, "DanceReenactMaskBlend")
     b2f = node_of(api, "DanceReenactB2F")
+    assert torch.allclose(rgba[..., 3], first[blend][2])
     m = first[b2f][1]
     away = m == 0
     assert torch.equal(second[b2f][0], first[b2f][0])  # cached upstream, same object
