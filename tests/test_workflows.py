@@ -203,15 +203,17 @@ def run(name: str, images: dict[str, torch.Tensor], videos: dict[str, FakeVideo]
     return api, run_workflow(api, MAPPINGS, cache=cache)
 
 
-def node_of(api: dict, class_type: str, title_part: str | None = None) -> str:
+def node_of(api: dict, class_type: str, index: int = 0) -> str:
+    """The id of the index-th node of a class (in the graph's order)."""
     found = [nid for nid, spec in api.items() if spec["class_type"] == class_type]
-    assert found, class_type
-    return found[0] if title_part is None else found[int(title_part)]
+    assert len(found) > index, class_type
+    return found[index]
 
 
 def saved_video() -> FakeVideo:
-    (_, video), = [v for v in Files.saved_videos]
-    return video
+    """The one video the workflow saved."""
+    assert len(Files.saved_videos) == 1, Files.saved_videos
+    return Files.saved_videos[0][1]
 
 
 def assert_follows_driver(mask: torch.Tensor, drv: Driver, tol: float = 0.12) -> None:
@@ -322,7 +324,7 @@ def test_background_swap_reruns_only_the_blend_and_what_follows(driver, target):
 
     counted = {key: counting(key, cls) for key, cls in MAPPINGS.items()}
     api = load_api("background_swap.json")
-    bg_node = node_of(api, "LoadImage", "1")
+    bg_node = node_of(api, "LoadImage", 1)
     assert api[bg_node]["inputs"]["image"] == "background.png"
     cache: dict = {}
     Files.videos = videos
@@ -352,7 +354,7 @@ def test_background_swap_reruns_only_the_blend_and_what_follows(driver, target):
         == 1.0
     # A video background (the note's rewiring): looped to the driver's length.
     api3 = json.loads(json.dumps(api))
-    bg_frames = node_of(api, "GetVideoComponents", "1")
+    bg_frames = node_of(api, "GetVideoComponents", 1)
     api3[blend]["inputs"]["background"] = [bg_frames, 0]
     calls.clear()
     third = run_workflow(api3, counted, cache=cache)
@@ -632,7 +634,7 @@ def test_full_method_with_the_learned_backends(learned_files, weights_dir, monke
     app = out[node_of(api, "DanceReenactAppearanceEncoder")][0]
     assert app.embedding is not None and app.embedding.shape[-1] == 2560
     # DWPose's driver necks follow the dancer, and so does the drawn person
-    poses = out[node_of(api, "DanceReenactOpenPose", "1")][0]
+    poses = out[node_of(api, "DanceReenactOpenPose", 1)][0]
     necks = np.array([np.array(f["people"][0]["pose_keypoints_2d"]).reshape(-1, 3)[1, 0]
                       for f in poses])
     assert np.all(np.diff(necks) > 0.5 * np.diff(drv.neck_x)), (necks, drv.neck_x)
