@@ -34,8 +34,18 @@ def still_pipeline(target: np.ndarray, driver: Iterator[np.ndarray],
         yield target
 
 
-# name -> pipeline; the full-method stages add theirs here (e.g. "offline", "learned").
-PIPELINES: dict[str, Pipeline] = {"still": still_pipeline}
+def offline_pipeline(target: np.ndarray, driver: Iterator[np.ndarray],
+                     **options: Any) -> Iterator[np.ndarray]:
+    """The whole method with the weightless backends (models/pipeline.py); ``options`` are
+    :class:`PipelineConfig` fields (e.g. ``face="none"``)."""
+    from .models.pipeline import PipelineConfig, reenact
+
+    frames, _ = reenact(target, driver_frames=lambda: driver, cfg=PipelineConfig(**options))
+    return frames
+
+
+# name -> pipeline
+PIPELINES: dict[str, Pipeline] = {"still": still_pipeline, "offline": offline_pipeline}
 
 
 def get_pipeline(name: str) -> Pipeline:

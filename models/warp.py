@@ -395,7 +395,9 @@ def _cap_radius(part_mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     if len(ys) < 4:
         return 0.0
     d = _segment_distance(np.stack([xs, ys], axis=1).astype(np.float64), a, b)
-    return float(np.percentile(d, 80))
+    # the limb's half thickness, but never more than half its length (a short, wide sleeve
+    # must not drag a disc of the torso along with it)
+    return float(min(np.percentile(d, 80), 0.5 * float(np.hypot(*(b - a)))))
 
 
 def part_masks(part_map: np.ndarray, person: Person | None = None

@@ -12,6 +12,8 @@ _MODULES = (
     "metrics",
     "parsing",
     "p2b",
+    "face",
+    "inpaint",
     "b2f",
     "blend",
 )

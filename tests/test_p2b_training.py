@@ -27,37 +27,27 @@ SMALL = dict(work_height=64, work_width=40, ngf=8, n_down=2, n_res=2, ndf=8, d_l
 
 
 def test_short_training_beats_copy_and_untrained(tmp_path) -> None:
-    """A small P2B trained for 250 steps (~30 s of CPU on an idle 2-core machine) on synthetic
-    pairs scores higher SSIS and SSBS on held-out pairs than copying p* and than the untrained
-    network.
-
-    To fit the time budget this run uses the cross-entropy term alone (lr 1e-3); the paper's
-    full objective (LSGAN + feature matching λ_D = 40 + CE) runs in the CLI/torchrun tests and
-    in the longer run whose numbers the README reports.
-    """
+    """A small P2B trained with the paper's objective (LSGAN + feature matching λ_D = 40 +
+    cross-entropy) for 320 steps (~45 s of one CPU core) on synthetic pairs scores higher SSIS
+    and SSBS on held-out pairs than copying p* and than the untrained network."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        cfg = P2BTrainConfig(out=str(tmp_path / "run"), steps=10**6, batch_size=8, lr=1e-3,
-                             lambda_gan=0.0, lambda_fm=0.0, log_every=25, save_every=0, seed=0,
-                             **SMALL)
-        train = SyntheticPairs(384, work_hw=(64, 40), render_hw=(128, 80), seed=0, cache=True,
-                               parsing_aug=A.ParsingAugment(5, 0.05, 0.1, 0.1))
-        trainer = P2BTrainer(cfg, dataset=train)
-        held_out = synthetic_eval_pairs(24, render_hw=(128, 80), seed=99_999)
-        copy = evaluate(None, held_out)
-        untrained = evaluate(trainer.G, held_out)
-        trainer.fit(steps=250)
-        trained = evaluate(trainer.G, held_out)
-    finally:
-        torch.set_num_threads(threads)
+    cfg = P2BTrainConfig(out=str(tmp_path / "run"), steps=10**6, batch_size=8, lr=1e-3,
+                         log_every=20, save_every=0, seed=0, **SMALL)
+    train = SyntheticPairs(384, work_hw=(64, 40), render_hw=(128, 80), seed=0, cache=True,
+                           parsing_aug=A.ParsingAugment(5, 0.05, 0.1, 0.1))
+    trainer = P2BTrainer(cfg, dataset=train)
+    held_out = synthetic_eval_pairs(24, render_hw=(128, 80), seed=99_999)
+    copy = evaluate(None, held_out)
+    untrained = evaluate(trainer.G, held_out)
+    trainer.fit(steps=320)
+    trained = evaluate(trainer.G, held_out)
     msg = f"copy {copy}, untrained {untrained}, trained {trained} after {trainer.step} steps"
     for key in ("ssis", "ssbs"):
         assert trained[key] > copy[key] + 0.02, msg
         assert trained[key] > untrained[key] + 0.02, msg
     rows = list(csv.DictReader(open(tmp_path / "run" / "losses.csv")))
     assert rows and float(rows[-1]["ce"]) < float(rows[0]["ce"])
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("d", "g_gan", "fm", "ce"))
 
 
 def _cli_args(out: Path, steps: int, *extra: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_TRAIN_MODULES: tuple[str, ...] = ("p2b", "b2f")
+_TRAIN_MODULES: tuple[str, ...] = ("p2b", "b2f", "face")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,475 @@
+"""Faces: 68-point landmarks, alignment to a canonical crop, and the weightless FaceRefine.
+
+Landmark backends (all return iBUG-68 points in pixels of the frame, or None when no face):
+
+- ``mediapipe``: MediaPipe's face mesh (the model ships inside the ``mediapipe`` 0.10.21 wheel,
+  no download), mapped onto iBUG 68 with the perception stage's
+  :data:`~.perception.mediapipe_holistic.FACE68_FROM_MESH` (one map for the whole pack).
+- ``fan68``: the FAN 68-point ONNX from the weight registry, run with onnxruntime on a square
+  crop around a face box found by OpenCV's frontal-face Haar cascade (ships with OpenCV).
+  Its contract: input ``[1, 3, 256, 256]`` float RGB in 0..1, output 0 ``[1, 68, 3]`` =
+  (x, y, score) in the 64x64 heatmap grid (times 4 = crop pixels); a model that only gives
+  heatmaps ``[1, 68, 64, 64]`` is decoded by arg-max.
+
+Alignment: a similarity transform (rotation, uniform scale, translation) that maps five points
+(eye centres, nose tip, mouth corners) onto :data:`CANONICAL_5`, a template in a 256x256 crop
+with the face centred and some forehead and chin visible (the ArcFace 5-point template scaled
+by 2 and lifted by 20 px).
+
+The weightless FaceRefine (SPEC §4) warps the target's face onto the generated face by a
+similarity fitted on the stable landmarks (brows, eyes, nose, mouth corners), matches its
+colour to the frame in Lab space inside the face mask (mean and standard deviation), and blends
+it through a feathered face mask, or with Poisson (seamless) cloning. Pixels outside the blend
+mask are returned bit-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .perception.mediapipe_holistic import FACE68_FROM_MESH
+from .schema import FACE_REGIONS
+
+logger = logging.getLogger(__name__)
+
+CROP_SIZE = 256
+# ArcFace's 112x112 5-point template (eye centres, nose tip, mouth corners), scaled x2 about
+# its centre into 256x256 and lifted 20 px so forehead and chin fit.
+_ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+CANONICAL_5: np.ndarray = (_ARCFACE_112 - 56.0) * 2.0 + np.array([128.0, 108.0])
+
+# iBUG indices of the points that move little with expression: used to fit target -> frame.
+STABLE_68: tuple[int, ...] = (FACE_REGIONS["right_eyebrow"] + FACE_REGIONS["left_eyebrow"]
+                              + FACE_REGIONS["nose_bridge"] + FACE_REGIONS["nose_lower"]
+                              + FACE_REGIONS["right_eye"] + FACE_REGIONS["left_eye"]
+                              + (48, 54))
+LANDMARK_BACKENDS: tuple[str, ...] = ("mediapipe", "fan68")
+
+
+# --------------------------------------------------------------------------------------------
+# geometry
+# --------------------------------------------------------------------------------------------
+
+def five_points(lm68: np.ndarray) -> np.ndarray:
+    """iBUG 68 -> the 5 alignment points (right eye, left eye, nose tip, mouth corners).
+
+    Shape: (68, 2+) -> (5, 2) float64.
+    """
+    lm = np.asarray(lm68, np.float64)[:, :2]
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (Umeyama, no reflection) mapping ``src`` onto ``dst``.
+
+    Shape: (N, 2), (N, 2) -> (2, 3) float64 affine matrix ``[sR | t]``.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    var = (s0 ** 2).sum() / len(src)
+    if var < 1e-12:
+        raise ValueError("landmarks are degenerate (all points coincide)")
+    cov = d0.T @ s0 / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1, 1] = -1.0
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / var)
+    mat = np.zeros((2, 3))
+    mat[:, :2] = scale * rot
+    mat[:, 2] = mu_d - scale * rot @ mu_s
+    return mat
+
+
+def alignment_matrix(lm68: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """The similarity that maps a frame onto the canonical ``size`` x ``size`` face crop.
+
+    Shape: (68, 2+) -> (2, 3).
+    """
+    return similarity_transform(five_points(lm68), CANONICAL_5 * (size / CROP_SIZE))
+
+
+def transform_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine to (N, 2) points."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    return pts @ mat[:, :2].T + mat[:, 2]
+
+
+def align_face(rgb: np.ndarray, lm68: np.ndarray, size: int = CROP_SIZE
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Crop the face to the canonical template.
+
+    Returns:
+        (crop uint8 (size, size, 3), matrix (2, 3) frame -> crop).
+    """
+    mat = alignment_matrix(lm68, size)
+    crop = cv2.warpAffine(rgb, mat, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101)
+    return crop, mat
+
+
+def face_hull_mask(lm68: np.ndarray, h: int, w: int, *, forehead: float = 0.25) -> np.ndarray:
+    """Binary face region: the hull of the jaw and the brows lifted by ``forehead`` of the
+    brow-to-chin height (covers the forehead the 68 points miss). Returns uint8 (h, w) 0/1."""
+    lm = np.asarray(lm68, np.float64)[:, :2]
+    brows = lm[17:27].copy()
+    chin = lm[8]
+    up = brows.mean(0) - chin
+    brows = brows + up * forehead
+    pts = np.concatenate([lm[0:17], brows[::-1]])
+    hull = cv2.convexHull(np.round(pts).astype(np.int32))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask
+
+
+def feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Soft mask in 0..1: ``mask`` eroded by ``radius`` then blurred by ``radius``, so the
+    result is 0 wherever ``mask`` is 0. Shape (h, w) -> float32 (h, w)."""
+    m = (mask > 0).astype(np.uint8)
+    if radius <= 0:
+        return m.astype(np.float32)
+    k = 2 * radius + 1
+    eroded = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    soft = cv2.GaussianBlur(eroded.astype(np.float32), (k, k), radius / 2.0)
+    return np.where(m > 0, soft, 0.0).astype(np.float32)
+
+
+def match_color_lab(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift ``src``'s Lab mean and standard deviation inside ``mask`` to ``ref``'s.
+
+    Shape: uint8 (h, w, 3) RGB x2, mask (h, w) -> uint8 (h, w, 3).
+    """
+    sel = mask > 0
+    if sel.sum() < 16:
+        return src
+    s = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
+    r = cv2.cvtColor(ref, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ms, ss = s[sel].mean(0), s[sel].std(0) + 1e-3
+    mr, sr = r[sel].mean(0), r[sel].std(0) + 1e-3
+    gain = np.clip(sr / ss, 0.5, 2.0)
+    out = (s - ms) * gain + mr
+    return cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def refine_alignment_ecc(src: np.ndarray, dst: np.ndarray, mat: np.ndarray, mask: np.ndarray,
+                         *, max_shift: float = 0.05, iterations: int = 60) -> np.ndarray:
+    """Polish a landmark-fitted affine ``src -> dst`` by ECC image alignment inside ``mask``.
+
+    Landmarks of a generated (blurry, noisy) face are off by a few pixels, enough to lower
+    the match; ECC maximises the correlation of the two faces' intensities instead. The
+    result is kept only if ECC converges and moves the face centre by less than
+    ``max_shift`` of the face size; otherwise ``mat`` is returned unchanged.
+
+    Shape: uint8 (h, w, 3) x2, (2, 3), (h, w) -> (2, 3).
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 64:
+        return mat
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    size = float(max(x1 - x0, y1 - y0))
+    pad = int(0.1 * size)
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(dst.shape[1], x1 + pad), min(dst.shape[0], y1 + pad)
+    # work in the box around the face: shift the transform into box coordinates
+    shift = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
+    m_box = shift @ np.vstack([mat, [0, 0, 1]])
+    bw, bh = int(x1 - x0), int(y1 - y0)
+    tpl = cv2.cvtColor(dst[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    pre = cv2.cvtColor(cv2.warpAffine(src, m_box[:2], (bw, bh), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE),
+                       cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # ECC finds W with tpl(x) ~ pre(W x); then src -> box is W^-1 m_box
+    warp = np.eye(2, 3, dtype=np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
+    try:
+        _, warp = cv2.findTransformECC(tpl, pre, warp, cv2.MOTION_AFFINE, crit,
+                                       (mask[y0:y1, x0:x1] > 0).astype(np.uint8), 5)
+    except cv2.error:
+        return mat
+    w_inv = np.vstack([cv2.invertAffineTransform(warp.astype(np.float64)), [0, 0, 1]])
+    new = (np.linalg.inv(np.vstack([shift, [0, 0, 1]])) @ w_inv
+           @ np.vstack([m_box, [0, 0, 1]]))[:2]
+    c = np.array([xs.mean(), ys.mean()])
+    c_src = cv2.invertAffineTransform(mat) @ np.append(c, 1.0)
+    moved = np.linalg.norm(new @ np.append(c_src, 1.0) - c)
+    lin_old, lin_new = mat[:, :2], new[:, :2]
+    if moved > max_shift * size or np.abs(lin_new - lin_old).max() > 0.15 * np.abs(lin_old).max():
+        return mat
+    return new
+
+
+def blend_into(frame: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``frame * (1 - alpha) + src * alpha``; pixels with alpha == 0 stay bit-identical."""
+    a = alpha[..., None].astype(np.float32)
+    mixed = frame.astype(np.float32) * (1.0 - a) + src.astype(np.float32) * a
+    mixed = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return np.where(a > 0, mixed, frame)
+
+
+# --------------------------------------------------------------------------------------------
+# landmark detectors
+# --------------------------------------------------------------------------------------------
+
+class MediaPipeFaceLandmarks:
+    """MediaPipe face mesh (offline; the model is inside the mediapipe 0.10.21 wheel).
+
+    Call with an RGB uint8 frame -> (68, 2) float pixels of the largest face, or None.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, *, min_confidence: float = 0.5) -> None:
+        try:
+            import mediapipe as mp
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            raise RuntimeError("the 'mediapipe' landmark backend needs the offline extra: "
+                               "pip install 'mediapipe==0.10.21'") from exc
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=4, refine_landmarks=False,
+            min_detection_confidence=min_confidence)
+        self._pairs = np.asarray(FACE68_FROM_MESH)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        h, w = rgb.shape[:2]
+        if min(h, w) < 32:  # the detector's anchors cannot find a face this small
+            return None
+        res = self._mesh.process(np.ascontiguousarray(rgb))
+        if not res.multi_face_landmarks:
+            return None
+        best, best_area = None, -1.0
+        for face in res.multi_face_landmarks:
+            mesh = np.array([[p.x * w, p.y * h] for p in face.landmark], np.float64)
+            pts = (mesh[self._pairs[:, 0]] + mesh[self._pairs[:, 1]]) / 2
+            span = pts.max(0) - pts.min(0)
+            if span[0] * span[1] > best_area:
+                best, best_area = pts, span[0] * span[1]
+        return best
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> MediaPipeFaceLandmarks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def haar_face_boxes(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Frontal face boxes (x, y, w, h) by OpenCV's Haar cascade, largest first."""
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    side = max(24, min(rgb.shape[:2]) // 16)
+    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                     minSize=(side, side))
+    out = [tuple(int(v) for v in b) for b in (boxes if len(boxes) else [])]
+    return sorted(out, key=lambda b: -b[2] * b[3])  # type: ignore[return-value]
+
+
+class Fan68Landmarks:
+    """FAN 68-point landmarks from an ONNX file (registry ``fan68``) on a Haar face box.
+
+    The crop follows FAN's convention: a square of 1.28 times the box side around the box
+    centre (the reference implementation's scale 195/256 of the box), resized to 256.
+    """
+
+    INPUT = 256
+
+    def __init__(self, path: str | Path, *, min_score: float = 0.0) -> None:
+        import onnxruntime as ort
+
+        try:
+            self._sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RuntimeError(f"{path} is not a loadable ONNX model ({exc}); delete it and "
+                               "fetch it again") from exc
+        inp = self._sess.get_inputs()
+        if len(inp) != 1 or list(inp[0].shape)[1:] not in ([3, 256, 256], ["?", 256, 256]):
+            raise RuntimeError(f"{path} does not look like the FAN 68-point model: input "
+                               f"{[(i.name, i.shape) for i in inp]}, expected one "
+                               "[1, 3, 256, 256] input")
+        self._input = inp[0].name
+        self.min_score = min_score
+
+    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        for out in outputs:
+            if out.ndim == 3 and out.shape[1] == 68 and out.shape[2] in (2, 3):
+                score = float(out[0, :, 2].mean()) if out.shape[2] == 3 else 1.0
+                return out[0, :, :2].astype(np.float64) * (self.INPUT / 64.0), score
+        for out in outputs:
+            if out.ndim == 4 and out.shape[1] == 68:
+                hm = out[0].reshape(68, -1)
+                idx = hm.argmax(1)
+                gw = out.shape[3]
+                pts = np.stack([idx % gw, idx // gw], 1).astype(np.float64)
+                return pts * (self.INPUT / gw), float(hm.max(1).mean())
+        raise RuntimeError("the FAN model returned no [1, 68, 3] landmarks or [1, 68, H, W] "
+                           f"heatmaps (got shapes {[o.shape for o in outputs]})")
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        if min(rgb.shape[:2]) < 32:
+            return None
+        boxes = haar_face_boxes(rgb)
+        if not boxes:
+            return None
+        x, y, w, h = boxes[0]
+        cx, cy = x + w / 2.0, y + h / 2.0
+        scale = self.INPUT / (1.28 * max(w, h))
+        mat = np.array([[scale, 0, self.INPUT / 2 - scale * cx],
+                        [0, scale, self.INPUT / 2 - scale * cy]])
+        crop = cv2.warpAffine(rgb, mat, (self.INPUT, self.INPUT), flags=cv2.INTER_LINEAR)
+        blob = crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        pts, score = self._decode(self._sess.run(None, {self._input: blob}))
+        if score < self.min_score:
+            return None
+        return transform_points(pts, cv2.invertAffineTransform(mat))
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Fan68Landmarks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+LandmarkFn = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+def make_landmarker(backend: str, *, fan_path: str | Path | None = None
+                    ) -> MediaPipeFaceLandmarks | Fan68Landmarks:
+    """A landmark detector by name (``mediapipe`` or ``fan68``; fan68 needs ``fan_path``)."""
+    if backend == "mediapipe":
+        return MediaPipeFaceLandmarks()
+    if backend == "fan68":
+        if fan_path is None:
+            from .weights import resolve
+
+            fan_path = resolve("fan68")
+        return Fan68Landmarks(fan_path)
+    raise ValueError(f"unknown landmark backend {backend!r}; use one of {LANDMARK_BACKENDS}")
+
+
+# --------------------------------------------------------------------------------------------
+# weightless FaceRefine
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FaceTarget:
+    """The target photo's face, prepared once: RGB frame, its 68 landmarks, its face mask."""
+
+    rgb: np.ndarray
+    landmarks: np.ndarray
+    mask: np.ndarray
+
+    @classmethod
+    def from_image(cls, rgb: np.ndarray, landmarks: np.ndarray) -> FaceTarget:
+        h, w = rgb.shape[:2]
+        return cls(rgb, np.asarray(landmarks, np.float64), face_hull_mask(landmarks, h, w))
+
+
+def refine_face_weightless(frame: np.ndarray, frame_lm: np.ndarray, target: FaceTarget, *,
+                           feather_px: int | None = None, color_match: bool = True,
+                           seamless: bool = False, region: np.ndarray | None = None,
+                           refine_alignment: bool = True) -> np.ndarray:
+    """Paste the target's face onto the frame's face (SPEC §4 weightless FaceRefine).
+
+    Args:
+        frame: uint8 (H, W, 3) RGB, the generated frame f0.
+        frame_lm: (68, 2) landmarks of the face in ``frame``.
+        target: the prepared target face.
+        feather_px: feather radius; None = 6% of the face width.
+        color_match: match the pasted face's Lab mean/std to the frame's inside the mask.
+        seamless: Poisson-blend with ``cv2.seamlessClone`` (keeps the frame's shading).
+        region: optional (H, W) mask the blend is restricted to (e.g. the face labels of a
+            parsing).
+        refine_alignment: polish the landmark fit by ECC image alignment
+            (:func:`refine_alignment_ecc`).
+    Returns:
+        uint8 (H, W, 3); pixels outside the blend mask are bit-identical to ``frame``.
+    """
+    h, w = frame.shape[:2]
+    mat = similarity_transform(target.landmarks[list(STABLE_68)], frame_lm[list(STABLE_68)])
+    if refine_alignment:
+        fit_mask = cv2.erode(face_hull_mask(frame_lm, h, w), np.ones((5, 5), np.uint8))
+        mat = refine_alignment_ecc(target.rgb, frame, mat, fit_mask)
+    face = face_hull_mask(frame_lm, h, w)
+    if region is not None:
+        face &= (region > 0).astype(np.uint8)
+    if face.sum() < 16:
+        return frame
+    face_w = float(np.ptp(frame_lm[0:17, 0])) or float(w)
+    radius = max(1, int(round(0.06 * face_w))) if feather_px is None else int(feather_px)
+    # work inside the face's box (plus the feather's reach): the cost follows the face's size,
+    # not the frame's, and nothing outside the box can change
+    ys, xs = np.nonzero(face)
+    pad = radius + 4
+    x0, y0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    x1, y1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
+    rw, rh = x1 - x0, y1 - y0
+    m_roi = mat.copy()
+    m_roi[:, 2] -= (x0, y0)
+    warped = cv2.warpAffine(target.rgb, m_roi, (rw, rh), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    tmask = cv2.warpAffine(target.mask, m_roi, (rw, rh), flags=cv2.INTER_NEAREST)
+    sub = frame[y0:y1, x0:x1]
+    mask = face[y0:y1, x0:x1] & tmask
+    if mask.sum() < 16:
+        return frame
+    if color_match:
+        warped = match_color_lab(warped, sub, mask)
+    if seamless:
+        core = cv2.erode(mask, np.ones((3, 3), np.uint8))
+        cy, cx = np.nonzero(core)
+        if len(cx) >= 16 and cx.min() > 0 and cy.min() > 0 and cx.max() < rw - 1 \
+                and cy.max() < rh - 1:
+            center = (int((cx.min() + cx.max() + 1) // 2), int((cy.min() + cy.max() + 1) // 2))
+            try:
+                cloned = cv2.seamlessClone(warped, np.ascontiguousarray(sub), core * 255,
+                                           center, cv2.NORMAL_CLONE)
+                # seamlessClone's box centring can be off by a pixel: keep the frame outside
+                warped = np.where(core[..., None] > 0, cloned, warped)
+            except cv2.error:  # pragma: no cover - opencv refuses odd geometry
+                logger.debug("seamlessClone failed; falling back to feathering")
+    out = frame.copy()
+    out[y0:y1, x0:x1] = blend_into(sub, warped, feather(mask, radius))
+    return out
+
+
+def paste_crop(frame: np.ndarray, crop: np.ndarray, crop_alpha: np.ndarray, mat: np.ndarray,
+               *, border: int = 8) -> np.ndarray:
+    """Warp an aligned crop back into the frame and blend it through its alpha.
+
+    Args:
+        frame: uint8 (H, W, 3).
+        crop: uint8 (S, S, 3), the refined crop.
+        crop_alpha: float (S, S) in 0..1, the network's blending mask.
+        mat: (2, 3) frame -> crop matrix from :func:`align_face`.
+        border: the alpha fades to 0 over this many crop pixels at the crop's edge.
+    Returns: uint8 (H, W, 3); pixels the crop does not cover are bit-identical.
+    """
+    h, w = frame.shape[:2]
+    s = crop.shape[0]
+    a = crop_alpha.astype(np.float32).copy()
+    if border > 0:
+        ramp = np.minimum(np.arange(s), np.arange(s)[::-1]).astype(np.float32)
+        edge = np.clip(ramp / float(border), 0, 1)
+        a *= edge[:, None] * edge[None, :]
+    inv = cv2.invertAffineTransform(mat)
+    back = cv2.warpAffine(crop, inv, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(a, inv, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    alpha[alpha < 1.0 / 512] = 0.0
+    return blend_into(frame, back, alpha)

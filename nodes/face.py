@@ -1,0 +1,244 @@
+"""FaceRefine nodes: load a FaceRefine model (network or weightless), refine the faces of f0."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models import weights
+from ..models.face import LANDMARK_BACKENDS, FaceTarget, make_landmarker, refine_face_weightless
+from ..models.inpaint import dilate_mask
+from ..models.loading import load_model
+from ..models.schema import LABEL_GROUPS
+from .runtime import NodeInputError, Progress, get_device
+from .sockets import (
+    FACEREFINE_MODEL,
+    IMAGE,
+    PARSING,
+    ModelHandle,
+    check_image,
+    check_parsing,
+    check_same_length,
+    frame_to_rgb_uint8,
+)
+
+logger = logging.getLogger(__name__)
+CATEGORY = "dance_reenact/face"
+NO_FILE = "(none found)"
+
+
+def _local_files() -> list[str]:
+    return weights.list_local_files((".safetensors",)) or [NO_FILE]
+
+
+class LoadFaceRefine:
+    """FaceRefine model: a trained FaceRefineNet (Hub repo or local file) or the weightless
+    backend (the target's face aligned, colour-matched and blended)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "source": (["weightless", "local_file", "hub"], {"default": "weightless",
+                           "tooltip": "weightless needs no download; local_file/hub load a "
+                           "FaceRefineNet safetensors trained with `reenact train face`."}),
+                "landmarks": (list(LANDMARK_BACKENDS), {"default": "mediapipe", "tooltip":
+                              "mediapipe: face mesh inside the mediapipe wheel (offline). "
+                              "fan68: FAN ONNX through the weight registry + OpenCV face box."}),
+                "blend": (["feather", "seamless"], {"default": "feather", "tooltip":
+                          "weightless only: feathered alpha, or Poisson (seamless) cloning "
+                          "that keeps the frame's shading."}),
+                "color_match": ("BOOLEAN", {"default": True, "tooltip": "weightless only: "
+                                "match the pasted face's Lab mean/std to the frame's."}),
+                "feather": ("INT", {"default": 0, "min": 0, "max": 128, "tooltip":
+                            "weightless only: feather radius in pixels; 0 = 6% of face width."}),
+            },
+            "optional": {
+                "local_file": (_local_files(), {"tooltip": "A .safetensors in the models "
+                               "folder (ComfyUI/models/dance_reenact)."}),
+                "repo_id": ("STRING", {"default": "", "tooltip": "Hub repo, owner/name."}),
+                "filename": ("STRING", {"default": "face_refine.safetensors"}),
+                "revision": ("STRING", {"default": "main"}),
+                "sha256": ("STRING", {"default": "", "tooltip": "Optional pin; empty = the "
+                           "checksum the Hub reports for the revision."}),
+            },
+        }
+
+    RETURN_TYPES = (FACEREFINE_MODEL,)
+    RETURN_NAMES = ("face_model",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Load FaceRefine: a trained FaceRefineNet from the Hub or a local file, or "
+                   "the weightless backend that pastes the target's face by landmarks.")
+
+    def load(self, source: str = "weightless", landmarks: str = "mediapipe",
+             blend: str = "feather", color_match: bool = True, feather: int = 0,
+             local_file: str = NO_FILE, repo_id: str = "", filename: str = "",
+             revision: str = "main", sha256: str = "") -> tuple[ModelHandle]:
+        node = "Load FaceRefine"
+        options: dict[str, Any] = {"landmarks": landmarks, "seamless": blend == "seamless",
+                                   "color_match": bool(color_match),
+                                   "feather": int(feather) or None}
+        if landmarks == "fan68":
+            try:
+                options["fan_path"] = str(weights.resolve("fan68"))
+            except weights.WeightError as exc:
+                raise NodeInputError(node, "landmarks", str(exc),
+                                     "place the file as the message says, or use "
+                                     "landmarks=mediapipe (offline)") from exc
+        elif landmarks != "mediapipe":
+            raise NodeInputError(node, "landmarks", f"unknown backend {landmarks!r}",
+                                 f"pick one of {', '.join(LANDMARK_BACKENDS)}")
+        if source == "weightless":
+            return (ModelHandle("face_refine", "weightless", None, "weightless", options),)
+        if source == "local_file":
+            if not local_file or local_file == NO_FILE:
+                raise NodeInputError(node, "local_file", "no FaceRefine file is selected",
+                                     "put a .safetensors from `reenact train face` in "
+                                     "ComfyUI/models/dance_reenact and pick it, or use "
+                                     "source=weightless")
+            path = next((r / local_file for r in weights.search_roots()
+                         if (r / local_file).is_file()), None)
+            if path is None:
+                raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
+                                     f"folder ({', '.join(map(str, weights.search_roots()))})",
+                                     "pick a file that exists")
+            where = "local_file"
+        elif source == "hub":
+            try:
+                spec = weights.user_spec(repo_id, filename, revision, sha256 or None)
+                path = weights.resolve(spec)
+            except weights.WeightError as exc:
+                raise NodeInputError(node, "repo_id/filename", str(exc),
+                                     "check the repo id, file name and network") from exc
+            where = "repo_id"
+        else:
+            raise NodeInputError(node, "source", f"unknown source {source!r}",
+                                 "pick weightless, local_file or hub")
+        try:
+            net = load_model(path, expected_arch="FaceRefineNet", device=get_device())
+        except weights.WeightError as exc:
+            raise NodeInputError(node, where, str(exc),
+                                 "pick a FaceRefineNet checkpoint from `reenact train face`") \
+                from exc
+        return (ModelHandle("face_refine", "network", net, str(path), options),)
+
+
+def _face_region(labels: np.ndarray, grow: int) -> np.ndarray:
+    return dilate_mask(np.isin(labels, LABEL_GROUPS["face"]), grow)
+
+
+class FaceRefine:
+    """Refine the face in every frame of f0 with the target's face."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "face_model": (FACEREFINE_MODEL,),
+                "frames": (IMAGE, {"tooltip": "f0: the blended frames (a batch is a video)."}),
+                "target": (IMAGE, {"tooltip": "The target photo (its first frame is used)."}),
+            },
+            "optional": {
+                "parsing": (PARSING, {"tooltip": "Parsing of the frames (e.g. from P2B): the "
+                            "blend is limited to the face label, grown by a few pixels."}),
+            },
+        }
+
+    RETURN_TYPES = (IMAGE, "INT")
+    RETURN_NAMES = ("frames", "frames_without_face")
+    FUNCTION = "refine"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Refine the face of each frame with the target's face (FaceRefineNet or the "
+                   "weightless paste). Frames with no detectable face pass through unchanged; "
+                   "their count is the second output.")
+
+    def refine(self, face_model: Any, frames: Any, target: Any,
+               parsing: Any = None) -> tuple[torch.Tensor, int]:
+        node = "FaceRefine"
+        if not isinstance(face_model, ModelHandle) or face_model.stage != "face_refine":
+            raise NodeInputError(node, "face_model", "expected a FACEREFINE_MODEL",
+                                 "connect the output of Load FaceRefine")
+        frames = check_image(frames, node, "frames")
+        target = check_image(target, node, "target")
+        b, h, w = (int(s) for s in frames.shape[:3])
+        labels = None
+        if parsing is not None:
+            parsing = check_parsing(parsing, node, "parsing")
+            check_same_length(node, frames=b, parsing=len(parsing))
+            if tuple(parsing.labels.shape[1:]) != (h, w):
+                got = tuple(parsing.labels.shape[1:])
+                raise NodeInputError(node, "parsing", f"parsing is {got} but the frames are "
+                                     f"{(h, w)}", "give the parsing of "
+                                     "these frames (same size), e.g. P2B's output")
+            labels = parsing.labels
+        opts = face_model.options
+        device = get_device()
+        try:
+            detector = make_landmarker(opts.get("landmarks", "mediapipe"),
+                                       fan_path=opts.get("fan_path"))
+        except (RuntimeError, ValueError, weights.WeightError) as exc:
+            raise NodeInputError(node, "face_model", f"the landmark detector could not start "
+                                 f"({exc})", "install the offline extra for mediapipe, or "
+                                 "re-fetch the fan68 file") from exc
+        with detector as detect:
+            target_rgb = frame_to_rgb_uint8(target[0])
+            target_lm = detect(target_rgb)
+            if target_lm is None:
+                raise NodeInputError(node, "target", "no face was found in the target photo",
+                                     "use a photo where the face is visible, roughly frontal "
+                                     "and at least ~64 px wide")
+            face_target = FaceTarget.from_image(target_rgb, target_lm)
+            embedding = None
+            if face_model.module is not None:
+                from ..models.face_refine import target_embedding
+
+                embedding = target_embedding(face_model.module, face_target, device)
+            out = torch.empty((b, h, w, 3), dtype=torch.float32)
+            missing = 0
+            with Progress(b, node) as bar:
+                for i in range(b):
+                    rgb = frame_to_rgb_uint8(frames[i])
+                    src = frames[i].float()
+                    orig = src if src.shape[-1] == 3 else torch.from_numpy(rgb).float() / 255
+                    lm = detect(rgb)
+                    if lm is None:
+                        missing += 1
+                        out[i] = orig
+                        bar.update()
+                        continue
+                    region = None
+                    if labels is not None:
+                        region = _face_region(labels[i if len(labels) > 1 else 0].cpu().numpy(),
+                                              max(2, int(0.02 * max(h, w))))
+                    if face_model.module is None:
+                        res = refine_face_weightless(
+                            rgb, lm, face_target, feather_px=opts.get("feather"),
+                            color_match=opts.get("color_match", True),
+                            seamless=opts.get("seamless", False), region=region)
+                    else:
+                        from ..models.face_refine import refine_face_network
+
+                        res = refine_face_network(face_model.module, rgb, lm, embedding,
+                                                  device=device, region=region)
+                    changed = torch.from_numpy((res != rgb).any(-1))
+                    new = torch.from_numpy(res).float() / 255
+                    out[i] = torch.where(changed[..., None], new, orig)
+                    bar.update()
+        if missing:
+            logger.info("FaceRefine: %d of %d frames had no detectable face (unchanged)",
+                        missing, b)
+        return out, missing
+
+
+NODE_CLASS_MAPPINGS = {
+    "DanceReenactLoadFaceRefine": LoadFaceRefine,
+    "DanceReenactFaceRefine": FaceRefine,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DanceReenactLoadFaceRefine": "Load FaceRefine (Dance Reenact)",
+    "DanceReenactFaceRefine": "FaceRefine (Dance Reenact)",
+}
