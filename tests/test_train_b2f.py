@@ -44,15 +44,7 @@ def tiny_config(out, steps: int) -> B2FTrainConfig:
                           device="cpu", lr=1e-3, lambda_l1=30.0, ema=0.95)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    yield
-    torch.set_num_threads(before)
-
-
-def test_short_training_run_learns_on_synthetic_people(tmp_path, two_threads):
+def test_short_training_run_learns_on_synthetic_people(tmp_path):
     cfg = tiny_config(tmp_path / "run", steps=80)
     h, w = cfg.size
     held_out = [SyntheticB2FDataset(12, h, w, seed=99)[i] for i in range(12)]
