@@ -277,8 +277,7 @@ class B2FLoader:
             if not local_file:
                 raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
                                      ".safetensors file in models/dance_reenact and pick it")
-            path = next((r / local_file for r in weights.search_roots()
-                         if (r / local_file).is_file()), None)
+            path = weights.find_file(local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",

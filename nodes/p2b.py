@@ -7,7 +7,6 @@ the driver frame's size and position (paper §3.1; SPEC §3-§4).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,15 +46,6 @@ def _local_choices() -> list[str]:
     except Exception:  # a broken models folder must not break node registration
         files = []
     return [_NO_FILE] + files
-
-
-def _find_local_file(name: str) -> Path | None:
-    for root in weights.search_roots():
-        p = root / name
-        if p.is_file():
-            return p
-    p = Path(name)
-    return p if p.is_absolute() and p.is_file() else None
 
 
 class P2BLoader:
@@ -112,7 +102,7 @@ class P2BLoader:
                 raise NodeInputError(node, "local_file", "no file chosen",
                                      f"put a P2B .safetensors into {weights.search_roots()[0]} "
                                      "and pick it (refresh the page)")
-            found = _find_local_file(local_file)
+            found = weights.find_file(local_file)
             if found is None:
                 raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",
