@@ -32,6 +32,7 @@ from torch import nn
 
 from .loading import check_state_dict, load_state_dict_file
 from .schema import NUM_DENSEPOSE_PARTS, NUM_LABELS
+from .vgg import vgg_features
 from .weights import WeightError, WeightSpec, find_local, resolve
 
 logger = logging.getLogger(__name__)
@@ -292,15 +293,7 @@ _VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M"
 
 def _vgg16_features() -> nn.Sequential:
     """torchvision/timm ``vgg16.features`` up to relu5_3 (indices 0..29, same key names)."""
-    layers: list[nn.Module] = []
-    c = 3
-    for v in _VGG16_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.ReLU(inplace=True)]
-            c = int(v)
-    return nn.Sequential(*layers)
+    return vgg_features(_VGG16_CFG)
 
 
 class Fire(nn.Module):

@@ -99,8 +99,14 @@ def _to_rgb(image: np.ndarray, what: str, min_side: int = 32) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def prepare_target(target: np.ndarray, cfg: PipelineConfig) -> TargetState:
-    """Analyse the target photo once: keypoints, parsing p*, parts, background, face."""
+def prepare_target(target: np.ndarray, cfg: PipelineConfig,
+                   out_hw: tuple[int, int] | None = None) -> TargetState:
+    """Analyse the target photo once: keypoints, parsing p*, parts, background, face.
+
+    With ``out_hw`` (the driver frame size), a photo much larger than the frames is reduced
+    after parsing (:func:`.warp.limit_source`): it adds no detail to the warped frames, only
+    cost.
+    """
     from .b2f_warp import prepare_target as prepare_parts
     from .inpaint import dilate_mask, inpaint_opencv
     from .perception.human_parsing import HumanParser
@@ -118,6 +124,10 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig) -> TargetState:
     labels = parser.parse_frame(rgb, detections=detections)
     if labels is None or not labels.any():
         raise PipelineError("the target photo's parsing found no person")
+    if out_hw is not None:
+        from .warp import limit_source
+
+        labels, person, rgb = limit_source(labels, person, out_hw, image=rgb)
     mask = dilate_mask((labels > 0).astype(np.float32), max(3, round(0.02 * max(rgb.shape))))
     if cfg.inpaint == "lama":
         from .inpaint import load_lama
@@ -366,7 +376,7 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
         raise PipelineError("no person found in any driver frame")
     if cfg.smooth:
         people = smooth_people(people, h, w, fps)
-    state = prepare_target(target, cfg)
+    state = prepare_target(target, cfg, out_hw=(h, w))
     if background is None:
         bg = Background(still=state.background)
     elif isinstance(background, str):

@@ -323,6 +323,17 @@ def find_local(spec: WeightSpec) -> Path | None:
     return None
 
 
+def find_file(name: str) -> Path | None:
+    """A weight file picked by name in a loader: the first ``<root>/<name>`` over
+    :func:`search_roots`, or ``name`` itself when it is an absolute path to a file."""
+    for root in search_roots():
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    p = Path(name)
+    return p if p.is_absolute() and p.is_file() else None
+
+
 def list_local_files(extensions: Iterable[str] = WEIGHT_EXTENSIONS) -> list[str]:
     """Names of weight files present in the search roots (for loader dropdowns)."""
     exts = tuple(extensions)

@@ -278,8 +278,7 @@ class B2FLoader:
             if not local_file:
                 raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
                                      ".safetensors file in models/dance_reenact and pick it")
-            path = next((r / local_file for r in weights.search_roots()
-                         if (r / local_file).is_file()), None)
+            path = weights.find_file(local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",
@@ -399,6 +398,7 @@ class B2F:
               drivers: list[Person | None], driver_pose: Any
               ) -> tuple[torch.Tensor, torch.Tensor, str]:
         from ..models.b2f_warp import prepare_target, warp_frame
+        from ..models.warp import limit_source
 
         node = "B2F"
         ex = appearance.extras
@@ -418,6 +418,7 @@ class B2F:
         empty, absent_px, no_pose = 0, 0, 0
         feather = float(handle.options.get("feather", 2.0))
         prepared: dict[int, Any] = {}  # per target, computed once for the whole video
+        sources: dict[int, Any] = {}
         with Progress(n, node) as bar:
             for i in range(n):
                 k = i if len(ex["images"]) > 1 else 0
@@ -431,14 +432,19 @@ class B2F:
                     bar.update()
                     continue
                 if k not in prepared:
+                    # a target much larger than the frames: reduce it once (no detail lost)
+                    t_lab, t_person, t_img = limit_source(ex["labels"][k], targets[k], (h, w),
+                                                          ex["images"][k])
+                    sources[k] = (t_img, t_lab, t_person)
                     try:
-                        prepared[k] = prepare_target(ex["labels"][k], targets[k])
+                        prepared[k] = prepare_target(t_lab, t_person)
                     except ValueError as exc:
                         raise NodeInputError(node, "appearance", f"the target: {exc}",
                                              "give Part Cropper the target's POSE_KEYPOINT "
                                              "with its body found") from exc
-                res = warp_frame(ex["images"][k], ex["labels"][k], targets[k], labels,
-                                 drivers[i], feather=feather, prepared=prepared[k])
+                t_img, t_lab, t_person = sources[k]
+                res = warp_frame(t_img, t_lab, t_person, labels, drivers[i], feather=feather,
+                                 prepared=prepared[k])
                 z_out[i] = torch.from_numpy(res.image).float() / 255.0
                 m_out[i] = torch.from_numpy(res.mask)
                 absent_px += res.absent_pixels

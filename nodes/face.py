@@ -100,8 +100,7 @@ class LoadFaceRefine:
                                      "put a .safetensors from `reenact train face` in "
                                      "ComfyUI/models/dance_reenact and pick it, or use "
                                      "source=weightless")
-            path = next((r / local_file for r in weights.search_roots()
-                         if (r / local_file).is_file()), None)
+            path = weights.find_file(local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
                                      f"folder ({', '.join(map(str, weights.search_roots()))})",

@@ -7,7 +7,6 @@ the driver frame's size and position (paper §3.1; SPEC §3-§4).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from ..models import weights
 from ..models.loading import load_model
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
-from ..models.warp import assign_parts, part_masks, warp_parsing
+from ..models.warp import assign_parts, limit_source, part_masks, warp_parsing
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,
@@ -47,15 +46,6 @@ def _local_choices() -> list[str]:
     except Exception:  # a broken models folder must not break node registration
         files = []
     return [_NO_FILE] + files
-
-
-def _find_local_file(name: str) -> Path | None:
-    for root in weights.search_roots():
-        p = root / name
-        if p.is_file():
-            return p
-    p = Path(name)
-    return p if p.is_absolute() and p.is_file() else None
 
 
 class P2BLoader:
@@ -112,7 +102,7 @@ class P2BLoader:
                 raise NodeInputError(node, "local_file", "no file chosen",
                                      f"put a P2B .safetensors into {weights.search_roots()[0]} "
                                      "and pick it (refresh the page)")
-            found = _find_local_file(local_file)
+            found = weights.find_file(local_file)
             if found is None:
                 raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",
@@ -291,6 +281,7 @@ class P2B:
 
     def _run_warp(self, labels: np.ndarray, target: Person, driver_person: Any, n: int,
                   hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
+        labels, target, _ = limit_source(labels, target, hw)  # a huge photo adds no detail
         try:
             part_map = assign_parts(labels, target)  # once per target, reused every frame
         except ValueError as exc:

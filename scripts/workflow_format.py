@@ -13,8 +13,8 @@ from typing import Any
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 NOTE_TYPES = {"Note", "MarkdownNote"}
 
-# The core nodes our workflows use (checked against ComfyUI's comfy_extras/nodes_video.py and
-# nodes.py). "upload" marks the editor's extra upload widget.
+# The core nodes our workflows use (checked against ComfyUI's comfy_extras/nodes_video.py,
+# comfy_extras/nodes_mask.py and nodes.py). "upload" marks the editor's extra upload widget.
 CORE_NODE_DEFS: dict[str, dict[str, Any]] = {
     "LoadImage": {"input": {"required": {"image": (["example.png"], {"image_upload": True})}},
                   "output": ("IMAGE", "MASK"), "output_name": ("IMAGE", "MASK")},
@@ -35,6 +35,8 @@ CORE_NODE_DEFS: dict[str, dict[str, Any]] = {
     "SaveImage": {"input": {"required": {"images": ("IMAGE", {}),
                                          "filename_prefix": ("STRING", {})}},
                   "output": (), "output_name": ()},
+    "MaskToImage": {"input": {"required": {"mask": ("MASK", {})}},
+                    "output": ("IMAGE",), "output_name": ("IMAGE",)},
     "PreviewImage": {"input": {"required": {"images": ("IMAGE", {})}},
                      "output": (), "output_name": ()},
 }

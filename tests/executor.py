@@ -4,6 +4,10 @@
 ["id", slot]}}}`` in dependency order through node classes, the way ComfyUI calls them:
 ``getattr(cls(), cls.FUNCTION)(**inputs)`` returning a tuple (or a ``{"result": tuple}`` dict
 for output nodes). Returns every node's outputs by id.
+
+With ``cache`` (a dict kept between runs) a node is re-run only when its input signature
+changes, as ComfyUI's cache does: the class, its widget values, ``IS_CHANGED`` when the class
+defines it, and the signatures of the nodes its links come from.
 """
 
 from __future__ import annotations
@@ -44,11 +48,41 @@ def topological_order(prompt: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return order
 
 
+def _signature(prompt: Mapping[str, Mapping[str, Any]], node_id: str,
+               mappings: Mapping[str, type], memo: dict[str, Any]) -> Any:
+    if node_id in memo:
+        return memo[node_id]
+    spec = prompt[node_id]
+    cls = mappings[spec["class_type"]]
+    items = []
+    widgets = {}
+    for name, value in sorted(spec.get("inputs", {}).items()):
+        if _is_link(value):
+            items.append((name, "link", _signature(prompt, value[0], mappings, memo), value[1]))
+        else:
+            widgets[name] = value
+            items.append((name, repr(value) if not isinstance(value, (str, int, float, bool,
+                                                                      type(None)))
+                          else value))
+    changed = None
+    if hasattr(cls, "IS_CHANGED"):
+        changed = cls.IS_CHANGED(**widgets)
+    memo[node_id] = (spec["class_type"], changed, tuple(items))
+    return memo[node_id]
+
+
 def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, type],
-                 ) -> dict[str, tuple]:
-    """Execute ``prompt``; returns {node id: output tuple}. Checks link types like ComfyUI."""
+                 cache: dict | None = None) -> dict[str, tuple]:
+    """Execute ``prompt``; returns {node id: output tuple}. Checks link types like ComfyUI.
+    ``cache``: see the module docstring."""
     outputs: dict[str, tuple] = {}
+    memo: dict[str, Any] = {}
     for node_id in topological_order(prompt):
+        if cache is not None:
+            key = _signature(prompt, node_id, mappings, memo)
+            if key in cache:
+                outputs[node_id] = cache[key]
+                continue
         spec = prompt[node_id]
         class_type = spec["class_type"]
         if class_type not in mappings:
@@ -83,4 +117,6 @@ def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str,
             raise WorkflowError(f"node {node_id} ({class_type}) returned {len(result)} values "
                                 f"for {len(cls.RETURN_TYPES)} outputs")
         outputs[node_id] = result
+        if cache is not None:
+            cache[key] = result
     return outputs

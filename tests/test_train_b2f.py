@@ -35,24 +35,17 @@ from dance_reenact.training.b2f_data import (
 
 
 def tiny_config(out, steps: int) -> B2FTrainConfig:
-    """64x40 B2F with every loss term on, random-feature encoder/VGG/face nets (no download)."""
+    """64x40 B2F with every loss term on, random-feature encoder/VGG/face nets (no download);
+    a short run, so a high learning rate, a strong pixel L1 and a fast weight average."""
     return B2FTrainConfig(out=str(out), steps=steps, batch_size=4, ngf=16, fc_channels=64,
                           n_up=3, spade_hidden=16, ndf=16, d_layers=2, encoder="random",
                           crop_size=64, vgg="random", vgg_depth=2, face_net="random",
                           face_size=80, log_every=10, save_every=0, num_workers=0,
-                          device="cpu", lr=1e-3, lambda_l1=10.0)
+                          device="cpu", lr=1e-3, lambda_l1=30.0, ema=0.95)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    yield
-    torch.set_num_threads(before)
-
-
-def test_short_training_run_learns_on_synthetic_people(tmp_path, two_threads):
-    cfg = tiny_config(tmp_path / "run", steps=30)
+def test_short_training_run_learns_on_synthetic_people(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=80)
     h, w = cfg.size
     held_out = [SyntheticB2FDataset(12, h, w, seed=99)[i] for i in range(12)]
     dev = torch.device("cpu")
@@ -62,19 +55,19 @@ def test_short_training_run_learns_on_synthetic_people(tmp_path, two_threads):
     res = train(cfg, dataset=SyntheticB2FDataset(400, h, w, seed=1))
     trained = evaluate(res["generator"], res["encoder"], held_out, cfg.crop_size, dev)
     print("untrained", untrained, "trained", trained)
-    # measured here: PSNR 11.9 -> 12.6 dB, IoU 0.16 -> 0.81 (seeded, deterministic on CPU)
-    assert trained["psnr_masked"] > untrained["psnr_masked"] + 0.3
-    assert trained["mask_iou"] > untrained["mask_iou"] + 0.3 and trained["mask_iou"] > 0.5
+    # measured here (seeded): PSNR 11.9 -> 13.6 dB, IoU 0.16 -> 0.92 (EMA generator)
+    assert trained["psnr_masked"] > untrained["psnr_masked"] + 1.0
+    assert trained["mask_iou"] > untrained["mask_iou"] + 0.5 and trained["mask_iou"] > 0.8
     # every loss term was logged; the checkpoint is a B2F the loader accepts
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert {"gan", "fm", "vgg", "face", "mask", "l1", "d"} <= set(log[-1])
     g = load_model(res["last"], expected_arch="B2FGenerator")
     assert g.config["embed_dim"] == 160 and g.out_size == (64, 40)
     # resume continues from the saved step
-    cfg2 = tiny_config(tmp_path / "run", steps=32)
+    cfg2 = tiny_config(tmp_path / "run", steps=82)
     cfg2.resume = True
     res2 = train(cfg2, dataset=SyntheticB2FDataset(400, h, w, seed=1))
-    assert res2["steps"] == 32 and len(res2["history"]) == 2
+    assert res2["steps"] == 82 and len(res2["history"]) == 2
 
 
 def _write_cihp(root):

@@ -71,3 +71,144 @@ def write_sparse_vgg19(path: Path, seed: int = 0, shapes: dict | None = None,
         while block := f.read(1 << 24):
             h.update(block)
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# DWPose and DensePose stand-ins whose person box FOLLOWS the person (for workflow tests)
+# --------------------------------------------------------------------------------------------
+
+# COCO-WholeBody body keypoints (u, v) as fractions of RTMPose's 288x384 crop of the 1.25x
+# padded, aspect-fixed person box: an upright person facing the camera, kept within the crop's
+# central part so the points stay inside both tall (full-body) and square (portrait) boxes.
+_BODY_UV = [(0.5, 0.26), (0.51, 0.25), (0.49, 0.25), (0.52, 0.255), (0.48, 0.255),
+            (0.56, 0.32), (0.44, 0.32), (0.6, 0.42), (0.4, 0.42), (0.62, 0.5), (0.38, 0.5),
+            (0.54, 0.52), (0.46, 0.52), (0.545, 0.65), (0.455, 0.65), (0.55, 0.77),
+            (0.45, 0.77)]
+
+
+def _wholebody_uv() -> np.ndarray:
+    """(133, 2) crop fractions: body 17, feet 6, face 68 (on a small ellipse), hands 2x21."""
+    pts = list(_BODY_UV)
+    pts += [(0.55, 0.78), (0.56, 0.78), (0.55, 0.775), (0.45, 0.78), (0.44, 0.78), (0.45, 0.775)]
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    pts += list(zip(0.5 + 0.025 * np.cos(t), 0.265 + 0.03 * np.sin(t)))
+    for wx in (0.62, 0.38):  # left hand (image right), right hand
+        a = np.linspace(-0.6, 0.6, 21)
+        pts += list(zip(wx + 0.02 * np.sin(a) * np.sign(wx - 0.5), 0.5 + 0.03 * np.cos(a)))
+    return np.asarray(pts, np.float64)
+
+
+def dwpose_following_files() -> tuple[bytes, bytes]:
+    """(detector, pose) ONNX files with DWPose's signatures. The detector's one box is the
+    bounding box of the input pixels that are neither black (channel sum <= 40) nor the
+    letterbox grey (114): put the person on a black background and the box follows them. The
+    pose model puts the 133 keypoints at :func:`_wholebody_uv` of its crop, so they follow the
+    box."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = np.float32
+    onehot = np.zeros((8400, 1), f32)
+    onehot[8000] = 1.0  # the first stride-32 anchor (grid 0, 0) carries the box
+    inits = [numpy_helper.from_array(np.array(v, f32), n) for n, v in (
+        ("c114", 114.0), ("c3", 3.0), ("c40", 40.0), ("one", 1.0), ("c640", 640.0),
+        ("half", 0.5), ("inv32", 1.0 / 32.0), ("score", 0.9), ("cls", 0.95))]
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+              numpy_helper.from_array(np.arange(1, 641, dtype=f32), "idx_up"),
+              numpy_helper.from_array(np.arange(640, 0, -1, dtype=f32), "idx_down"),
+              numpy_helper.from_array(np.zeros((1, 79), f32), "zeros79"),
+              numpy_helper.from_array(onehot, "onehot"),
+              numpy_helper.from_array(np.array([1, 8400, 85], np.int64), "shape_out"),
+              numpy_helper.from_array(np.array([1, 1], np.int64), "shape11")]
+    N = helper.make_node
+    nodes = [
+        N("Sub", ["images", "c114"], ["d"]), N("Abs", ["d"], ["ad"]),
+        N("ReduceSum", ["ad", "ax1"], ["sd"], keepdims=0),
+        N("Greater", ["sd", "c3"], ["notpad"]),
+        N("ReduceSum", ["images", "ax1"], ["s"], keepdims=0),
+        N("Greater", ["s", "c40"], ["notblack"]),
+        N("And", ["notpad", "notblack"], ["pb"]), N("Cast", ["pb"], ["p"], to=TensorProto.FLOAT),
+        N("ReduceMax", ["p"], ["col"], axes=[1], keepdims=0),  # (1, 640) over rows
+        N("ReduceMax", ["p"], ["row"], axes=[2], keepdims=0),
+        N("ReduceMax", ["p"], ["any"], axes=[0, 1, 2], keepdims=1),
+    ]
+    for prof, lo, hi in (("col", "x0", "x1"), ("row", "y0", "y1")):
+        nodes += [N("Mul", [prof, "idx_up"], [f"{prof}_u"]),
+                  N("ReduceMax", [f"{prof}_u"], [hi], axes=[0, 1], keepdims=1),
+                  N("Mul", [prof, "idx_down"], [f"{prof}_d"]),
+                  N("ReduceMax", [f"{prof}_d"], [f"{lo}_r"], axes=[0, 1], keepdims=1),
+                  N("Sub", ["c640", f"{lo}_r"], [lo]),
+                  N("Add", [lo, hi], [f"{prof}_s"]), N("Mul", [f"{prof}_s", "half"],
+                                                         [f"{prof}_c"]),
+                  N("Mul", [f"{prof}_c", "inv32"], [f"{prof}_c32"]),
+                  N("Sub", [hi, lo], [f"{prof}_w"]), N("Max", [f"{prof}_w", "one"],
+                                                       [f"{prof}_wp"]),
+                  N("Mul", [f"{prof}_wp", "inv32"], [f"{prof}_w32"]),
+                  N("Log", [f"{prof}_w32"], [f"{prof}_lw"])]
+    nodes += [N("Mul", ["any", "score"], ["obj3"]), N("Reshape", ["obj3", "shape11"], ["obj"]),
+              N("Reshape", ["cls", "shape11"], ["cls11"])]
+    for name in ("col_c32", "row_c32", "col_lw", "row_lw"):
+        nodes.append(N("Reshape", [name, "shape11"], [f"{name}_11"]))
+    nodes += [N("Concat", ["col_c32_11", "row_c32_11", "col_lw_11", "row_lw_11", "obj", "cls11",
+                           "zeros79"], ["vec"], axis=1),
+              N("Mul", ["onehot", "vec"], ["grid"]),
+              N("Reshape", ["grid", "shape_out"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                     [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8400, 85])], inits)
+    det = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    det.ir_version = 8
+    onnx.checker.check_model(det)
+
+    uv = _wholebody_uv()
+    sx = np.zeros((1, 133, 576), f32)
+    sy = np.zeros((1, 133, 768), f32)
+    for i, (u, v) in enumerate(uv):
+        sx[0, i, int(round(u * 576))] = 0.9
+        sy[0, i, int(round(v * 768))] = 0.9
+    pose_nodes = [N("ReduceMean", ["input"], ["m"], keepdims=0), N("Mul", ["m", "zero"], ["m0"]),
+                  N("Add", ["sx_c", "m0"], ["simcc_x"]), N("Add", ["sy_c", "m0"], ["simcc_y"])]
+    pose_graph = helper.make_graph(
+        pose_nodes, "pose", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                           [1, 3, 384, 288])],
+        [helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, [1, 133, 576]),
+         helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, [1, 133, 768])],
+        [numpy_helper.from_array(np.zeros((), f32), "zero"),
+         numpy_helper.from_array(sx, "sx_c"), numpy_helper.from_array(sy, "sy_c")])
+    pose = helper.make_model(pose_graph, opset_imports=[helper.make_opsetid("", 13)])
+    pose.ir_version = 8
+    onnx.checker.check_model(pose)
+    return det.SerializeToString(), pose.SerializeToString()
+
+
+class _BoxDensePose(torch.nn.Module):
+    """DensePose R50's TorchScript contract (uint8 (3, H, W) -> boxes, coarse, fine, u, v):
+    one box around the pixels that are not black; its left half torso front (2), its right
+    half head right (23)."""
+
+    def forward(self, x: torch.Tensor):
+        m = x.float().sum(0) > 40.0
+        ys = torch.nonzero(m.any(1)).flatten()
+        xs = torch.nonzero(m.any(0)).flatten()
+        n = 1 if int(ys.numel()) > 0 else 0
+        boxes = torch.zeros(n, 4)
+        if n == 1:
+            boxes[0, 0] = xs.min().float()
+            boxes[0, 1] = ys.min().float()
+            boxes[0, 2] = xs.max().float() + 1.0
+            boxes[0, 3] = ys.max().float() + 1.0
+        coarse = torch.zeros(n, 2, 112, 112)
+        coarse[:, 1] = 1.0
+        fine = torch.zeros(n, 25, 112, 112)
+        fine[:, 2, :, :56] = 5.0
+        fine[:, 23, :, 56:] = 5.0
+        u = torch.full((n, 25, 112, 112), 0.25)
+        v = torch.full((n, 25, 112, 112), 0.75)
+        return boxes, coarse, fine, u, v
+
+
+def box_densepose_torchscript() -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(_BoxDensePose()), buf)
+    return buf.getvalue()

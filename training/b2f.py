@@ -16,7 +16,9 @@ Objective, all terms masked to the character (``P+`` = the frame's parsing > 0):
 
 The paper gives λ_m only; λ_FM and λ_VGG follow pix2pixHD / SPADE (10), λ_face is ours.
 Adam 2e-4, betas (0.5, 0.999) for G and D (paper appendix). Appearance codes come from the
-frozen AppearanceEncoder on the target's PartCropper crops.
+frozen AppearanceEncoder on the target's PartCropper crops. The saved generator is an
+exponential moving average of G's weights (``--ema``, 0.999; 0 = off; ours, as in most GANs
+since ProGAN: it smooths the step-to-step oscillation of adversarial training).
 
 Multi-GPU: run under ``torchrun --nproc_per_node N -m dance_reenact.cli train b2f ...``; each
 process trains on its shard (DistributedSampler) with DDP-wrapped G and D (NCCL on CUDA, gloo
@@ -238,6 +240,9 @@ class B2FTrainConfig:
     # labels): jitter sigma (fraction of the face size) and dropout of the whole face
     pose_jitter: float = 0.0
     part_dropout: float = 0.0
+    # exponential moving average of the generator's weights (0 = off): the averaged generator
+    # is what is saved and returned; it smooths the GAN's step-to-step oscillation
+    ema: float = 0.999
     log_every: int = 50
     save_every: int = 2000
     seed: int = 0
@@ -465,9 +470,9 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     step = 0
     state_path = out / "train_state.pt"
-    if cfg.resume and (out / "b2f_last.safetensors").is_file() and state_path.is_file():
-        G = load_model(out / "b2f_last.safetensors", expected_arch="B2FGenerator",
-                       device=device).train()
+    raw_path = out / "b2f_raw_last.safetensors"
+    if cfg.resume and raw_path.is_file() and state_path.is_file():
+        G = load_model(raw_path, expected_arch="B2FGenerator", device=device).train()
         st = torch.load(state_path, map_location=device, weights_only=True)
         D.load_state_dict(st["D"])
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -487,6 +492,14 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
         d_model = DDP(D, device_ids=ids)
     G.train()
     D.train()
+    G_ema = None
+    if cfg.ema > 0:
+        import copy
+
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        ema_path = out / "b2f_last.safetensors"
+        if cfg.resume and step > 0 and ema_path.is_file():
+            G_ema = load_model(ema_path, expected_arch="B2FGenerator", device=device)
     history: list[dict[str, float]] = []
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     t0 = time.time()
@@ -514,6 +527,8 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
                                                       pplus, labels, vgg, face)
                 loss_g.backward()
                 opt_g.step()
+                if G_ema is not None:
+                    _ema_update(G_ema, G, cfg.ema)
                 d_model.requires_grad_(True)
                 # discriminators
                 opt_d.zero_grad(set_to_none=True)
@@ -533,10 +548,10 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
                     logger.info("step %d g %.3f d %.3f %s", step, rec["g"], rec["d"],
                                 " ".join(f"{k} {v:.3f}" for k, v in terms.items()))
                 if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
-                    _save(G, D, opt_g, opt_d, step, out, cfg)
+                    _save(G, G_ema, D, opt_g, opt_d, step, out, cfg)
             epoch += 1
         if rank == 0:
-            _save(G, D, opt_g, opt_d, step, out, cfg)
+            _save(G, G_ema, D, opt_g, opt_d, step, out, cfg)
     finally:
         if log is not None:
             log.close()
@@ -545,14 +560,27 @@ def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
 
             dist.destroy_process_group()
     return {"steps": step, "last": out / "b2f_last.safetensors", "history": history,
-            "generator": G, "encoder": encoder}
+            "generator": G_ema if G_ema is not None else G, "raw_generator": G,
+            "encoder": encoder}
 
 
-def _save(G: nn.Module, D: nn.Module, opt_g: Any, opt_d: Any, step: int, out: Path,
-          cfg: B2FTrainConfig) -> None:
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+def _save(G: nn.Module, G_ema: nn.Module | None, D: nn.Module, opt_g: Any, opt_d: Any,
+          step: int, out: Path, cfg: B2FTrainConfig) -> None:
+    """``b2f_step<N>`` / ``b2f_last`` hold the generator users load (the EMA one when on);
+    ``b2f_raw_last`` and ``train_state.pt`` what ``--resume`` needs."""
     meta = {"step": str(step), "encoder": cfg.encoder, "train_config": json.dumps(asdict(cfg))}
-    save_model(G, out / f"b2f_step{step}.safetensors", extra_metadata=meta)
-    save_model(G, out / "b2f_last.safetensors", extra_metadata=meta)
+    best = G_ema if G_ema is not None else G
+    save_model(best, out / f"b2f_step{step}.safetensors", extra_metadata=meta)
+    save_model(best, out / "b2f_last.safetensors", extra_metadata=meta)
+    save_model(G, out / "b2f_raw_last.safetensors", extra_metadata=meta)
     tmp = out / "train_state.pt.tmp"
     torch.save({"D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                 "step": step}, tmp)
@@ -578,7 +606,7 @@ def add_train_parser(stages: Any) -> None:
                  "seed", "num_workers", "synthetic_length"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "lambda_fm", "lambda_vgg", "lambda_face", "lambda_mask", "lambda_l1",
-                 "lambda_gan", "pose_jitter", "part_dropout"):
+                 "lambda_gan", "pose_jitter", "part_dropout", "ema"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--norm", choices=["batch", "instance", "none"], default=d.norm)
     p.add_argument("--encoder", choices=["pretrained", "random"], default=d.encoder)
