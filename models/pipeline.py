@@ -275,7 +275,6 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
     """
     from .b2f import run_b2f_frame
     from .b2f_warp import warp_frame
-    from .p2b import DriverFrame, predict_parsing
     from .warp import warp_parsing
 
     device = cfg.torch_device()
@@ -294,8 +293,7 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
                     on_frame(i + 1, len(people))
                 continue
             if state.p2b_net is not None:
-                labels = _p2b_network(state, person, height, width, device, predict_parsing,
-                                      DriverFrame)
+                labels = _p2b_network(state, person, height, width, device)
             else:
                 labels = warp_parsing(state.labels, state.person, person, (height, width),
                                       part_map=tp.part_map, masks=tp.masks)
@@ -331,8 +329,10 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
             landmarker.close()
 
 
-def _p2b_network(state: TargetState, person: Person, h: int, w: int, device: torch.device,
-                 predict_parsing: Callable, DriverFrame: type) -> np.ndarray:  # noqa: N803
+def _p2b_network(state: TargetState, person: Person, h: int, w: int,
+                 device: torch.device) -> np.ndarray:
+    """The learned P2B on one driver frame: stick figure and keypoint DensePose as its input."""
+    from .p2b import DriverFrame, predict_parsing
     from .perception.base import mask_from_keypoints
     from .perception.densepose import densepose_from_keypoints
     from .render import draw_pose
