@@ -424,7 +424,7 @@ def _fid_flops(cfg: BenchConfig) -> tuple[torch.nn.Module, tuple]:
 
 @dataclass
 class StreamScene:
-    """A synthetic target (photo, parsing, keypoints, parts, face, background) and a decoded
+    """A synthetic target (photo, parsing, keypoints, renderer rig, face, background) and a decoded
     driver video of ``frames`` frames (uint8 (N, H, W, 3), held like a decoded input; 8
     distinct poses cycled) with its keypoints per frame."""
 
@@ -439,8 +439,8 @@ class StreamScene:
 
 
 def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
-    from dance_reenact.models.b2f_warp import prepare_target
     from dance_reenact.models.face import FaceTarget
+    from dance_reenact.models.mesh_warp import BodyRig
     from dance_reenact.models.synthetic import random_body, random_pose, render
 
     h, w = cfg.height, cfg.width
@@ -451,7 +451,7 @@ def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
     video = np.empty((frames, h, w, 3), np.uint8)
     for i in range(frames):
         video[i] = drivers[i % RING].image
-    return StreamScene(t.image, t.labels, t.person, prepare_target(t.labels, t.person),
+    return StreamScene(t.image, t.labels, t.person, BodyRig.build(t.image, t.labels, t.person),
                        FaceTarget.from_image(t.image, t.person.face[:68, :2]),
                        np.full((h, w, 3), 120, np.uint8), video,
                        [drivers[i % RING].person for i in range(frames + 1)])
@@ -460,16 +460,17 @@ def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
 def chain_frame(sc: StreamScene, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One driver frame through P2B warp -> B2F warp -> Mask Blend -> FaceRefine weightless
     (the library functions the nodes call). Returns (parsing, composite, refined) uint8."""
-    from dance_reenact.models.b2f_warp import warp_frame
     from dance_reenact.models.blend import blend_frames
     from dance_reenact.models.face import refine_face_weightless
-    from dance_reenact.models.warp import warp_parsing
+    from dance_reenact.models.mesh_warp import warp_frame_mesh
 
     person = sc.people[i % len(sc.people)]
     h, w = sc.video.shape[1:3]
-    labels = warp_parsing(sc.labels, sc.person, person, (h, w), part_map=sc.parts.part_map,
-                          masks=sc.parts.masks)
-    wf = warp_frame(sc.image, sc.labels, sc.person, labels, person, prepared=sc.parts)
+    # the synthetic driver and target share a body scale (1): the renderer as the pipeline
+    # calls it, P2B labels and B2F pixels from one render
+    r = sc.parts.render(person, 1.0, (h, w))
+    labels = r.labels
+    wf = warp_frame_mesh(sc.parts, labels, person, 1.0, rendered=r)
     comp, _, _ = blend_frames(torch.from_numpy(wf.image)[None].float() / 255.0,
                               torch.from_numpy(wf.mask)[None],
                               torch.from_numpy(sc.background)[None].float() / 255.0)

@@ -401,6 +401,13 @@ def refine_face_weightless(frame: np.ndarray, frame_lm: np.ndarray, target: Face
         uint8 (H, W, 3); pixels outside the blend mask are bit-identical to ``frame``.
     """
     h, w = frame.shape[:2]
+    if region is not None:
+        # landmarks found anywhere but on the rendered head (a face-like fold of a shirt, a
+        # second face) are not pasted on: the nose tip must lie on the head region
+        nx, ny = (int(round(float(c))) for c in frame_lm[30])
+        grown = cv2.dilate((region > 0).astype(np.uint8), np.ones((9, 9), np.uint8))
+        if not (0 <= nx < w and 0 <= ny < h) or not grown[ny, nx]:
+            return frame
     mat = similarity_transform(target.landmarks[list(STABLE_68)], frame_lm[list(STABLE_68)])
     if refine_alignment:
         fit_mask = cv2.erode(face_hull_mask(frame_lm, h, w), np.ones((5, 5), np.uint8))
@@ -427,6 +434,11 @@ def refine_face_weightless(frame: np.ndarray, frame_lm: np.ndarray, target: Face
     sub = frame[y0:y1, x0:x1]
     mask = face[y0:y1, x0:x1] & tmask
     if mask.sum() < 16:
+        return frame
+    sel = mask > 0
+    if float(warped[sel].std()) < max(2.0, 0.25 * float(target.rgb[target.mask > 0].std())):
+        # nothing but a flat block to paste (the warp sampled outside the target's face, or
+        # the target's face is blank): keep the frame
         return frame
     if color_match:
         warped = match_color_lab(warped, sub, mask)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from .schema import Person, frame_to_people, select_person
+from .schema import LABEL, Person, frame_to_people, select_person
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class PipelineConfig:
     face: str = "weightless"
     inpaint: str = "opencv"
     smooth: bool = True
-    feather: float = 2.0
+    feather: float = 1.0
     blend_feather: float = 0.0
     device: str | None = None
     extra: dict = field(default_factory=dict)
@@ -73,7 +73,7 @@ class TargetState:
     person: Person
     labels: np.ndarray         # uint8 (h, w) parsing p*
     background: np.ndarray     # uint8 (h, w, 3) target photo with the person inpainted
-    warp_parts: object         # b2f_warp.TargetParts
+    warp_parts: object         # mesh_warp.BodyRig (the weightless renderer's target)
     p2b_net: torch.nn.Module | None = None
     b2f_net: torch.nn.Module | None = None
     b2f_x0: torch.Tensor | None = None
@@ -107,8 +107,8 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
     after parsing (:func:`.warp.limit_source`): it adds no detail to the warped frames, only
     cost.
     """
-    from .b2f_warp import prepare_target as prepare_parts
     from .inpaint import dilate_mask, inpaint_opencv
+    from .mesh_warp import BodyRig
     from .perception.human_parsing import HumanParser
     from .perception.pose import PoseEstimator
 
@@ -138,7 +138,7 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
     else:
         raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use opencv or lama")
     try:
-        parts = prepare_parts(labels, person)
+        parts = BodyRig.build(rgb, labels, person, device=device)
     except ValueError as exc:
         raise PipelineError(f"the target photo: {exc}") from exc
     state = TargetState(image=rgb, person=person, labels=labels, background=background,
@@ -274,8 +274,7 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
     A frame without a driver person shows the background alone.
     """
     from .b2f import run_b2f_frame
-    from .b2f_warp import warp_frame
-    from .warp import warp_parsing
+    from .mesh_warp import clip_scales, warp_frame_mesh
 
     device = cfg.torch_device()
     landmarker = None
@@ -283,7 +282,8 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
         from .face import MediaPipeFaceLandmarks
 
         landmarker = MediaPipeFaceLandmarks()
-    tp = state.warp_parts
+    rig = state.warp_parts
+    scales = clip_scales(state.person, list(people))  # one slowly changing body scale
     try:
         for i, person in enumerate(people):
             bg = background.frame(height, width)
@@ -292,11 +292,13 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
                 if on_frame:
                     on_frame(i + 1, len(people))
                 continue
+            rendered = None
             if state.p2b_net is not None:
                 labels = _p2b_network(state, person, height, width, device)
             else:
-                labels = warp_parsing(state.labels, state.person, person, (height, width),
-                                      part_map=tp.part_map, masks=tp.masks)
+                rendered = rig.render(person, float(scales[i]), (height, width),
+                                      with_image=state.b2f_net is None)
+                labels = rendered.labels
             if state.b2f_net is not None:
                 with torch.inference_mode():
                     res = run_b2f_frame(state.b2f_net, state.b2f_x0, labels, person.face,
@@ -307,8 +309,8 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
                 else:
                     z, m = res[0].cpu().numpy(), res[1].cpu().numpy()
             else:
-                wf = warp_frame(state.image, state.labels, state.person, labels, person,
-                                feather=cfg.feather, prepared=tp)
+                wf = warp_frame_mesh(rig, labels, person, float(scales[i]),
+                                     feather=cfg.feather, rendered=rendered)
                 z, m = wf.image.astype(np.float32) / 255.0, wf.mask
             if cfg.blend_feather > 0:
                 m = cv2.GaussianBlur(m, (0, 0), cfg.blend_feather)
@@ -320,7 +322,10 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
 
                 lm = landmarker(out)
                 if lm is not None:
-                    out = refine_face_weightless(out, lm, state.face)
+                    # paste only on the rendered head (never a second face on the body)
+                    head = np.isin(labels, (LABEL["face"], LABEL["hair"], LABEL["hat"],
+                                            LABEL["sunglasses"]))
+                    out = refine_face_weightless(out, lm, state.face, region=head)
             yield out
             if on_frame:
                 on_frame(i + 1, len(people))

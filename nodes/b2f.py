@@ -244,7 +244,7 @@ class B2FLoader:
                 "revision": ("STRING", {"default": "main"}),
                 "sha256": ("STRING", {"default": "", "tooltip": "Optional pin of the file."}),
                 "local_file": (local, {"default": ""}),
-                "feather": ("FLOAT", {"default": 2.0, "min": 0.0, "max": 32.0, "step": 0.5,
+                "feather": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 32.0, "step": 0.5,
                                       "tooltip": "warp: Gaussian feather of the mask, px."}),
             },
         }
@@ -397,7 +397,7 @@ class B2F:
     def _warp(self, handle: ModelHandle, parsing: Any, appearance: Appearance,
               drivers: list[Person | None], driver_pose: Any
               ) -> tuple[torch.Tensor, torch.Tensor, str]:
-        from ..models.b2f_warp import prepare_target, warp_frame
+        from ..models.mesh_warp import BodyRig, clip_scales, warp_frame_mesh
         from ..models.warp import limit_source
 
         node = "B2F"
@@ -416,9 +416,9 @@ class B2F:
         z_out = torch.zeros(n, h, w, 3)
         m_out = torch.zeros(n, h, w)
         empty, absent_px, no_pose = 0, 0, 0
-        feather = float(handle.options.get("feather", 2.0))
+        feather = float(handle.options.get("feather", 1.0))
         prepared: dict[int, Any] = {}  # per target, computed once for the whole video
-        sources: dict[int, Any] = {}
+        scales: dict[int, Any] = {}
         with Progress(n, node) as bar:
             for i in range(n):
                 k = i if len(ex["images"]) > 1 else 0
@@ -435,16 +435,16 @@ class B2F:
                     # a target much larger than the frames: reduce it once (no detail lost)
                     t_lab, t_person, t_img = limit_source(ex["labels"][k], targets[k], (h, w),
                                                           ex["images"][k])
-                    sources[k] = (t_img, t_lab, t_person)
+                    # one slowly changing body scale for the clip (the same as P2B's)
+                    scales[k] = clip_scales(t_person, drivers)
                     try:
-                        prepared[k] = prepare_target(t_lab, t_person)
+                        prepared[k] = BodyRig.build(t_img, t_lab, t_person)
                     except ValueError as exc:
                         raise NodeInputError(node, "appearance", f"the target: {exc}",
                                              "give Part Cropper the target's POSE_KEYPOINT "
                                              "with its body found") from exc
-                t_img, t_lab, t_person = sources[k]
-                res = warp_frame(t_img, t_lab, t_person, labels, drivers[i], feather=feather,
-                                 prepared=prepared[k])
+                res = warp_frame_mesh(prepared[k], labels, drivers[i], float(scales[k][i]),
+                                      feather=feather)
                 z_out[i] = torch.from_numpy(res.image).float() / 255.0
                 m_out[i] = torch.from_numpy(res.mask)
                 absent_px += res.absent_pixels

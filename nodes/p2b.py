@@ -14,9 +14,10 @@ import torch
 
 from ..models import weights
 from ..models.loading import load_model
+from ..models.mesh_warp import BodyRig, clip_scales, warp_parsing_mesh
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
-from ..models.warp import assign_parts, limit_source, part_masks, warp_parsing
+from ..models.warp import limit_source
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,
@@ -56,9 +57,10 @@ class P2BLoader:
         return {
             "required": {
                 "backend": (list(BACKENDS), {"default": "warp", "tooltip":
-                            "warp: no weights, the target's parsing warped part by part "
-                            "(keeps the body shape). hub: a P2B checkpoint from a Hugging Face "
-                            "repo. local: a file in models/dance_reenact."}),
+                            "warp: no weights, the target's parsing on a skinned mesh "
+                            "posed like the driver (keeps the body shape). hub: a P2B "
+                            "checkpoint from a Hugging Face repo. local: a file in "
+                            "models/dance_reenact."}),
             },
             "optional": {
                 "repo_id": ("STRING", {"default": "", "tooltip": "hub: owner/name"}),
@@ -283,19 +285,19 @@ class P2B:
                   hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
         labels, target, _ = limit_source(labels, target, hw)  # a huge photo adds no detail
         try:
-            part_map = assign_parts(labels, target)  # once per target, reused every frame
+            rig = BodyRig.build(None, labels, target)  # once per target, reused every frame
         except ValueError as exc:
             raise NodeInputError("P2B", "target_pose", str(exc), "run OpenPose on the target "
                                  "photo (its body keypoints are needed)") from exc
-        masks = part_masks(part_map, target)
+        people = [driver_person(i) for i in range(n)]
+        scales = clip_scales(target, people)  # one slowly changing body scale for the clip
         with Progress(n, "P2B (warp)") as bar:
-            for i in range(n):
-                person = driver_person(i)
+            for i, person in enumerate(people):
                 if person is None:
                     self._missing(i, policy, out)
                 else:
-                    out[i] = torch.from_numpy(warp_parsing(labels, target, person, hw,
-                                                           part_map=part_map, masks=masks))
+                    out[i] = torch.from_numpy(warp_parsing_mesh(rig, person, float(scales[i]),
+                                                                hw))
                 bar.update()
 
     def _run_network(self, model: torch.nn.Module, labels: np.ndarray, driver_person: Any,
