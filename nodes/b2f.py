@@ -39,6 +39,7 @@ from .sockets import (
     Parts,
     check_image,
     check_parsing,
+    check_pose_frames,
     frame_to_rgb_uint8,
     rgb_uint8_to_image,
 )
@@ -71,10 +72,7 @@ def _pose_people(pose: Any, n: int, node: str, name: str, width: int, height: in
     a list of length 1 is repeated; None entries where no person was found."""
     if pose is None:
         return [None] * n
-    frames = [pose] if isinstance(pose, dict) else list(pose)
-    if not frames:
-        raise NodeInputError(node, name, "the POSE_KEYPOINT list is empty",
-                             "connect a pose with at least one frame")
+    frames = check_pose_frames(pose, node, name)
     if len(frames) not in (1, n):
         raise NodeInputError(node, name, f"it has {len(frames)} frames but the parsing has "
                              f"{n}", "use the pose of the same video (same frame count)")

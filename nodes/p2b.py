@@ -29,6 +29,7 @@ from .sockets import (
     Parsing,
     check_image,
     check_parsing,
+    check_pose_frames,
     check_same_length,
     frame_to_rgb_uint8,
 )
@@ -116,12 +117,7 @@ class P2BLoader:
 
 
 def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise NodeInputError(node, name, "expected a non-empty POSE_KEYPOINT list of frames",
-                             "connect the POSE_KEYPOINT output of OpenPose / DWPose")
-    return list(value)
+    return check_pose_frames(value, node, name)
 
 
 def _person_in(frame: Any, height: int, width: int, node: str, name: str) -> Person | None:
