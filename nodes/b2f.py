@@ -25,7 +25,7 @@ from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
 from ..models.schema import Person, frame_to_people, select_person
 from ..models.weights import WeightError
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     APPEARANCE,
     B2F_MODEL,
@@ -276,7 +276,7 @@ class B2FLoader:
             if not local_file:
                 raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
                                      ".safetensors file in models/dance_reenact and pick it")
-            path = weights.find_file(local_file)
+            path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",

@@ -13,7 +13,7 @@ from ..models.face import LANDMARK_BACKENDS, FaceTarget, make_landmarker, refine
 from ..models.inpaint import dilate_mask
 from ..models.loading import load_model
 from ..models.schema import LABEL_GROUPS
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     FACEREFINE_MODEL,
     IMAGE,
@@ -100,7 +100,7 @@ class LoadFaceRefine:
                                      "put a .safetensors from `reenact train face` in "
                                      "ComfyUI/models/dance_reenact and pick it, or use "
                                      "source=weightless")
-            path = weights.find_file(local_file)
+            path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
                                      f"folder ({', '.join(map(str, weights.search_roots()))})",

@@ -17,7 +17,7 @@ from ..models.loading import load_model
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
 from ..models.warp import assign_parts, limit_source, part_masks, warp_parsing
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     DENSEPOSE,
     IMAGE,
@@ -103,7 +103,7 @@ class P2BLoader:
                 raise NodeInputError(node, "local_file", "no file chosen",
                                      f"put a P2B .safetensors into {weights.search_roots()[0]} "
                                      "and pick it (refresh the page)")
-            found = weights.find_file(local_file)
+            found = local_weight_file(node, "local_file", local_file)
             if found is None:
                 raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",
