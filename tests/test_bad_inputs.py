@@ -82,3 +82,26 @@ def test_bad_pose_frames_name_the_frame_and_value(pose, seen):
 def test_good_pose_frames_pass():
     frames = [{"people": [], "canvas_width": np.int64(64), "canvas_height": 48.0}]
     assert check_pose_frames(frames, "n", "pose") == frames
+
+
+def test_inpaint_reduces_a_huge_still_and_keeps_unmasked_pixels(monkeypatch):
+    """A 6000x4000 still took 268 s in cv2.inpaint at full size with no progress: the fill
+    now runs on a copy of at most MAX_FILL_SIDE pixels, pasted into the masked pixels only."""
+    from dance_reenact.nodes import inpaint as node
+
+    seen = []
+
+    def fake_fill(rgb, mask, **kw):
+        seen.append(rgb.shape[:2])
+        return np.where(mask[..., None] > 0, np.uint8(77), rgb)
+
+    monkeypatch.setattr(node, "inpaint_opencv", fake_fill)
+    h, w = 2000, 3000
+    image = torch.rand(1, h, w, 3)
+    mask = torch.zeros(1, h, w)
+    mask[0, 500:1500, 1000:2000] = 1
+    (out,) = node.Inpaint().inpaint(image, "opencv_telea", dilate=0, mask=mask)
+    assert seen and max(seen[0]) <= node.MAX_FILL_SIDE
+    assert out.shape == (1, h, w, 3)
+    assert torch.equal(out[0, :400], image[0, :400])  # unmasked: bit-identical
+    assert abs(float(out[0, 1000, 1500, 0]) - 77 / 255) < 1e-6
