@@ -105,3 +105,18 @@ def test_inpaint_reduces_a_huge_still_and_keeps_unmasked_pixels(monkeypatch):
     assert out.shape == (1, h, w, 3)
     assert torch.equal(out[0, :400], image[0, :400])  # unmasked: bit-identical
     assert abs(float(out[0, 1000, 1500, 0]) - 77 / 255) < 1e-6
+
+
+def test_face_refine_says_the_real_cause_when_no_face_is_found(astronaut):
+    """A scaled-twice (near black) target and a photo of two people are not "no face"."""
+    from dance_reenact.nodes.face import FaceRefine, why_no_face
+
+    handle = ModelHandle("face_refine", "weightless", None, "", {"landmarks": "mediapipe"})
+    frames = torch.from_numpy(astronaut[None]).float() / 255
+    twice = frames / 255  # 0..1 data divided by 255 again: in range, but black
+    with pytest.raises(NodeInputError, match=r"\[FaceRefine\] input 'target': .*almost "
+                       r"uniform.*scaled twice"):
+        FaceRefine().refine(handle, frames, twice)
+    problem, fix = why_no_face(np.concatenate([astronaut, astronaut], axis=1))
+    assert "2 face-like regions" in problem and "several people" in problem
+    assert fix == "crop the photo to the one target person"
