@@ -61,8 +61,8 @@ def _read_image(path: str, role: str = "image") -> object:
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"the {role} {p} does not exist" if not p.exists()
-                         else f"the {role} {p} is not a file")
+        raise ValueError((f"the {role} {p} does not exist" if not p.exists()
+                          else f"the {role} {p} is not a file") + ". Fix: check the path")
     try:
         with Image.open(p) as im:
             im.load()

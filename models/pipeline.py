@@ -378,11 +378,13 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
         frames_it = driver_frames()
         first = next(frames_it, None)
         if first is None:
-            raise PipelineError("the driver video has no frames")
+            raise PipelineError("the driver video has no frames: give a video with frames")
         state = prepare_target(target, cfg, out_hw=tuple(np.asarray(first).shape[:2]))
         people, h, w = driver_people_from_video(itertools.chain([first], frames_it), cfg)
     if not any(p is not None for p in people):
-        raise PipelineError("no person found in any driver frame")
+        raise PipelineError("no person found in any driver frame: use a driver video (or "
+                            "motion) that shows one person's body; another pose backend may "
+                            "find them")
     if cfg.smooth:
         people = smooth_people(people, h, w, fps)
     if background is None:

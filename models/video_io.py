@@ -175,8 +175,8 @@ def _open(path: str | os.PathLike[str], role: str) -> object:
 
     p = Path(path)
     if not p.is_file():
-        raise VideoError(f"the {role} {p} does not exist" if not p.exists()
-                         else f"the {role} {p} is not a file")
+        raise VideoError((f"the {role} {p} does not exist" if not p.exists()
+                          else f"the {role} {p} is not a file") + ". Fix: check the path")
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, OSError) as exc:

@@ -216,3 +216,17 @@ def test_rgba_target_is_composited_over_white_like_the_nodes(tmp_path):
     node = frame_to_rgb_uint8(torch.from_numpy(rgba).float() / 255)
     assert np.abs(cli.astype(int) - node.astype(int)).max() <= 1
     assert tuple(cli[35, 5]) == (255, 255, 255)
+
+
+def test_missing_and_empty_driver_videos(tmp_path, photo, caplog):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    expected = {tmp_path / "nope.mp4": "the --driver video {} does not exist",
+                empty: "cannot read the --driver video {}",
+                tmp_path: "the --driver video {} is not a file"}
+    for path, said in expected.items():
+        caplog.clear()
+        assert main(["--target", str(photo), "--driver", str(path), "--face", "none",
+                     "--out", str(tmp_path / "o.mp4")]) == 1
+        assert said.format(path) in _errors(caplog)
+        assert "Fix:" in _errors(caplog)
