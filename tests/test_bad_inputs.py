@@ -120,3 +120,12 @@ def test_face_refine_says_the_real_cause_when_no_face_is_found(astronaut):
     problem, fix = why_no_face(np.concatenate([astronaut, astronaut], axis=1))
     assert "2 face-like regions" in problem and "several people" in problem
     assert fix == "crop the photo to the one target person"
+
+
+def test_nan_or_inf_image_is_an_error():
+    for bad in (float("nan"), float("inf")):
+        img = torch.rand(2, 4, 4, 3)
+        img[1, 0, 0, 0] = bad
+        with pytest.raises(NodeInputError, match=r"\[Mask Blend\] input 'image': .*NaN or "
+                           r"infinite"):
+            MaskBlend().blend(img, torch.ones(2, 4, 4), torch.rand(1, 4, 4, 3))
