@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 _COMMAND_MODULES: tuple[str, ...] = ("evaluate", "training.cli")
+log = logging.getLogger("reenact")
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -51,20 +54,129 @@ def _config(args: argparse.Namespace) -> object:
                           smooth=not args.no_smooth, device=args.device)
 
 
-def _read_image(path: str) -> object:
+def _read_image(path: str, role: str = "image") -> object:
+    """An image file -> uint8 RGB; alpha is composited over white (as the nodes do)."""
     import numpy as np
     from PIL import Image
 
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError((f"the {role} {p} does not exist" if not p.exists()
+                          else f"the {role} {p} is not a file") + ". Fix: check the path")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        with Image.open(p) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep its range
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                return np.repeat((arr / top * 255 + 0.5).clip(0, 255).astype(np.uint8)
+                                 [..., None], 3, axis=2)
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            if not has_alpha:
+                return np.asarray(im.convert("RGB"))
+            rgba = np.asarray(im.convert("RGBA")).astype(np.float32)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+        raise ValueError(f"cannot read the {role} {p}: {exc}. Fix: give a PNG or JPEG "
+                         "file") from exc
+    alpha = rgba[..., 3:4] / 255.0
+    return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
 
 
 def _is_video(path: str) -> bool:
     return Path(path).suffix.lower() in {".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif",
                                          ".m4v"}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _plan_output(args: argparse.Namespace, inputs: dict[str, Path]) -> Path:
+    """Where this run writes its video, checked before any work: not an input, in a folder
+    that exists or can be made and is writable; an existing file is replaced only with
+    ``--overwrite`` (else the next free name is taken and said)."""
+    from .models.pipeline import sheet_path
+    from .models.video_io import VideoError, free_path
+
+    video = Path(args.out).with_suffix(".mp4")
+    for out in (video, sheet_path(video)):
+        for role, path in inputs.items():
+            if _same_file(out, path):
+                raise ValueError(f"--out {args.out}: {out} is the {role} {path}; refusing to "
+                                 "write over an input. Fix: choose another --out")
+    blocker = next((p for p in [video.parent, *video.parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f"--out {args.out}: {blocker} is a file, not a folder. Fix: choose "
+                         "an --out in a folder")
+    try:
+        video.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".reenact-write-test-", dir=video.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {args.out}: cannot write in the folder {video.parent} "
+                         f"({exc.strerror or exc}). Fix: choose an --out in a folder you can "
+                         "write to") from exc
+    taken = [p for p in (video, sheet_path(video)) if p.exists()]
+    if taken and args.overwrite:
+        log.info("replacing %s (--overwrite)", " and ".join(map(str, taken)))
+    elif taken:
+        try:
+            chosen = free_path(video, lambda p: [sheet_path(p)])
+        except VideoError as exc:
+            raise ValueError(f"--out {args.out}: {exc}") from exc
+        log.warning("%s already exists: writing %s instead (pass --overwrite to replace it)",
+                    " and ".join(map(str, taken)), chosen)
+        video = chosen
+    return video
+
+
+def _check_weights(cfg: object, inputs: dict[str, Path]) -> None:
+    """Every weight file this configuration needs, checked (or fetched) up front: a missing
+    checkpoint is reported in seconds, not after the driver pass."""
+    from .models import weights
+    from .models.loading import check_checkpoint
+    from .models.perception.pose import POSE_WEIGHTS
+
+    names: list[str] = list(POSE_WEIGHTS.get(cfg.pose_backend, ()))  # type: ignore[attr-defined]
+    if cfg.parse_backend != "geometric":  # type: ignore[attr-defined]
+        names.append(cfg.parse_backend)  # type: ignore[attr-defined]
+    if cfg.inpaint == "lama":  # type: ignore[attr-defined]
+        names.append("big_lama")
+    for flag, arch in (("p2b", "P2BGenerator"), ("b2f", "B2FGenerator")):
+        value = getattr(cfg, flag)
+        if value == "warp":
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"--{flag} {value}: no such file. Fix: give a {arch} .safetensors "
+                             f"written by `reenact train {flag}`, or --{flag} warp")
+        check_checkpoint(path, expected_arch=arch)
+        inputs[f"--{flag} checkpoint"] = path
+        if flag == "b2f":
+            names += ["facenet_vggface2", "vgg19"]
+    for name in names:
+        weights.resolve(name)
+
+
+def _driver_reader(path: str, role: str, total: int) -> object:
+    """A factory of frame iterators over a video, each pass shown as a progress bar."""
+    from tqdm.auto import tqdm
+
+    from .models.video_io import read_video
+
+    def frames() -> object:
+        with tqdm(total=total or None, desc=role, unit="frame", mininterval=1.0) as bar:
+            for f in read_video(path, role):
+                yield f
+                bar.update()
+
+    return frames
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -73,15 +185,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from .models.motion import load_motion
     from .models.pipeline import reenact, write_outputs
-    from .models.video_io import read_video, video_fps
+    from .models.video_io import probe_video
 
-    target = _read_image(args.target)
+    # Everything that can be checked in seconds is checked before the long passes: inputs,
+    # the output path, the weights; the target photo's person comes first inside reenact().
+    inputs: dict[str, Path] = {"--target photo": Path(args.target)}
+    target = _read_image(args.target, "--target photo")
     kwargs: dict = {}
     if args.driver:
-        if not Path(args.driver).is_file():
-            raise ValueError(f"driver video {args.driver} does not exist")
-        kwargs["driver_frames"] = lambda: read_video(args.driver)
-        kwargs["fps"] = video_fps(args.driver)
+        info = probe_video(args.driver, "--driver video")
+        inputs["--driver video"] = Path(args.driver)
+        kwargs["driver_frames"] = _driver_reader(args.driver, "--driver video", info.frames)
+        kwargs["fps"] = info.fps
     else:
         frames, fps = load_motion(args.motion)
         if args.max_frames:
@@ -91,13 +206,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         kwargs["background"] = "driver"
     elif args.background:
         bg = args.background
-        if not Path(bg).is_file():
-            raise ValueError(f"background {bg} does not exist")
-        kwargs["background"] = (lambda: read_video(bg)) if _is_video(bg) else _read_image(bg)
+        inputs["--background"] = Path(bg)
+        if _is_video(bg):
+            bg_info = probe_video(bg, "--background video")
+            kwargs["background"] = _driver_reader(bg, "--background video", bg_info.frames)
+        else:
+            kwargs["background"] = _read_image(bg, "--background image")
+    cfg = _config(args)
+    _check_weights(cfg, inputs)
+    video_out = _plan_output(args, inputs)
     t0 = time.perf_counter()
-    frames_it, info = reenact(target, cfg=_config(args), on_frame=_progress("reenact"),
-                              **kwargs)
-    video, sheet, n = write_outputs(frames_it, info, Path(args.out))
+    frames_it, info = reenact(target, cfg=cfg, on_frame=_progress("reenact"), **kwargs)
+    video, sheet, n = write_outputs(frames_it, info, video_out, overwrite=args.overwrite)
     took = time.perf_counter() - t0
     print(f"video: {video}")
     print(f"contact sheet: {sheet}")
@@ -157,11 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image or video file, or 'driver' (the driver's clean plate); "
                         "default: the target photo inpainted")
     r.add_argument("--out", default="out/reenact.mp4", help="output MP4 path")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (default: write to the next free name)")
     _add_pipeline_args(r)
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="the offline demo: astronaut + shipped motion, no download")
     d.add_argument("--out", default="out/demo", help="output folder")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier demo.mp4 (default: write to the next free name)")
     _add_pipeline_args(d)
     d.set_defaults(func=_cmd_demo)
 
@@ -180,10 +304,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        print(f"interrupted: nothing was written{f' to {out}' if out else ''} (its partial "
+              "file was removed)", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError) as exc:  # our errors are written for people
-        logging.getLogger("reenact").error("%s", exc)
+        log.error("%s", _strip_unsafe_advice(str(exc)))
         return 1
+    except OSError as exc:  # a file we did not foresee: name it, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error("cannot access%s: %s. Fix: check the path and its permissions", where,
+                  exc.strerror or exc)
+        return 1
+
+
+def _strip_unsafe_advice(message: str) -> str:
+    from .models.loading import strip_unsafe_advice
+
+    return strip_unsafe_advice(message)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ exact network and loads it strictly. Third-party ``.pth`` files go through
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,21 +107,52 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     raise WeightError(f"{source} does not fit {type(module).__name__}: " + " | ".join(parts))
 
 
-def load_model(path: str | os.PathLike[str], *, expected_arch: str | None = None,
-               device: torch.device | str = "cpu",
-               factory: Callable[..., nn.Module] | None = None) -> nn.Module:
-    """Rebuild a network from a safetensors file's metadata and load it strictly.
+MAX_CONFIG_INT = 16384  # far above any real channel count, depth or working size
 
-    Args:
-        path: a file written by :func:`save_model`.
-        expected_arch: class name the caller needs (e.g. ``"P2BGenerator"``); another one is a
-            clear error naming both.
-        factory: build the network from the config instead of the registered class.
+
+def _check_config_values(config: Mapping[str, Any], path: Path) -> None:
+    """Refuse config values no network of ours has: a file claiming ngf=1e6 must not get as
+    far as allocating memory (or building millions of layers, even on the meta device)."""
+    for key, value in config.items():
+        if isinstance(value, bool) or isinstance(value, str) or value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WeightError(f"{path}: its config metadata has {key}={value}; the file is "
+                              "damaged or not one of our checkpoints")
+        if isinstance(value, (int, float)) and not 0 <= value <= MAX_CONFIG_INT:
+            raise WeightError(f"{path}: its config metadata has {key}={value}, outside "
+                              f"0..{MAX_CONFIG_INT}; the file is damaged or was edited. Use "
+                              "a checkpoint written by `reenact train`")
+
+
+def _header_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors a safetensors file holds, as shape-only meta tensors (nothing is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: torch.empty(f.get_slice(k).get_shape(), device="meta")
+                    for k in f.keys()}
+    except Exception as exc:
+        raise WeightError(f"{path} is not a readable safetensors file ({exc}); it may be "
+                          "truncated or of another format.") from exc
+
+
+def check_checkpoint(path: str | os.PathLike[str], *, expected_arch: str | None = None,
+                     factory: Callable[..., nn.Module] | None = None
+                     ) -> tuple[Callable[..., nn.Module], dict[str, Any]]:
+    """Check a checkpoint written by :func:`save_model` without loading its tensors.
+
+    The metadata's ``arch`` and ``config`` are not trusted: the network is built on the
+    ``meta`` device (no memory) and its parameter shapes are compared with the tensor shapes
+    in the file's header, so a config that does not match its tensors (or asks for a
+    196 TB network) is refused before anything is allocated.
+
     Returns:
-        the network in eval mode on ``device``.
+        (factory, config) ready to build the network for real.
+    Raises:
+        WeightError naming the file and what does not fit.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     meta = read_metadata(path)
     arch = meta.get("arch")
@@ -133,15 +166,46 @@ def load_model(path: str | os.PathLike[str], *, expected_arch: str | None = None
         config: dict[str, Any] = json.loads(meta["config"])
     except ValueError as exc:
         raise WeightError(f"{path}: its config metadata is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise WeightError(f"{path}: its config metadata is not a JSON object")
+    _check_config_values(config, path)
     if factory is None:
         if arch not in _ARCHITECTURES:
             raise WeightError(f"{path} holds an unknown architecture {arch!r}; known: "
                               f"{', '.join(sorted(_ARCHITECTURES)) or 'none'}")
         factory = _ARCHITECTURES[arch]
+    header = _header_shapes(path)
     try:
-        module = factory(**config)
-    except TypeError as exc:
+        with torch.device("meta"):
+            skeleton = factory(**config)
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise WeightError(f"{path}: config {config} does not fit {arch} ({exc})") from exc
+    check_state_dict(skeleton, header, f"{path} (config metadata {config})")
+    return factory, config
+
+
+def load_model(path: str | os.PathLike[str], *, expected_arch: str | None = None,
+               device: torch.device | str = "cpu",
+               factory: Callable[..., nn.Module] | None = None) -> nn.Module:
+    """Rebuild a network from a safetensors file's metadata and load it strictly.
+
+    The metadata is checked against the tensor shapes in the file first
+    (:func:`check_checkpoint`), so a lying config fails with a clear error, never an
+    allocation of the size it claims.
+
+    Args:
+        path: a file written by :func:`save_model`.
+        expected_arch: class name the caller needs (e.g. ``"P2BGenerator"``); another one is a
+            clear error naming both.
+        factory: build the network from the config instead of the registered class.
+    Returns:
+        the network in eval mode on ``device``.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    factory, config = check_checkpoint(path, expected_arch=expected_arch, factory=factory)
+    module = factory(**config)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:
@@ -151,6 +215,24 @@ def load_model(path: str | os.PathLike[str], *, expected_arch: str | None = None
     return module.to(device).eval()
 
 
+_UNSAFE_ADVICE = (
+    re.compile(r"\x1b\[[0-9;]*m"),
+    re.compile(r"This file can still be loaded.*?(?=WeightsUnpickler error|$)", re.S),
+    re.compile(r"Please use `torch\.serialization\.(add_)?safe_globals.*?(trust this "
+               r"class/function\.|$)", re.S),
+    re.compile(r"Check the documentation of torch\.load.*?torch\.load\.html\.?", re.S),
+    re.compile(r"[^.\n]*weights_only[`=\s]*(set to )?`?False[^.\n]*\.?", re.S),
+)
+
+
+def strip_unsafe_advice(message: str) -> str:
+    """Drop torch's advice to load with ``weights_only=False`` or to allow-list globals:
+    that runs the file's code. What is left says what the file holds."""
+    for pattern in _UNSAFE_ADVICE:
+        message = pattern.sub("", message)
+    return re.sub(r"\s+", " ", message).strip()
+
+
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
     """Load a third-party ``.pth``/``.pt`` state dict safely (``weights_only=True``)."""
     path = Path(path)
@@ -158,8 +240,10 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightError(f"{path} could not be loaded as a weights-only torch file ({exc}); "
-                          "it may be truncated, or a pickle that runs code (refused).") from exc
+        raise WeightError(f"{path} could not be loaded as a weights-only torch file "
+                          f"({strip_unsafe_advice(str(exc))}); it may be truncated, or a pickle "
+                          "that runs code (refused). Fix: use a plain state dict or a "
+                          ".safetensors file") from exc
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

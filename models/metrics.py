@@ -463,12 +463,12 @@ def load_lpips(backbone: str = "vgg16", *,
         if info["weights"] is not None:
             backbone_weights = info["weights"]
         else:
-            spec = None
+            spec = None  # a hand-placed file: used by its path (no repo to verify against)
             for local_name in info["local_names"]:
-                spec = WeightSpec("local/file", local_name, "main", None, "user supplied")
-                if find_local(spec) is not None:
+                spec = find_local(WeightSpec("local/file", local_name, "main", None,
+                                             "user supplied"))
+                if spec is not None:
                     break
-                spec = None
             if spec is None:
                 raise WeightError(
                     f"LPIPS with the {name} backbone needs ImageNet {name} weights, which the "

@@ -12,6 +12,7 @@ checkpoints (our safetensors) plug in by path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -373,15 +374,24 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
     if (driver_frames is None) == (driver_pose is None):
         raise PipelineError("give exactly one driver: a video (driver_frames) or a motion "
                             "(driver_pose)")
+    # The target photo (a person in it? every weight there?) is checked BEFORE the long
+    # driver pose pass, so a bad photo is reported in seconds; it only needs the frame size.
     if driver_pose is not None:
         people, h, w = driver_people_from_pose(driver_pose)
+        state = prepare_target(target, cfg, out_hw=(h, w))
     else:
-        people, h, w = driver_people_from_video(driver_frames(), cfg)
+        frames_it = driver_frames()
+        first = next(frames_it, None)
+        if first is None:
+            raise PipelineError("the driver video has no frames: give a video with frames")
+        state = prepare_target(target, cfg, out_hw=tuple(np.asarray(first).shape[:2]))
+        people, h, w = driver_people_from_video(itertools.chain([first], frames_it), cfg)
     if not any(p is not None for p in people):
-        raise PipelineError("no person found in any driver frame")
+        raise PipelineError("no person found in any driver frame: use a driver video (or "
+                            "motion) that shows one person's body; another pose backend may "
+                            "find them")
     if cfg.smooth:
         people = smooth_people(people, h, w, fps)
-    state = prepare_target(target, cfg, out_hw=(h, w))
     if background is None:
         bg = Background(still=state.background)
     elif isinstance(background, str):
@@ -426,12 +436,23 @@ def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     return plate
 
 
+def sheet_path(video: Path) -> Path:
+    """The contact sheet written next to ``video``."""
+    return video.with_name(video.stem + "_contact_sheet.png")
+
+
 def write_outputs(frames: Iterator[np.ndarray], info: dict, out: Path,
-                  sheet_every: int | None = None) -> tuple[Path, Path, int]:
-    """Write the MP4 and a contact sheet (12 frames spread over the clip)."""
+                  sheet_every: int | None = None, *, overwrite: bool = True
+                  ) -> tuple[Path, Path, int]:
+    """Write the MP4 and a contact sheet (12 frames spread over the clip).
+
+    Each file goes through a private temporary file and lands atomically. With
+    ``overwrite=False`` nothing existing is replaced: if another run wrote ``out`` meanwhile,
+    this run's files take the next free name. Returns where the video and the sheet are.
+    """
     from PIL import Image
 
-    from .video_io import contact_sheet, write_mp4
+    from .video_io import encode_mp4, output_file
 
     n = info["count"]
     every = sheet_every or max(1, n // 12)
@@ -444,8 +465,13 @@ def write_outputs(frames: Iterator[np.ndarray], info: dict, out: Path,
             yield f
 
     out = Path(out)
-    video = out.with_suffix(".mp4")
-    count = write_mp4(tap(), video, info["fps"])
-    sheet = out.with_name(out.stem + "_contact_sheet.png")
-    Image.fromarray(contact_sheet(picked, columns=6)).save(sheet)
-    return video, sheet, count
+    wanted = out.with_suffix(".mp4")
+    video, count = encode_mp4(tap(), wanted, info["fps"], overwrite=overwrite)
+    if video != wanted:
+        logger.warning("%s was written by another run meanwhile; this run's video is %s",
+                       wanted, video)
+    with output_file(sheet_path(video), overwrite=overwrite) as (tmp, final):
+        from .video_io import contact_sheet
+
+        Image.fromarray(contact_sheet(picked, columns=6)).save(tmp, format="PNG")
+    return video, final[0], count

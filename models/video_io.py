@@ -1,64 +1,236 @@
-"""Video and image files: H.264 MP4 through PyAV, contact sheets through Pillow."""
+"""Video and image files: H.264 MP4 through PyAV, contact sheets through Pillow.
+
+Outputs are written to a temporary file of their own next to the destination and moved into
+place at the end (atomic), so an interrupted or failed write never leaves a half file at the
+path and two runs writing the same path never share a temporary file. With
+``overwrite=False`` an existing file is never replaced: the output goes to the first free
+name (``clip-1.mp4``, ...) and the caller is told which.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
+
+class VideoError(ValueError):
+    """A video file cannot be read or written; the message names the file and what to do."""
+
+
+def numbered(path: Path, i: int) -> Path:
+    """``clip.mp4`` -> ``clip-<i>.mp4`` (``i`` = 0 gives the path itself)."""
+    return path if i == 0 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+
+
+def free_path(path: str | os.PathLike[str],
+              companions: Callable[[Path], Iterable[Path]] = lambda p: ()) -> Path:
+    """The first of ``path``, ``path-1``, ``path-2``, ... that does not exist, together with
+    every file ``companions(candidate)`` names (e.g. the contact sheet of a video)."""
+    path = Path(path)
+    for i in range(100000):
+        cand = numbered(path, i)
+        if not cand.exists() and not any(c.exists() for c in companions(cand)):
+            return cand
+    raise VideoError(f"no free file name like {path} (tried 100000)")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in [path.parent, *path.parent.parents] if p.is_file()),
+                       path.parent)
+        raise VideoError(f"cannot write {path}: {blocker} is a file, not a folder") from exc
+    except OSError as exc:
+        raise VideoError(f"cannot create the folder {path.parent}: "
+                         f"{exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike[str], *, overwrite: bool = True
+                ) -> Iterator[tuple[Path, list[Path]]]:
+    """Write ``path`` through a private temporary file in the same folder.
+
+    Yields ``(tmp, final)``: write to ``tmp``; when the block ends without error ``final[0]``
+    is where the file now is (``path``, or the next free name when ``overwrite`` is False
+    and ``path`` exists by then). On any error, Ctrl-C included, the temporary file is
+    removed and nothing appears at ``path``.
+    """
+    path = Path(path)
+    _make_parent(path)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial" + path.suffix,
+                                    dir=path.parent)
+    except OSError as exc:
+        raise VideoError(f"cannot write {path}: {exc.strerror or exc} (the folder "
+                         f"{path.parent} is not writable?)") from exc
+    os.close(fd)
+    tmp = Path(name)
+    final: list[Path] = []
+    try:
+        yield tmp, final
+        os.chmod(tmp, 0o666 & ~_umask())
+        final.append(_place(tmp, path, overwrite))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _place(tmp: Path, path: Path, overwrite: bool) -> Path:
+    """Move ``tmp`` to ``path`` atomically; without ``overwrite``, never replace a file
+    (a hard link fails if the name is taken: the next free name is used instead)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return path
+    for i in range(100000):
+        cand = numbered(path, i)
+        try:
+            os.link(tmp, cand)
+        except FileExistsError:
+            continue
+        except OSError as exc:  # no hard links here (FAT, some network shares)
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                 errno.EMLINK):
+                raise
+            if cand.exists():
+                continue
+            os.replace(tmp, cand)
+            return cand
+        tmp.unlink()
+        return cand
+    raise VideoError(f"no free file name like {path}")
+
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps: float = 24.0,
-              *, crf: int = 18) -> int:
+              *, crf: int = 18, overwrite: bool = True) -> int:
     """Stream uint8 RGB frames (H, W, 3) into an H.264 MP4 (yuv420p, odd sizes padded by one
-    pixel). Returns the number of frames written."""
+    pixel). Returns the number of frames written (see :func:`encode_mp4` for the path)."""
+    return encode_mp4(frames, path, fps, crf=crf, overwrite=overwrite)[1]
+
+
+def encode_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps: float = 24.0,
+               *, crf: int = 18, overwrite: bool = True) -> tuple[Path, int]:
+    """Like :func:`write_mp4`, returning ``(where the file is, frames written)``: the path,
+    or the next free name when ``overwrite`` is False and the path was taken meanwhile."""
     import av
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
-    with av.open(str(tmp), mode="w") as container:
-        stream = None
-        for frame in frames:
-            frame = np.ascontiguousarray(frame, dtype=np.uint8)
-            if frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape}")
-            h, w = frame.shape[:2]
+    with output_file(path, overwrite=overwrite) as (tmp, final):
+        try:
+            container = av.open(str(tmp), mode="w", format="mp4")
+        except OSError as exc:
+            raise VideoError(f"cannot write {path}: {exc}") from exc
+        with container:
+            stream = None
+            for frame in frames:
+                frame = np.ascontiguousarray(frame, dtype=np.uint8)
+                if frame.ndim != 3 or frame.shape[2] != 3:
+                    raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape}")
+                h, w = frame.shape[:2]
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=round(fps))
+                    stream.width, stream.height = w + (w % 2), h + (h % 2)
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf)}
+                if (w % 2) or (h % 2):
+                    frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+                n += 1
             if stream is None:
-                stream = container.add_stream("libx264", rate=round(fps))
-                stream.width, stream.height = w + (w % 2), h + (h % 2)
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf)}
-            if (w % 2) or (h % 2):
-                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                raise ValueError("no frames to write")
+            for packet in stream.encode():
                 container.mux(packet)
-            n += 1
-        if stream is None:
-            raise ValueError("no frames to write")
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return n
+    return final[0], n
 
 
-def read_video(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """Decode a video file into uint8 RGB frames (H, W, 3), one at a time."""
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's header says: frame rate, size and frame count (0 = unknown)."""
+
+    fps: float
+    width: int
+    height: int
+    frames: int
+
+
+def _open(path: str | os.PathLike[str], role: str) -> object:
     import av
 
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+    p = Path(path)
+    if not p.is_file():
+        raise VideoError((f"the {role} {p} does not exist" if not p.exists()
+                          else f"the {role} {p} is not a file") + ". Fix: check the path")
+    try:
+        container = av.open(str(p))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"cannot read the {role} {p}: {exc}; the file is damaged, truncated "
+                         "or not a video. Fix: re-export or re-download it") from exc
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        container.close()
+        raise VideoError(f"the {role} {p} has no video stream ({kinds}): an audio-only file? "
+                         "Fix: give a video file")
+    return container
+
+
+def probe_video(path: str | os.PathLike[str], role: str = "video") -> VideoInfo:
+    """Read a video's header (nothing decoded). Raises VideoError naming the file and role."""
+    container = _open(path, role)
+    with container:  # type: ignore[attr-defined]
+        st = container.streams.video[0]  # type: ignore[attr-defined]
+        rate = st.average_rate
+        return VideoInfo(float(rate) if rate else 24.0, int(st.width or 0),
+                         int(st.height or 0), int(st.frames or 0))
+
+
+def read_video(path: str | os.PathLike[str], role: str = "video") -> Iterator[np.ndarray]:
+    """Decode a video file into uint8 RGB frames (H, W, 3), one at a time.
+
+    Raises:
+        VideoError naming the file, its role and how many frames decoded fine when the file
+        is missing, audio-only, or breaks off mid-way (a truncated file).
+    """
+    import av
+
+    container = _open(path, role)
+    n = 0
+    with container:  # type: ignore[attr-defined]
+        promised = int(container.streams.video[0].frames or 0)  # type: ignore[attr-defined]
+        try:
+            for frame in container.decode(video=0):  # type: ignore[attr-defined]
+                yield frame.to_ndarray(format="rgb24")
+                n += 1
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"the {role} {path} is truncated or damaged: {n} frames decoded "
+                             f"fine, then: {exc}. Fix: re-export or re-download it, or cut "
+                             f"it to its first {n} frames") from exc
+    if n == 0:
+        raise VideoError(f"the {role} {path} has no decodable frames. Fix: re-export it")
+    if promised > n:
+        logger.warning("the %s %s: its header promises %d frames but only %d decoded; the "
+                       "file is probably truncated (using the %d good frames)", role, path,
+                       promised, n, n)
 
 
 def video_fps(path: str | os.PathLike[str]) -> float:
-    import av
-
-    with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate
-        return float(rate) if rate else 24.0
+    return probe_video(path).fps
 
 
 def contact_sheet(frames: list[np.ndarray], columns: int = 6, width: int = 1200) -> np.ndarray:

@@ -12,8 +12,16 @@ Where files live, first match wins:
 2. folders registered with :func:`add_search_root` (inside ComfyUI: ``models/dance_reenact``);
 3. ``~/.cache/dance_reenact`` (or ``$XDG_CACHE_HOME/dance_reenact``).
 
-A file is found under ``<root>/<local_name>`` (hand-placed files go there too). Once present
-and verified, nothing touches the network: the pack works offline.
+A file pinned by sha256 (every registry file) is found under ``<root>/<local_name>``
+(hand-placed files go there too): its bytes are checked, so a file of the same name from
+elsewhere is refused, never used. An unpinned file (a repo typed by the user,
+:func:`user_spec`) is cached under ``<root>/hub/<owner>/<name>/<revision>/<filename>``: two
+repos holding a file of the same name never stand in for each other. Once present and
+verified, nothing touches the network: the pack works offline.
+
+Verification is cached in a stamp next to the file (size, mtime, ctime, inode: an in-place
+edit changes the ctime even when size and mtime are put back). Files that run code when
+loaded (TorchScript) are hashed again on every load.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,39 +273,47 @@ def git_blob_sha1(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+# Loaded as code (torch.jit.load): a stamp is not enough, the bytes are hashed on every load.
+CODE_EXTENSIONS: tuple[str, ...] = (".pt", ".torchscript", ".jit", ".ckpt")
+
+
 def _stamp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.verified.json")
+
+
+def _stat_key(st: os.stat_result) -> dict[str, int]:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "ino": st.st_ino}
 
 
 def _verified_stamp_ok(path: Path, digest: str) -> bool:
     stamp = _stamp_path(path)
     try:
         data = json.loads(stamp.read_text())
-        st = path.stat()
-        return (data.get("sha256") == digest and data.get("size") == st.st_size
-                and data.get("mtime_ns") == st.st_mtime_ns)
-    except (OSError, ValueError):
+        return data.get("sha256") == digest and all(
+            data.get(k) == v for k, v in _stat_key(path.stat()).items())
+    except (OSError, ValueError, AttributeError):
         return False
 
 
 def _write_stamp(path: Path, digest: str) -> None:
-    st = path.stat()
     try:
-        _stamp_path(path).write_text(json.dumps(
-            {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+        _stamp_path(path).write_text(json.dumps({"sha256": digest,
+                                                 **_stat_key(path.stat())}))
     except OSError:  # read-only models folder: we simply hash again next time
         logger.debug("could not write verification stamp next to %s", path)
 
 
 def verify_file(path: Path, spec: WeightSpec) -> None:
-    """Check a present file against the spec's sha256 (cached by size and mtime).
+    """Check a present file against the spec's sha256 (cached by a stamp of size, mtime,
+    ctime and inode; files that run code when loaded are hashed every time).
 
     Raises:
         WeightError naming the file, both digests and what to do.
     """
     if spec.sha256 is None:
         return
-    if _verified_stamp_ok(path, spec.sha256):
+    if not path.name.endswith(CODE_EXTENSIONS) and _verified_stamp_ok(path, spec.sha256):
         return
     digest = sha256_file(path)
     if digest != spec.sha256:
@@ -314,6 +331,43 @@ def verify_file(path: Path, spec: WeightSpec) -> None:
 # resolving and downloading
 # --------------------------------------------------------------------------------------------
 
+def _safe_part(part: str, what: str) -> str:
+    part = part.replace("/", "--")
+    if part in ("", ".", "..") or "\\" in part or "\0" in part:
+        raise WeightError(f"{what} {part!r} cannot name a cache folder")
+    return part
+
+
+def cache_path(spec: WeightSpec, root: Path | None = None) -> Path:
+    """Where a spec's file lives in ``root``: ``<root>/<local_name>`` when a sha256 pins its
+    bytes, else ``<root>/hub/<owner>/<name>/<revision>/<file>`` (keyed by where it came
+    from, since nothing else tells two files of the same name apart)."""
+    root = root or search_roots()[0]
+    if spec.sha256 is not None:
+        return root / spec.disk_name
+    owner, _, name = spec.repo_id.partition("/")
+    parts = [p for p in spec.filename.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise WeightError(f"filename {spec.filename!r} must be a path inside the repo")
+    return root.joinpath("hub", _safe_part(owner, "repo owner"), _safe_part(name, "repo name"),
+                         _safe_part(spec.revision, "revision"), *parts)
+
+
+def _find_for(spec: WeightSpec) -> Path | None:
+    """The local copy :func:`resolve` may use for ``spec``: the first :func:`cache_path` over
+    the roots. A hand-placed ``<root>/<basename>`` is not used for an unpinned spec: it could
+    be any repo's file of that name (pin a sha256 to use it)."""
+    for root in search_roots():
+        candidate = cache_path(spec, root)
+        if candidate.is_file():
+            return candidate
+    placed = find_local(spec) if spec.sha256 is None else None
+    if placed is not None:
+        logger.info("not using %s for %s/%s@%s: nothing says it came from there (pin its "
+                    "sha256 to use it)", placed, spec.repo_id, spec.filename, spec.revision)
+    return None
+
+
 def find_local(spec: WeightSpec) -> Path | None:
     """The first existing ``<root>/<disk_name>`` over :func:`search_roots`, or None."""
     for root in search_roots():
@@ -325,13 +379,28 @@ def find_local(spec: WeightSpec) -> Path | None:
 
 def find_file(name: str) -> Path | None:
     """A weight file picked by name in a loader: the first ``<root>/<name>`` over
-    :func:`search_roots`, or ``name`` itself when it is an absolute path to a file."""
-    for root in search_roots():
-        candidate = root / name
-        if candidate.is_file():
-            return candidate
-    p = Path(name)
-    return p if p.is_absolute() and p.is_file() else None
+    :func:`search_roots` (an absolute path is accepted when it lies in one of them).
+
+    A name that leads outside every root (``../``, a symlink out, an absolute path
+    elsewhere) is refused with a WeightError: a widget value comes from the API too, not only
+    from the dropdown.
+    """
+    if not name or "\0" in name:
+        return None
+    roots = [r.resolve() for r in search_roots()]
+    candidates = [Path(name)] if Path(name).is_absolute() else [r / name for r in roots]
+    outside: Path | None = None
+    for candidate in candidates:
+        real = candidate.resolve()
+        if not any(real == r or real.is_relative_to(r) for r in roots):
+            outside = real
+            continue
+        if real.is_file():
+            return real
+    if outside is not None:
+        raise WeightError(f"{name!r} leads to {outside}, outside the models folders "
+                          f"({', '.join(map(str, roots))}); only files in them can be loaded")
+    return None
 
 
 def list_local_files(extensions: Iterable[str] = WEIGHT_EXTENSIONS) -> list[str]:
@@ -348,7 +417,7 @@ def list_local_files(extensions: Iterable[str] = WEIGHT_EXTENSIONS) -> list[str]
 
 
 def _missing_message(spec: WeightSpec, reason: str) -> str:
-    target = search_roots()[0] / spec.disk_name
+    target = cache_path(spec)
     return (f"weight file {spec.repo_id}/{spec.filename} (revision {spec.revision}) is not "
             f"available: {reason}. Expected it at {target}. Either allow network access to "
             f"the Hugging Face Hub (unset HF_HUB_OFFLINE / {ENV_OFFLINE}, or set HF_ENDPOINT "
@@ -371,6 +440,41 @@ def _hub_checksum(spec: WeightSpec, endpoint: str | None) -> tuple[str, str]:
                       f"at {spec.revision} (etag {meta.etag!r}); pin a sha256 for it")
 
 
+_OWNER = ".owner-pid"
+STALE_AFTER_S = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_downloads(root: Path) -> list[Path]:
+    """Remove ``.incoming-*`` folders a killed download left in ``root``: those whose owner
+    process is gone, or (no owner recorded) untouched for an hour. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = [p for p in root.iterdir() if p.name.startswith(".incoming-") and p.is_dir()]
+    except OSError:
+        return removed
+    for folder in entries:
+        try:
+            pid = int((folder / _OWNER).read_text().strip())
+            stale = pid != os.getpid() and not _alive(pid)
+        except (OSError, ValueError):
+            stale = time.time() - folder.stat().st_mtime > STALE_AFTER_S
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %s, left by an interrupted download", folder)
+            removed.append(folder)
+    return removed
+
+
 def download(spec: WeightSpec, root: Path | None = None) -> Path:
     """Download ``spec`` into ``root`` (default: the first search root), verified.
 
@@ -381,12 +485,14 @@ def download(spec: WeightSpec, root: Path | None = None) -> Path:
 
     root = root or search_roots()[0]
     root.mkdir(parents=True, exist_ok=True)
+    clean_stale_downloads(root)
     endpoint = os.environ.get("HF_ENDPOINT") or None
     expected = spec.sha256
     kind = "sha256"
     if expected is None:
         kind, expected = _hub_checksum(spec, endpoint)
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    (tmp / _OWNER).write_text(f"{os.getpid()}")
     try:
         logger.info("downloading %s/%s@%s", spec.repo_id, spec.filename, spec.revision)
         fetched = Path(hf_hub_download(spec.repo_id, spec.filename, revision=spec.revision,
@@ -396,8 +502,9 @@ def download(spec: WeightSpec, root: Path | None = None) -> Path:
             raise WeightError(
                 f"download of {spec.repo_id}/{spec.filename}@{spec.revision} is corrupt: "
                 f"{kind} {digest}, expected {expected}; it was discarded. Try again, or "
-                f"download {spec.url_hint} yourself and place it at {root / spec.disk_name}.")
-        dest = root / spec.disk_name
+                f"download {spec.url_hint} yourself and place it at {cache_path(spec, root)}.")
+        dest = cache_path(spec, root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(fetched, dest)
         if kind == "sha256":
             _write_stamp(dest, digest)
@@ -414,7 +521,7 @@ def resolve(name_or_spec: str | WeightSpec, *, allow_download: bool = True) -> P
             message names the repo, file, expected path and how to place it by hand.
     """
     spec = spec_for(name_or_spec)
-    local = find_local(spec)
+    local = _find_for(spec)
     if local is not None:
         verify_file(local, spec)
         return local

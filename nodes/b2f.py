@@ -25,7 +25,7 @@ from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
 from ..models.schema import Person, frame_to_people, select_person
 from ..models.weights import WeightError
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     APPEARANCE,
     B2F_MODEL,
@@ -39,6 +39,7 @@ from .sockets import (
     Parts,
     check_image,
     check_parsing,
+    check_pose_frames,
     frame_to_rgb_uint8,
     rgb_uint8_to_image,
 )
@@ -71,10 +72,7 @@ def _pose_people(pose: Any, n: int, node: str, name: str, width: int, height: in
     a list of length 1 is repeated; None entries where no person was found."""
     if pose is None:
         return [None] * n
-    frames = [pose] if isinstance(pose, dict) else list(pose)
-    if not frames:
-        raise NodeInputError(node, name, "the POSE_KEYPOINT list is empty",
-                             "connect a pose with at least one frame")
+    frames = check_pose_frames(pose, node, name)
     if len(frames) not in (1, n):
         raise NodeInputError(node, name, f"it has {len(frames)} frames but the parsing has "
                              f"{n}", "use the pose of the same video (same frame count)")
@@ -278,7 +276,7 @@ class B2FLoader:
             if not local_file:
                 raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
                                      ".safetensors file in models/dance_reenact and pick it")
-            path = weights.find_file(local_file)
+            path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",

@@ -13,7 +13,7 @@ from ..models.face import LANDMARK_BACKENDS, FaceTarget, make_landmarker, refine
 from ..models.inpaint import dilate_mask
 from ..models.loading import load_model
 from ..models.schema import LABEL_GROUPS
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     FACEREFINE_MODEL,
     IMAGE,
@@ -100,7 +100,7 @@ class LoadFaceRefine:
                                      "put a .safetensors from `reenact train face` in "
                                      "ComfyUI/models/dance_reenact and pick it, or use "
                                      "source=weightless")
-            path = weights.find_file(local_file)
+            path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
                                      f"folder ({', '.join(map(str, weights.search_roots()))})",
@@ -124,6 +124,32 @@ class LoadFaceRefine:
                                  "pick a FaceRefineNet checkpoint from `reenact train face`") \
                 from exc
         return (ModelHandle("face_refine", "network", net, str(path), options),)
+
+
+def why_no_face(rgb: np.ndarray) -> tuple[str, str]:
+    """(problem, fix) when no face landmarks were found on the target photo: the likely real
+    cause (an empty or mis-scaled image, a tiny photo, several people) rather than a bare
+    "no face"."""
+    from ..models.face import haar_face_boxes
+
+    h, w = rgb.shape[:2]
+    mean, std = float(rgb.mean()), float(rgb.std())
+    if std < 4.0:
+        return (f"no face was found in the target photo: it is almost uniform (mean "
+                f"{mean:.0f}/255, spread {std:.1f}), so its values were probably scaled "
+                "twice or clipped (e.g. 0..1 data divided by 255 again, or 0..255 data "
+                "clipped to white)", "connect the photo as a 0..1 IMAGE straight from "
+                "Load Image")
+    if min(h, w) < 64:
+        return (f"no face was found in the target photo: it is only {w}x{h} pixels",
+                "use a larger photo (the face at least ~64 px wide)")
+    boxes = haar_face_boxes(rgb)
+    if len(boxes) > 1:
+        return (f"no face landmarks were found in the target photo, though {len(boxes)} "
+                "face-like regions appear: it shows several people or faces too small to "
+                "fit", "crop the photo to the one target person")
+    return ("no face was found in the target photo", "use a photo where the face is visible, "
+            "roughly frontal and at least ~64 px wide")
 
 
 def _face_region(labels: np.ndarray, grow: int) -> np.ndarray:
@@ -187,9 +213,8 @@ class FaceRefine:
             target_rgb = frame_to_rgb_uint8(target[0])
             target_lm = detect(target_rgb)
             if target_lm is None:
-                raise NodeInputError(node, "target", "no face was found in the target photo",
-                                     "use a photo where the face is visible, roughly frontal "
-                                     "and at least ~64 px wide")
+                problem, fix = why_no_face(target_rgb)
+                raise NodeInputError(node, "target", problem, fix)
             face_target = FaceTarget.from_image(target_rgb, target_lm)
             embedding = None
             if face_model.module is not None:

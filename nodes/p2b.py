@@ -18,7 +18,7 @@ from ..models.mesh_warp import BodyRig, clip_scales, warp_parsing_mesh
 from ..models.p2b import DriverFrame, predict_parsing
 from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
 from ..models.warp import limit_source
-from .runtime import NodeInputError, Progress, get_device
+from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
     DENSEPOSE,
     IMAGE,
@@ -30,6 +30,7 @@ from .sockets import (
     Parsing,
     check_image,
     check_parsing,
+    check_pose_frames,
     check_same_length,
     frame_to_rgb_uint8,
 )
@@ -104,7 +105,7 @@ class P2BLoader:
                 raise NodeInputError(node, "local_file", "no file chosen",
                                      f"put a P2B .safetensors into {weights.search_roots()[0]} "
                                      "and pick it (refresh the page)")
-            found = weights.find_file(local_file)
+            found = local_weight_file(node, "local_file", local_file)
             if found is None:
                 raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
                                      f"{', '.join(map(str, weights.search_roots()))}",
@@ -118,12 +119,7 @@ class P2BLoader:
 
 
 def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise NodeInputError(node, name, "expected a non-empty POSE_KEYPOINT list of frames",
-                             "connect the POSE_KEYPOINT output of OpenPose / DWPose")
-    return list(value)
+    return check_pose_frames(value, node, name)
 
 
 def _person_in(frame: Any, height: int, width: int, node: str, name: str) -> Person | None:

@@ -30,6 +30,7 @@ from .sockets import (
     DensePose,
     check_image,
     check_mask,
+    check_pose_frames,
     frame_to_rgb_uint8,
     rgb_uint8_to_image,
 )
@@ -239,11 +240,7 @@ class DensePoseNode:
                                  f"choose one of {', '.join(DENSEPOSE_BACKENDS)}")
         n, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
-            if isinstance(pose_keypoint, dict):
-                pose_keypoint = [pose_keypoint]
-            if not isinstance(pose_keypoint, (list, tuple)) or not pose_keypoint:
-                raise NodeInputError(node, "pose_keypoint", "expected a non-empty list of "
-                                     "POSE_KEYPOINT frames", "connect an OpenPose output")
+            pose_keypoint = check_pose_frames(pose_keypoint, node, "pose_keypoint")
             if len(pose_keypoint) not in (1, n):
                 raise NodeInputError(node, "pose_keypoint", f"{len(pose_keypoint)} pose frames "
                                      f"for {n} image frames", "give one pose per frame (or one "

@@ -97,6 +97,17 @@ class Progress:
         return lambda done, total: self.update(1)
 
 
+def local_weight_file(node: str, input_name: str, name: str) -> Any:
+    """A file picked in a ``local_file`` widget -> its path in a models folder, or None when
+    it is not there. A name leading outside the models folders (``../``, an absolute path
+    elsewhere: widget values also arrive through the API) is a NodeInputError."""
+    try:
+        return weights.find_file(name)
+    except weights.WeightError as exc:
+        raise NodeInputError(node, input_name, str(exc), "pick a file from the list (put it "
+                             f"in {weights.search_roots()[0]} first)") from exc
+
+
 def register_model_folder() -> str | None:
     """Inside ComfyUI: register ``models/dance_reenact`` with ``folder_paths`` (adding our
     extensions to an existing entry rather than replacing it) and make it a weight root."""

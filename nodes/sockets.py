@@ -7,7 +7,9 @@ uint8 labels, never one-hot). IMAGE is float ``[B, H, W, C]`` in 0..1 and MASK f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import numbers
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +129,42 @@ def check_image(image: Any, node: str, name: str) -> torch.Tensor:
     if image.shape[0] == 0 or image.shape[1] == 0 or image.shape[2] == 0:
         raise NodeInputError(node, name, f"the image is empty (shape {tuple(image.shape)})",
                              "connect a non-empty image or video")
-    if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+    if image.dtype == torch.bool:
+        raise NodeInputError(node, name, "the image is a bool tensor (a mask?); IMAGE values "
+                             "are float 0..1", "connect an IMAGE, or convert the mask with a "
+                             "Mask To Image node")
+    if not image.is_floating_point():
+        lo, hi = (int(v) for v in torch.aminmax(image))
+        raise NodeInputError(node, name, f"the image is {str(image.dtype).removeprefix('torch.')}"
+                             f" with values {lo}..{hi}; IMAGE values are float 0..1",
+                             "convert it to float and divide by 255 (ComfyUI's Load Image "
+                             "does this)")
+    if not bool(torch.isfinite(image).all()):
         raise NodeInputError(node, name, "the image contains NaN or infinite values",
                              "fix the node that produced it")
+    check_unit_range(image, node, name, "image")
     return image
+
+
+RANGE_EPS = 1e-3  # float rounding of a resize or colour conversion, not another convention
+
+
+def check_unit_range(values: torch.Tensor, node: str, name: str, what: str) -> None:
+    """Raise a NodeInputError when float ``values`` leave [0, 1] by more than RANGE_EPS,
+    naming the range seen and the likely convention (0..255 or -1..1)."""
+    if values.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(values.detach().float()))
+    if lo >= -RANGE_EPS and hi <= 1 + RANGE_EPS:
+        return
+    if lo >= -RANGE_EPS and hi <= 255 + RANGE_EPS:
+        fix = "the values look like 0..255: divide by 255"
+    elif lo >= -1 - RANGE_EPS and hi <= 1 + RANGE_EPS:
+        fix = "the values look like -1..1: map them with (x + 1) / 2"
+    else:
+        fix = "rescale the values to 0..1 in the node that produced them"
+    raise NodeInputError(node, name, f"the {what} values range from {lo:.4g} to {hi:.4g}, "
+                         f"outside 0..1", fix)
 
 
 def frame_to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
@@ -175,7 +209,44 @@ def check_mask(mask: Any, node: str, name: str) -> torch.Tensor:
     if mask.ndim != 3 or 0 in mask.shape:
         raise NodeInputError(node, name, f"expected [batch, height, width], got "
                              f"{tuple(mask.shape)}", "connect a MASK output")
-    return mask.float().clamp(0, 1)
+    mask = mask.float()
+    if not bool(torch.isfinite(mask).all()):
+        bad = int((~torch.isfinite(mask)).flatten(1).any(1).nonzero()[0])
+        raise NodeInputError(node, name, f"the mask contains NaN or infinite values (first in "
+                             f"frame {bad})", "fix the node that produced it")
+    return mask.clamp(0, 1)
+
+
+MAX_CANVAS = 1 << 16
+
+
+def check_pose_frames(value: Any, node: str, name: str) -> list[dict]:
+    """A POSE_KEYPOINT value as a non-empty list of frames (a single dict is one frame),
+    each a dict whose ``canvas_width``/``canvas_height`` are positive whole numbers.
+
+    Raises:
+        NodeInputError naming the frame and the bad value (None, text, NaN, inf, <= 0).
+    """
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise NodeInputError(node, name, "expected a non-empty POSE_KEYPOINT list of frames",
+                             "connect the POSE_KEYPOINT output of OpenPose, DWPose or a "
+                             "pose-loading node")
+    fix = ("connect a POSE_KEYPOINT in the OpenPose layout (each frame a dict with 'people', "
+           "'canvas_width' and 'canvas_height' in pixels)")
+    for i, frame in enumerate(value):
+        if not isinstance(frame, Mapping):
+            raise NodeInputError(node, name, f"frame {i} is {type(frame).__name__}, not a "
+                                 "pose dict", fix)
+        for key in ("canvas_width", "canvas_height"):
+            v = frame.get(key)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) \
+                and math.isfinite(v) and 0 < v <= MAX_CANVAS and float(v) == int(v)
+            if not ok:
+                raise NodeInputError(node, name, f"frame {i} has {key}={v!r}; it must be a "
+                                     f"whole number of pixels in 1..{MAX_CANVAS}", fix)
+    return list(value)
 
 
 def check_parsing(parsing: Any, node: str, name: str) -> Parsing:

@@ -17,20 +17,22 @@ from ..models.schema import (
     select_person,
 )
 from .runtime import NodeInputError, Progress
-from .sockets import IMAGE, MASK, PARSING, POSE_KEYPOINT, check_parsing, rgb_uint8_to_image
+from .sockets import (
+    IMAGE,
+    MASK,
+    PARSING,
+    POSE_KEYPOINT,
+    check_parsing,
+    check_pose_frames,
+    rgb_uint8_to_image,
+)
 
 CATEGORY = "dance_reenact/utils"
 
 
 def check_pose_keypoint(value: Any, node: str, name: str = "pose_keypoint") -> list[dict]:
     """A POSE_KEYPOINT value as a non-empty list of frames (a single dict is one frame)."""
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or len(value) == 0:
-        raise NodeInputError(node, name, "expected a non-empty POSE_KEYPOINT list of frames",
-                             "connect the POSE_KEYPOINT output of OpenPose, DWPose or a "
-                             "pose-loading node")
-    return list(value)
+    return check_pose_frames(value, node, name)
 
 
 class RenderPose:

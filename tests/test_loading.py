@@ -104,3 +104,56 @@ def test_pth_is_loaded_weights_only(tmp_path):
     torch.save({"x": Evil()}, bad)
     with pytest.raises(WeightError, match="weights-only"):
         loading.load_torch_file(bad)
+
+
+def _with_config(src, dst, **changes):
+    """Copy a checkpoint, editing its config metadata (the tensors stay as they are)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"] = json.dumps({**json.loads(meta["config"]), **changes})
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+def test_config_metadata_is_checked_against_the_tensors_before_building(tmp_path):
+    """A config that lies about its tensors is refused before a real network is built (a
+    file claiming ngf=1e6 would otherwise try to allocate ~196 TB)."""
+    good = loading.save_model(TinyNet(channels=4), tmp_path / "tiny.safetensors")
+    huge = _with_config(good, tmp_path / "huge.safetensors", channels=1_000_000)
+    with pytest.raises(WeightError, match=r"huge\.safetensors: its config metadata has "
+                       r"channels=1000000, outside 0\.\.16384"):
+        loading.load_model(huge)
+    built_on = []
+
+    def factory(**config):
+        built_on.append(torch.empty(0).device.type)
+        return TinyNet(**config)
+
+    wrong = _with_config(good, tmp_path / "wrong.safetensors", channels=64)
+    with pytest.raises(WeightError, match=r"wrong\.safetensors \(config metadata .*"
+                       r"expected \(64, 64, 3, 3\), got \(4, 4, 3, 3\)"):
+        loading.load_model(wrong, factory=factory)
+    assert built_on == ["meta"]  # only the shape-only skeleton, never a real network
+    built_on.clear()
+    assert loading.load_model(good, factory=factory).config["channels"] == 4
+    assert built_on == ["meta", "cpu"]
+
+
+def test_pickle_error_does_not_advise_weights_only_false(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"a": _Payload()}, path)
+    with pytest.raises(WeightError) as err:
+        loading.load_torch_file(path)
+    msg = str(err.value)
+    assert "Unsupported global" in msg and "evil.pth" in msg
+    for unsafe in ("weights_only` set to `False", "weights_only=False", "safe_globals",
+                   "can still be loaded", "\x1b["):
+        assert unsafe not in msg
+
+
+class _Payload:
+    pass

@@ -119,3 +119,101 @@ def test_search_roots_order(weights_dir, tmp_path):
         assert roots[-1] == weights.default_cache_dir()
     finally:
         weights._extra_roots.remove(extra)
+
+
+def test_same_filename_in_two_repos_never_stands_in(hub, weights_dir):
+    """bob/p2b after alice/p2b (same file name, no sha): bob gets bob's bytes."""
+    hub.add("alice/p2b", "p2b_generator.safetensors", b"alice" * 300)
+    hub.add("bob/p2b", "p2b_generator.safetensors", b"bob" * 500)
+    alice = weights.resolve(weights.user_spec("alice/p2b", "p2b_generator.safetensors"))
+    bob = weights.resolve(weights.user_spec("bob/p2b", "p2b_generator.safetensors"))
+    assert alice.read_bytes() == b"alice" * 300 and bob.read_bytes() == b"bob" * 500
+    assert bob == weights_dir / "hub" / "bob" / "p2b" / "main" / "p2b_generator.safetensors"
+    other_rev = weights.user_spec("bob/p2b", "p2b_generator.safetensors", revision="v2")
+    assert weights.cache_path(other_rev) != bob
+
+
+def test_hand_placed_file_serves_a_user_spec_only_when_its_pinned_sha_matches(
+        hub, weights_dir, monkeypatch):
+    (weights_dir / "p2b.safetensors").write_bytes(b"mine")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pinned = weights.user_spec("carol/p2b", "p2b.safetensors", sha256=_sha(b"mine"))
+    assert weights.resolve(pinned) == weights_dir / "p2b.safetensors"
+    with pytest.raises(WeightError, match="offline"):  # unpinned: could be anyone's file
+        weights.resolve(weights.user_spec("carol/p2b", "p2b.safetensors"))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_pinned_file_edited_in_place_with_size_and_mtime_kept_is_caught(weights_dir,
+                                                                          monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = weights_dir / "tiny.safetensors"
+    path.write_bytes(b"hello")
+    spec = _spec(_sha(b"hello"))
+    assert weights.resolve(spec) == path  # verified and stamped
+    st = path.stat()
+    time.sleep(0.05)
+    with open(path, "r+b") as f:  # same size, then the old mtime put back
+        f.write(b"J")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(WeightError, match="sha256"):
+        weights.resolve(spec)
+
+
+def test_torchscript_files_are_hashed_on_every_load(weights_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (weights_dir / "net.torchscript").write_bytes(b"code")
+    (weights_dir / "w.safetensors").write_bytes(b"data")
+    hashed = []
+    real = weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    for _ in range(3):
+        weights.resolve(_spec(_sha(b"code"), "net.torchscript"))
+        weights.resolve(_spec(_sha(b"data"), "w.safetensors"))
+    names = [os.path.basename(p) for p in hashed]
+    assert names.count("net.torchscript") == 3 and names.count("w.safetensors") == 1
+
+
+def test_stale_incoming_folders_of_killed_downloads_are_removed(hub, weights_dir):
+    import subprocess
+    import sys
+    import time
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = weights_dir / ".incoming-killed"
+    killed.mkdir()
+    (killed / ".owner-pid").write_text(str(dead.pid))
+    (killed / "half.safetensors.incomplete").write_bytes(b"x" * 100)
+    old = weights_dir / ".incoming-old"  # from a version that recorded no owner
+    old.mkdir()
+    os.utime(old, (time.time() - 7200,) * 2)
+    running = weights_dir / ".incoming-running"  # a download in progress elsewhere
+    running.mkdir()
+    (running / ".owner-pid").write_text(str(os.getppid()))
+    data = os.urandom(512)
+    weights.resolve(_spec(hub.add("acme/tiny", "tiny.safetensors", data)))
+    left = sorted(p.name for p in weights_dir.iterdir() if p.name.startswith(".incoming"))
+    assert left == [".incoming-running"]
+
+
+def test_local_file_outside_the_models_folders_is_refused(weights_dir, tmp_path):
+    from dance_reenact.nodes.p2b import P2BLoader
+    from dance_reenact.nodes.runtime import NodeInputError
+
+    secret = tmp_path / "secret.safetensors"
+    secret.write_bytes(b"x")
+    rel = os.path.relpath(secret, weights_dir)
+    assert rel.startswith("..")
+    for name in (rel, str(secret)):
+        with pytest.raises(NodeInputError, match=r"\[P2B Loader\] input 'local_file'.*outside "
+                           r"the models folders"):
+            P2BLoader().load("local", local_file=name)
+    (weights_dir / "mine.safetensors").write_bytes(b"x")
+    assert weights.find_file("mine.safetensors") == (weights_dir / "mine.safetensors").resolve()
+    assert weights.find_file(str(weights_dir / "mine.safetensors")) is not None

@@ -1,0 +1,65 @@
+"""Writing outputs: two runs with the same path each keep their result, a failed write leaves
+nothing at the path, and nothing existing is replaced unless asked."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from dance_reenact.models.pipeline import write_outputs
+from dance_reenact.models.video_io import encode_mp4, read_video, write_mp4
+
+
+def _frames(n, value):
+    for _ in range(n):
+        yield np.full((32, 48, 3), value, np.uint8)
+
+
+def test_two_runs_writing_one_path_both_keep_their_video(tmp_path):
+    """Run A is still encoding when run B writes the same path and finishes: A must neither
+    vanish nor die on a shared .partial file; where each video ended up is returned."""
+    out = tmp_path / "clip.mp4"
+    where_b = {}
+
+    def run_a():
+        for i, f in enumerate(_frames(4, 40)):
+            if i == 2:  # B starts and finishes while A is half way
+                where_b["path"], _ = encode_mp4(_frames(3, 200), out, overwrite=False)
+            yield f
+
+    where_a, n_a = encode_mp4(run_a(), out, overwrite=False)
+    assert where_b["path"] == out and where_a == tmp_path / "clip-1.mp4" and n_a == 4
+    assert len(list(read_video(out))) == 3 and len(list(read_video(where_a))) == 4
+    assert int(next(read_video(where_a)).mean()) in range(35, 46)
+    assert sorted(os.listdir(tmp_path)) == ["clip-1.mp4", "clip.mp4"]  # no temporary left
+
+
+def test_write_outputs_reports_where_the_sheet_went(tmp_path, caplog):
+    out = tmp_path / "r.mp4"
+    info = {"count": 2, "fps": 24.0}
+    assert write_outputs(_frames(2, 90), info, out, overwrite=False)[0] == out
+    video, sheet, n = write_outputs(_frames(2, 90), info, out, overwrite=False)
+    assert (video, sheet, n) == (tmp_path / "r-1.mp4", tmp_path / "r-1_contact_sheet.png", 2)
+    assert "this run's video is" in caplog.text
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial(tmp_path):
+    out = tmp_path / "clip.mp4"
+    write_mp4(_frames(2, 10), out)
+    before = out.read_bytes()
+
+    def broken():
+        yield from _frames(2, 99)
+        raise RuntimeError("a frame failed")
+
+    with pytest.raises(RuntimeError, match="a frame failed"):
+        write_mp4(broken(), out)
+    assert out.read_bytes() == before and os.listdir(tmp_path) == ["clip.mp4"]
+
+
+def test_output_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(ValueError, match=r"notes is a file, not a folder"):
+        write_mp4(_frames(1, 0), tmp_path / "notes" / "clip.mp4")
