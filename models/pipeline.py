@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from .schema import Person, frame_to_people, select_person
+from .schema import Person, frame_to_people, select_person, sequence_is_normalized
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +183,9 @@ def driver_people_from_pose(frames: Sequence[dict]) -> tuple[list[Person | None]
         raise PipelineError("the driver motion has no frames")
     h, w = int(frames[0]["canvas_height"]), int(frames[0]["canvas_width"])
     people: list[Person | None] = []
+    normalized = sequence_is_normalized(frames)  # once for the clip, not per frame
     for f in frames:
-        found = frame_to_people(f)
+        found = frame_to_people(f, normalized=normalized)
         if found and (int(f["canvas_height"]), int(f["canvas_width"])) != (h, w):
             sy, sx = h / float(f["canvas_height"]), w / float(f["canvas_width"])
             found = [p.scaled(sx, sy) for p in found]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -95,10 +95,16 @@ class SmoothingReport:
     filled: int = 0
     left_invalid: int = 0
     frames: int = 0
+    collapsed: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.frames} frames; {self.filled} missing/low-confidence keypoints filled, "
+        text = (f"{self.frames} frames; {self.filled} missing/low-confidence keypoints filled, "
                 f"{self.left_invalid} left as they were (gaps too long or at the ends)")
+        if self.collapsed:
+            shown = ", ".join(map(str, self.collapsed[:12]))
+            text += (f"; WARNING: the person collapses to a few pixels in {len(self.collapsed)} "
+                     f"frame(s) ({shown}{', ...' if len(self.collapsed) > 12 else ''})")
+        return text
 
 
 def valid_mask(points: np.ndarray, conf_threshold: float) -> np.ndarray:
@@ -288,7 +294,7 @@ def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
             most = max(len(found) for found in seq.people)
             raise ValueError(f"person index {index} is out of range: frames have at most "
                              f"{most} people")
-    total = SmoothingReport(frames=len(seq))
+    total = SmoothingReport(frames=len(seq), collapsed=list(seq.collapsed))
     out_people: list[list[Person]] = [[] for _ in range(len(seq))]
     for track in tracks:
         if all(p is None for p in track):

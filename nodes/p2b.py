@@ -15,7 +15,13 @@ import torch
 from ..models import weights
 from ..models.loading import load_model
 from ..models.p2b import DriverFrame, predict_parsing
-from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
+from ..models.schema import (
+    NUM_LABELS,
+    Person,
+    frame_to_people,
+    select_person,
+    sequence_is_normalized,
+)
 from ..models.warp import assign_parts, limit_source, part_masks, warp_parsing
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
@@ -124,10 +130,12 @@ def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
     return list(value)
 
 
-def _person_in(frame: Any, height: int, width: int, node: str, name: str) -> Person | None:
-    """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels."""
+def _person_in(frame: Any, height: int, width: int, node: str, name: str,
+               normalized: bool | None = None) -> Person | None:
+    """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels
+    (``normalized``: the sequence's convention, decided once for all its frames)."""
     try:
-        people = frame_to_people(frame, what=name)
+        people = frame_to_people(frame, what=name, normalized=normalized)
     except ValueError as exc:
         raise NodeInputError(node, name, str(exc), "connect a POSE_KEYPOINT in the OpenPose "
                              "layout (body 18, face 70, hands 21)") from exc
@@ -236,10 +244,12 @@ class P2B:
                                  f"frames are {width}x{height}", "compute DensePose on the same "
                                  "driver frames")
 
+        driver_normalized = sequence_is_normalized(poses) if poses is not None else None
+
         def driver_person(i: int) -> Person | None:
             if poses is None:
                 return None
-            return _person_in(poses[i], height, width, node, "driver_pose")
+            return _person_in(poses[i], height, width, node, "driver_pose", driver_normalized)
 
         out = torch.zeros((n, height, width), dtype=torch.uint8)
         if p2b_model.backend == "warp":

@@ -19,7 +19,13 @@ from ..models.perception.densepose import (
 )
 from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
 from ..models.render import draw_pose
-from ..models.schema import Person, colorize_densepose, frame_to_people, people_to_frame
+from ..models.schema import (
+    Person,
+    colorize_densepose,
+    frame_to_people,
+    people_to_frame,
+    sequence_is_normalized,
+)
 from ..models.weights import WeightError, resolve
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
@@ -185,10 +191,11 @@ def _torchscript_runner(node: str) -> DensePoseTorchScript:
         return _ts_cache[key]
 
 
-def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str) -> list[Person]:
+def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str,
+                  normalized: bool | None = None) -> list[Person]:
     frame = pose_keypoint[i if len(pose_keypoint) > 1 else 0]
     try:
-        people = frame_to_people(frame)
+        people = frame_to_people(frame, normalized=normalized)
     except ValueError as exc:
         raise NodeInputError(node, "pose_keypoint", str(exc),
                              "connect a POSE_KEYPOINT in the OpenPose layout") from exc
@@ -262,6 +269,8 @@ class DensePoseNode:
         v = torch.zeros((n, h, w), dtype=torch.float32)
         previews: list[np.ndarray] = []
         runner = _torchscript_runner(node) if backend == "densepose_r50" else None
+        # the poses' convention, decided once for the sequence (not per frame)
+        normalized = sequence_is_normalized(pose_keypoint) if pose_keypoint is not None else None
         estimator = None
         if backend == "weightless" and pose_keypoint is None:
             estimator = _pose_estimator(node, "mediapipe", video=n > 1, hands=True, face=False,
@@ -274,7 +283,7 @@ class DensePoseNode:
                         dp = runner(rgb)
                     else:
                         dp = self._weightless(rgb, i, n, pose_keypoint, person_mask, estimator,
-                                              node)
+                                              node, normalized)
                     if not (dp.index > 0).any() and on_no_person == "error":
                         raise _no_person(node, i, n)
                     index[i] = torch.from_numpy(dp.index)
@@ -289,13 +298,14 @@ class DensePoseNode:
 
     @staticmethod
     def _weightless(rgb: np.ndarray, i: int, n: int, pose_keypoint: Any, person_mask: Any,
-                    estimator: PoseEstimator | None, node: str) -> DensePoseMap:
+                    estimator: PoseEstimator | None, node: str,
+                    normalized: bool | None = None) -> DensePoseMap:
         h, w = rgb.shape[:2]
         mask = None
         if person_mask is not None:
             mask = person_mask[i if person_mask.shape[0] > 1 else 0].numpy()
         if pose_keypoint is not None:
-            people = _frame_people(pose_keypoint, i, h, w, node)
+            people = _frame_people(pose_keypoint, i, h, w, node, normalized)
             person = max(people, key=lambda p: _area(p)) if people else None
         else:
             assert estimator is not None
