@@ -265,6 +265,75 @@ def smooth_keypoints(points: np.ndarray, options: SmoothingOptions | None = None
     return out, report
 
 
+class NoPersonError(ValueError):
+    """No frame of the sequence has a person: there is nothing to hold or interpolate."""
+
+
+@dataclass
+class GapFillReport:
+    """What :func:`fill_missing_people` did: frames without a person that were interpolated
+    between neighbours, and those held (before the first / after the last detection)."""
+
+    frames: int = 0
+    interpolated: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[int]:
+        return sorted(self.interpolated + self.held)
+
+    def __str__(self) -> str:
+        if not self.missing:
+            return f"{self.frames} frames, a person in every one"
+        def few(ts: list[int]) -> str:
+            return ", ".join(map(str, ts[:12])) + (", ..." if len(ts) > 12 else "")
+        parts = []
+        if self.interpolated:
+            parts.append(f"{len(self.interpolated)} interpolated ({few(self.interpolated)})")
+        if self.held:
+            parts.append(f"{len(self.held)} held from the nearest detection ({few(self.held)})")
+        return (f"{self.frames} frames, no person found in {len(self.missing)}: "
+                + "; ".join(parts))
+
+
+def fill_missing_people(people: Sequence[Person | None]) -> tuple[list[Person | None],
+                                                                   GapFillReport]:
+    """Give every frame without a person one from its neighbours, so a video never stops.
+
+    A frame between two frames with a person gets each keypoint linearly interpolated
+    between the nearest frames that have it (:func:`fill_gaps`, the Smooth Pose gap fill,
+    with no length limit); frames before the first / after the last detection hold that
+    detection. Frames with a person are returned unchanged (the same objects).
+
+    Raises:
+        NoPersonError: no frame has a person.
+    """
+    people = list(people)
+    report = GapFillReport(frames=len(people))
+    present = np.array([p is not None and p.bbox() is not None for p in people], dtype=bool)
+    if not present.any():
+        raise NoPersonError(f"no person in any of the {len(people)} frame(s)")
+    if present.all():
+        return people, report
+    idx = np.flatnonzero(present)
+    first, last = int(idx[0]), int(idx[-1])
+    pts = stack_points([p if ok else None for p, ok in zip(people, present)])
+    filled_pts, filled = fill_gaps(pts, pts[..., 2] > 0, max_gap=len(people))
+    out: list[Person | None] = list(people)
+    for t in np.flatnonzero(~present):
+        t = int(t)
+        if t < first or t > last:
+            src = people[first if t < first else last]
+            assert src is not None
+            out[t] = Person.from_points(src.all_points())
+            report.held.append(t)
+        else:
+            row = np.where(filled[t][:, None], filled_pts[t], 0.0).astype(np.float32)
+            out[t] = Person.from_points(row)
+            report.interpolated.append(t)
+    return out, report
+
+
 def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
                          person: str = "largest", index: int = 0,
                          ) -> tuple[list[dict[str, Any]], SmoothingReport]:

@@ -166,9 +166,10 @@ class P2B:
                                  "Driver stick figures per frame (instead of driver_pose)."}),
                 "driver_densepose": (DENSEPOSE, {"tooltip":
                                      "Driver DensePose per frame (needed by the network)."}),
-                "missing_person": (["error", "empty", "hold"], {"default": "error", "tooltip":
-                                   "A driver frame with nobody in it: stop with an error, "
-                                   "output an empty parsing, or repeat the previous frame."}),
+                "missing_person": (["hold", "empty", "error"], {"default": "hold", "tooltip":
+                                   "A driver frame with nobody in it: repeat the previous "
+                                   "frame, output an empty parsing, or stop with an error. "
+                                   "A driver with nobody in any frame always stops."}),
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Frames per network call."}),
             },
@@ -183,7 +184,7 @@ class P2B:
 
     def run(self, p2b_model: Any, target_parsing: Any, target_pose: Any = None,
             driver_pose: Any = None, driver_stick: Any = None, driver_densepose: Any = None,
-            missing_person: str = "error", batch_size: int = 4) -> tuple[Parsing]:
+            missing_person: str = "hold", batch_size: int = 4) -> tuple[Parsing]:
         node = "P2B"
         if not isinstance(p2b_model, ModelHandle) or p2b_model.stage != "p2b":
             raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
@@ -251,6 +252,11 @@ class P2B:
                 return None
             return _person_in(poses[i], height, width, node, "driver_pose", driver_normalized)
 
+        if poses is not None and missing_person == "hold" \
+                and all(driver_person(i) is None for i in range(n)):
+            raise NodeInputError(node, "driver_pose", f"no person in any of the {n} driver "
+                                 "frames: there is nothing to hold", "connect the poses of a "
+                                 "driver video in which the pose detector finds the dancer")
         out = torch.zeros((n, height, width), dtype=torch.uint8)
         if p2b_model.backend == "warp":
             if poses is None:
