@@ -154,7 +154,7 @@ def main() -> None:
                 if gen else "real weights"}[backend]
         timeit(f"OpenPose node, {backend}",
                lambda v, b=backend: op.detect(v, backend=b, on_no_person="empty"), note)
-    frames, _, mask, _ = op.detect(video, backend="mediapipe", on_no_person="empty")
+    frames, _, mask, _, _ = op.detect(video, backend="mediapipe", on_no_person="empty")
     dp = DensePoseNode()
     timeit("DensePose weightless (given pose)",
            lambda v: dp.estimate(v, pose_keypoint=frames[-len(v):], person_mask=mask[-len(v):],

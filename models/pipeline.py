@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from .schema import LABEL, Person, frame_to_people, select_person
+from .schema import LABEL, Person, frame_to_people, select_person, sequence_is_normalized
+from .temporal import fill_missing_people
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +185,9 @@ def driver_people_from_pose(frames: Sequence[dict]) -> tuple[list[Person | None]
         raise PipelineError("the driver motion has no frames")
     h, w = int(frames[0]["canvas_height"]), int(frames[0]["canvas_width"])
     people: list[Person | None] = []
+    normalized = sequence_is_normalized(frames)  # once for the clip, not per frame
     for f in frames:
-        found = frame_to_people(f)
+        found = frame_to_people(f, normalized=normalized)
         if found and (int(f["canvas_height"]), int(f["canvas_width"])) != (h, w):
             sy, sx = h / float(f["canvas_height"]), w / float(f["canvas_width"])
             found = [p.scaled(sx, sy) for p in found]
@@ -195,7 +197,11 @@ def driver_people_from_pose(frames: Sequence[dict]) -> tuple[list[Person | None]
 
 def driver_people_from_video(frames: Iterable[np.ndarray], cfg: PipelineConfig
                              ) -> tuple[list[Person | None], int, int]:
-    """Detect the driver's pose in every frame (streamed; only keypoints are kept)."""
+    """Detect the driver's pose in every frame (streamed; only keypoints are kept).
+
+    Frames without a person come back as None (:func:`reenact` fills them from their
+    neighbours); how many, and any tracked ghosts dropped or small people found in an
+    enlarged crop, is logged."""
     from .perception.pose import PoseEstimator
 
     people: list[Person | None] = []
@@ -211,6 +217,8 @@ def driver_people_from_video(frames: Iterable[np.ndarray], cfg: PipelineConfig
             people.append(select_person([d.person for d in found]) if found else None)
     if hw is None:
         raise PipelineError("the driver video has no frames")
+    if est.stats.missing or est.stats.notes():
+        logger.warning("driver poses: %s", est.stats)
     return people, int(hw[0]), int(hw[1])
 
 
@@ -368,7 +376,8 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
             median with the person masked out).
     Returns:
         (frames, info): a lazy iterator of uint8 (H, W, 3) frames at the driver's size, and
-        info (``count``, ``height``, ``width``, ``fps``).
+        info (``count``, ``height``, ``width``, ``fps``, ``missing_frames``: the driver frames
+        without a detected person, whose pose was interpolated or held).
     """
     cfg = cfg or PipelineConfig()
     if (driver_frames is None) == (driver_pose is None):
@@ -392,6 +401,11 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
                             "find them")
     if cfg.smooth:
         people = smooth_people(people, h, w, fps)
+    # A frame without a driver person never stops the video nor shows an empty background:
+    # its pose is interpolated from the neighbouring frames (held at the ends).
+    people, gaps = fill_missing_people(people)
+    if gaps.missing:
+        logger.warning("driver: %s", gaps)
     if background is None:
         bg = Background(still=state.background)
     elif isinstance(background, str):
@@ -402,7 +416,8 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
         bg = Background(frames=background)
     else:
         bg = Background(still=_to_rgb(background, "the background image", min_side=1))
-    info = {"count": len(people), "height": h, "width": w, "fps": fps}
+    info = {"count": len(people), "height": h, "width": w, "fps": fps,
+            "missing_frames": gaps.missing}
     return render(state, people, h, w, bg, cfg, on_frame), info
 
 

@@ -10,6 +10,9 @@ and either normalised (0..1) or pixel coordinates (see :mod:`.schema`). The temp
   frames cannot be the same view);
 - keypoints with NaN/inf values are missing (confidence 0), like any undetected keypoint;
 - a frame with no people is a frame where every keypoint is missing;
+- the convention (normalised or pixels) is decided ONCE for the whole sequence
+  (:func:`.schema.sequence_is_normalized`), never per frame;
+- a frame whose person collapses to a few pixels is listed in ``collapsed`` (and logged);
 - on output each frame gets back its own canvas size and the input's convention (normalised if
   the input was).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +29,11 @@ import numpy as np
 from .schema import (
     NUM_ALL_KEYPOINTS,
     Person,
+    collapsed_frames,
     frame_to_people,
-    is_normalized,
     people_to_frame,
     select_person,
+    sequence_is_normalized,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ class PoseSequence:
     people: per frame, the people in pixels of the reference canvas ``(width, height)``.
     sizes: per frame, its own canvas ``(width, height)``.
     normalized: whether the input used normalised coordinates (the output will too).
+    collapsed: frames where a person spans fewer than ``schema.COLLAPSED_PX`` pixels.
     """
 
     people: list[list[Person]]
@@ -51,6 +56,7 @@ class PoseSequence:
     width: int
     height: int
     normalized: bool
+    collapsed: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.people)
@@ -102,10 +108,10 @@ def parse_sequence(value: Any, what: str = "POSE_KEYPOINT") -> PoseSequence:
     frames = as_frame_list(value, what)
     people: list[list[Person]] = []
     sizes: list[tuple[int, int]] = []
-    normalized_votes = []
+    normalized = sequence_is_normalized(frames)
     ref: tuple[int, int] | None = None
     for t, frame in enumerate(frames):
-        found = frame_to_people(frame, what=f"{what} frame {t}")
+        found = frame_to_people(frame, what=f"{what} frame {t}", normalized=normalized)
         w, h = int(frame["canvas_width"]), int(frame["canvas_height"])
         if ref is None:
             ref = (w, h)
@@ -116,13 +122,21 @@ def parse_sequence(value: Any, what: str = "POSE_KEYPOINT") -> PoseSequence:
                     f"{what}: frame {t} has a {w}x{h} canvas but frame 0 is {ref[0]}x{ref[1]} "
                     "(a different aspect ratio, so not the same view resized)")
             found = [p.scaled(ref[0] / w, ref[1] / h) for p in found]
-        if any((p.all_points()[:, 2] > 0).any() for p in found):
-            normalized_votes.append(is_normalized(frame))
         people.append(found)
         sizes.append((w, h))
     assert ref is not None
-    normalized = bool(normalized_votes) and sum(normalized_votes) * 2 >= len(normalized_votes)
-    return PoseSequence(people, sizes, ref[0], ref[1], normalized)
+    collapsed = collapsed_frames(people)
+    if collapsed:
+        logger.warning("%s: the person collapses to under a few pixels in %d frame(s) (%s); "
+                       "are these frames' coordinates in another convention?", what,
+                       len(collapsed), _frame_list(collapsed))
+    return PoseSequence(people, sizes, ref[0], ref[1], normalized, collapsed)
+
+
+def _frame_list(frames: Sequence[int], limit: int = 12) -> str:
+    """'3, 4, 9' (at most ``limit`` indices, then '...')."""
+    text = ", ".join(str(t) for t in frames[:limit])
+    return text + (", ..." if len(frames) > limit else "")
 
 
 def stack_points(people: Sequence[Person | None]) -> np.ndarray:

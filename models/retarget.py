@@ -313,7 +313,14 @@ def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str 
     people, report = retarget_people(tgt, driver_seq.select(person, index),
                                      keep_foreshortening=keep_foreshortening,
                                      limit_to_target=limit_to_target)
+    if driver_seq.collapsed:
+        shown = ", ".join(map(str, driver_seq.collapsed[:12]))
+        report.notes.append(f"driver person collapses to a few pixels in "
+                            f"{len(driver_seq.collapsed)} frame(s) ({shown}"
+                            f"{', ...' if len(driver_seq.collapsed) > 12 else ''}): check "
+                            "those frames' coordinates")
     w, h = target_seq.width, target_seq.height
+    # The output keeps the driver's convention, which it names in every frame.
     frames = [people_to_frame([p] if p is not None else [], w, h,
                               normalized=driver_seq.normalized) for p in people]
     return frames, report

@@ -8,7 +8,8 @@ Label schema (22): the 20 VIP/CIHP labels plus left/right hand drawn from hand k
 Keypoints follow the OpenPose layouts that comfyui_controlnet_aux emits: body 18 (COCO order),
 face 70 (iBUG 68 + two pupils), hands 21 each. Coordinates inside the pack are pixels of the
 frame they belong to; POSE_KEYPOINT payloads may be normalised (0..1) or in pixels, and
-:func:`frame_to_people` accepts both.
+:func:`frame_to_people` accepts both. The convention is decided once per sequence
+(:func:`sequence_is_normalized`); frames this pack writes also name it (``"coordinates"``).
 """
 
 from __future__ import annotations
@@ -307,43 +308,94 @@ def drop_nonfinite(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def is_normalized(frame: Mapping[str, Any]) -> bool:
-    """Whether a POSE_KEYPOINT frame's coordinates are normalised to 0..1.
+# POSE_KEYPOINT frames our nodes write name their convention under this key
+# ("normalized" or "pixels"); frames from other packs are told apart by their values.
+COORDINATES_KEY = "coordinates"
+# Normalised payloads may hold keypoints a little outside 0..1 (a hand or foot leaving the
+# frame): every confident coordinate within this band still means "normalised". A pixel
+# payload has almost all its coordinates far above 1.25 on any real canvas.
+NORMALIZED_BAND: tuple[float, float] = (-0.25, 1.25)
+# A person whose keypoints span fewer pixels than this has collapsed (typically normalised
+# coordinates read as pixels): reported, since nothing downstream can draw it.
+COLLAPSED_PX = 4.0
 
-    comfyui_controlnet_aux's OpenPose emits normalised coordinates and its DWPose emits pixels.
-    A frame is taken as normalised when every confident coordinate lies within [0, 1]
-    (with a small tolerance) and the canvas is larger than 2 pixels.
-    """
-    coords = []
+
+def _confident_coords(frame: Mapping[str, Any]) -> np.ndarray:
+    coords = [np.zeros((0, 2), np.float32)]
     for person in frame.get("people") or []:
+        if not isinstance(person, Mapping):
+            continue
         for key in ("pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d",
                     "hand_right_keypoints_2d"):
             vals = person.get(key)
             if vals is None:
                 continue
-            arr = np.asarray(vals, dtype=np.float32).reshape(-1)
-            if arr.size and arr.size % 3 == 0:  # malformed lists are reported by the parser
-                arr = arr.reshape(-1, 3)
-                arr = drop_nonfinite(arr)
+            try:
+                arr = np.asarray(vals, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError):  # malformed lists are reported by the parser
+                continue
+            if arr.size and arr.size % 3 == 0:
+                arr = drop_nonfinite(arr.reshape(-1, 3))
                 coords.append(arr[arr[:, 2] > 0, :2])
-    if not coords:
+    return np.concatenate(coords, axis=0)
+
+
+def _declared(frame: Mapping[str, Any]) -> bool | None:
+    value = frame.get(COORDINATES_KEY)
+    if value in ("normalized", "normalised"):
+        return True
+    if value == "pixels":
         return False
-    pts = np.concatenate(coords, axis=0)
+    return None
+
+
+def sequence_is_normalized(frames: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a POSE_KEYPOINT sequence's coordinates are normalised to 0..1, decided ONCE for
+    all its frames.
+
+    A frame that declares its convention (``"coordinates": "normalized" | "pixels"``, written
+    by this pack) decides; otherwise the sequence is normalised when every confident finite
+    coordinate of every frame lies within :data:`NORMALIZED_BAND` and the canvases are larger
+    than 2 pixels. (comfyui_controlnet_aux's OpenPose emits normalised coordinates, its DWPose
+    pixels.) Deciding per frame would let one keypoint at x = 1.03 turn that frame into
+    "pixels" and shrink its person to a few pixels.
+    """
+    frames = [f for f in frames if isinstance(f, Mapping)]
+    for frame in frames:
+        declared = _declared(frame)
+        if declared is not None:
+            return declared
+    pts = [_confident_coords(f) for f in frames]
+    pts = np.concatenate(pts, axis=0) if pts else np.zeros((0, 2), np.float32)
     if pts.size == 0:
         return False
-    width = float(frame.get("canvas_width") or 0)
-    height = float(frame.get("canvas_height") or 0)
-    if max(width, height) <= 2:
-        return False
-    return bool(pts.min() >= -0.01 and pts.max() <= 1.01)
+    for frame in frames:
+        try:
+            width = float(frame.get("canvas_width") or 0)
+            height = float(frame.get("canvas_height") or 0)
+        except (TypeError, ValueError):
+            return False
+        if max(width, height) <= 2:
+            return False
+    lo, hi = NORMALIZED_BAND
+    return bool(pts.min() >= lo and pts.max() <= hi)
 
 
-def frame_to_people(frame: Mapping[str, Any], *, what: str = "POSE_KEYPOINT") -> list[Person]:
+def is_normalized(frame: Mapping[str, Any]) -> bool:
+    """Whether ONE POSE_KEYPOINT frame's coordinates are normalised (see
+    :func:`sequence_is_normalized`; prefer that for the frames of a video)."""
+    return sequence_is_normalized([frame])
+
+
+def frame_to_people(frame: Mapping[str, Any], *, what: str = "POSE_KEYPOINT",
+                    normalized: bool | None = None) -> list[Person]:
     """Parse one POSE_KEYPOINT frame into people with PIXEL coordinates.
 
     Args:
         frame: ``{"people": [...], "canvas_width": W, "canvas_height": H}`` with flat
             ``[x, y, c, ...]`` lists, normalised (0..1) or in pixels.
+        normalized: the convention, decided once for the whole sequence
+            (:func:`sequence_is_normalized`); None decides from this frame alone.
     Returns:
         list of :class:`Person` in pixels of the canvas.
     """
@@ -355,7 +407,8 @@ def frame_to_people(frame: Mapping[str, Any], *, what: str = "POSE_KEYPOINT") ->
     if not width or not height or int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"{what}: frame needs positive canvas_width and canvas_height, "
                          f"got {width!r} x {height!r}")
-    normalized = is_normalized(frame)
+    if normalized is None:
+        normalized = is_normalized(frame)
     sx, sy = (float(width), float(height)) if normalized else (1.0, 1.0)
     people = []
     for i, p in enumerate(frame.get("people") or []):
@@ -402,7 +455,36 @@ def people_to_frame(people: Sequence[Person], width: int, height: int, *,
         ],
         "canvas_width": int(width),
         "canvas_height": int(height),
+        COORDINATES_KEY: "normalized" if normalized else "pixels",
     }
+
+
+def frames_to_people(frames: Sequence[Mapping[str, Any]], *, what: str = "POSE_KEYPOINT",
+                     ) -> list[list[Person]]:
+    """Parse the frames of one sequence into pixel-space people, with the coordinate
+    convention decided once for all of them (:func:`sequence_is_normalized`)."""
+    normalized = sequence_is_normalized(frames)
+    return [frame_to_people(f, what=f"{what} frame {t}" if len(frames) > 1 else what,
+                            normalized=normalized) for t, f in enumerate(frames)]
+
+
+def collapsed_frames(people: Sequence[Sequence[Person] | Person | None],
+                     min_size: float = COLLAPSED_PX) -> list[int]:
+    """Indices of the frames where a person with two or more confident keypoints spans less
+    than ``min_size`` pixels (a collapsed person: e.g. normalised coordinates read as pixels).
+    """
+    out = []
+    for t, found in enumerate(people):
+        if found is None:
+            continue
+        group = [found] if isinstance(found, Person) else list(found)
+        for p in group:
+            pts = p.all_points()
+            pts = pts[pts[:, 2] > 0, :2]
+            if len(pts) >= 2 and float((pts.max(0) - pts.min(0)).max()) < min_size:
+                out.append(t)
+                break
+    return out
 
 
 def select_person(people: Sequence[Person], mode: str = "largest", index: int = 0) -> Person | None:

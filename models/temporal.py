@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -95,10 +95,16 @@ class SmoothingReport:
     filled: int = 0
     left_invalid: int = 0
     frames: int = 0
+    collapsed: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.frames} frames; {self.filled} missing/low-confidence keypoints filled, "
+        text = (f"{self.frames} frames; {self.filled} missing/low-confidence keypoints filled, "
                 f"{self.left_invalid} left as they were (gaps too long or at the ends)")
+        if self.collapsed:
+            shown = ", ".join(map(str, self.collapsed[:12]))
+            text += (f"; WARNING: the person collapses to a few pixels in {len(self.collapsed)} "
+                     f"frame(s) ({shown}{', ...' if len(self.collapsed) > 12 else ''})")
+        return text
 
 
 def valid_mask(points: np.ndarray, conf_threshold: float) -> np.ndarray:
@@ -259,6 +265,75 @@ def smooth_keypoints(points: np.ndarray, options: SmoothingOptions | None = None
     return out, report
 
 
+class NoPersonError(ValueError):
+    """No frame of the sequence has a person: there is nothing to hold or interpolate."""
+
+
+@dataclass
+class GapFillReport:
+    """What :func:`fill_missing_people` did: frames without a person that were interpolated
+    between neighbours, and those held (before the first / after the last detection)."""
+
+    frames: int = 0
+    interpolated: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[int]:
+        return sorted(self.interpolated + self.held)
+
+    def __str__(self) -> str:
+        if not self.missing:
+            return f"{self.frames} frames, a person in every one"
+        def few(ts: list[int]) -> str:
+            return ", ".join(map(str, ts[:12])) + (", ..." if len(ts) > 12 else "")
+        parts = []
+        if self.interpolated:
+            parts.append(f"{len(self.interpolated)} interpolated ({few(self.interpolated)})")
+        if self.held:
+            parts.append(f"{len(self.held)} held from the nearest detection ({few(self.held)})")
+        return (f"{self.frames} frames, no person found in {len(self.missing)}: "
+                + "; ".join(parts))
+
+
+def fill_missing_people(people: Sequence[Person | None]) -> tuple[list[Person | None],
+                                                                   GapFillReport]:
+    """Give every frame without a person one from its neighbours, so a video never stops.
+
+    A frame between two frames with a person gets each keypoint linearly interpolated
+    between the nearest frames that have it (:func:`fill_gaps`, the Smooth Pose gap fill,
+    with no length limit); frames before the first / after the last detection hold that
+    detection. Frames with a person are returned unchanged (the same objects).
+
+    Raises:
+        NoPersonError: no frame has a person.
+    """
+    people = list(people)
+    report = GapFillReport(frames=len(people))
+    present = np.array([p is not None and p.bbox() is not None for p in people], dtype=bool)
+    if not present.any():
+        raise NoPersonError(f"no person in any of the {len(people)} frame(s)")
+    if present.all():
+        return people, report
+    idx = np.flatnonzero(present)
+    first, last = int(idx[0]), int(idx[-1])
+    pts = stack_points([p if ok else None for p, ok in zip(people, present)])
+    filled_pts, filled = fill_gaps(pts, pts[..., 2] > 0, max_gap=len(people))
+    out: list[Person | None] = list(people)
+    for t in np.flatnonzero(~present):
+        t = int(t)
+        if t < first or t > last:
+            src = people[first if t < first else last]
+            assert src is not None
+            out[t] = Person.from_points(src.all_points())
+            report.held.append(t)
+        else:
+            row = np.where(filled[t][:, None], filled_pts[t], 0.0).astype(np.float32)
+            out[t] = Person.from_points(row)
+            report.interpolated.append(t)
+    return out, report
+
+
 def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
                          person: str = "largest", index: int = 0,
                          ) -> tuple[list[dict[str, Any]], SmoothingReport]:
@@ -288,7 +363,7 @@ def smooth_pose_sequence(value: Any, options: SmoothingOptions | None = None, *,
             most = max(len(found) for found in seq.people)
             raise ValueError(f"person index {index} is out of range: frames have at most "
                              f"{most} people")
-    total = SmoothingReport(frames=len(seq))
+    total = SmoothingReport(frames=len(seq), collapsed=list(seq.collapsed))
     out_people: list[list[Person]] = [[] for _ in range(len(seq))]
     for track in tracks:
         if all(p is None for p in track):

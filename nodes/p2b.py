@@ -16,7 +16,13 @@ from ..models import weights
 from ..models.loading import load_model
 from ..models.mesh_warp import BodyRig, clip_scales, warp_parsing_mesh
 from ..models.p2b import DriverFrame, predict_parsing
-from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
+from ..models.schema import (
+    NUM_LABELS,
+    Person,
+    frame_to_people,
+    select_person,
+    sequence_is_normalized,
+)
 from ..models.warp import limit_source
 from .runtime import NodeInputError, Progress, get_device, local_weight_file
 from .sockets import (
@@ -122,10 +128,12 @@ def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
     return check_pose_frames(value, node, name)
 
 
-def _person_in(frame: Any, height: int, width: int, node: str, name: str) -> Person | None:
-    """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels."""
+def _person_in(frame: Any, height: int, width: int, node: str, name: str,
+               normalized: bool | None = None) -> Person | None:
+    """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels
+    (``normalized``: the sequence's convention, decided once for all its frames)."""
     try:
-        people = frame_to_people(frame, what=name)
+        people = frame_to_people(frame, what=name, normalized=normalized)
     except ValueError as exc:
         raise NodeInputError(node, name, str(exc), "connect a POSE_KEYPOINT in the OpenPose "
                              "layout (body 18, face 70, hands 21)") from exc
@@ -156,9 +164,10 @@ class P2B:
                                  "Driver stick figures per frame (instead of driver_pose)."}),
                 "driver_densepose": (DENSEPOSE, {"tooltip":
                                      "Driver DensePose per frame (needed by the network)."}),
-                "missing_person": (["error", "empty", "hold"], {"default": "error", "tooltip":
-                                   "A driver frame with nobody in it: stop with an error, "
-                                   "output an empty parsing, or repeat the previous frame."}),
+                "missing_person": (["hold", "empty", "error"], {"default": "hold", "tooltip":
+                                   "A driver frame with nobody in it: repeat the previous "
+                                   "frame, output an empty parsing, or stop with an error. "
+                                   "A driver with nobody in any frame always stops."}),
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Frames per network call."}),
             },
@@ -173,7 +182,7 @@ class P2B:
 
     def run(self, p2b_model: Any, target_parsing: Any, target_pose: Any = None,
             driver_pose: Any = None, driver_stick: Any = None, driver_densepose: Any = None,
-            missing_person: str = "error", batch_size: int = 4) -> tuple[Parsing]:
+            missing_person: str = "hold", batch_size: int = 4) -> tuple[Parsing]:
         node = "P2B"
         if not isinstance(p2b_model, ModelHandle) or p2b_model.stage != "p2b":
             raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
@@ -234,11 +243,18 @@ class P2B:
                                  f"frames are {width}x{height}", "compute DensePose on the same "
                                  "driver frames")
 
+        driver_normalized = sequence_is_normalized(poses) if poses is not None else None
+
         def driver_person(i: int) -> Person | None:
             if poses is None:
                 return None
-            return _person_in(poses[i], height, width, node, "driver_pose")
+            return _person_in(poses[i], height, width, node, "driver_pose", driver_normalized)
 
+        if poses is not None and missing_person == "hold" \
+                and all(driver_person(i) is None for i in range(n)):
+            raise NodeInputError(node, "driver_pose", f"no person in any of the {n} driver "
+                                 "frames: there is nothing to hold", "connect the poses of a "
+                                 "driver video in which the pose detector finds the dancer")
         out = torch.zeros((n, height, width), dtype=torch.uint8)
         if p2b_model.backend == "warp":
             if poses is None:

@@ -18,6 +18,7 @@ from ..models.schema import (
     colorize_labels,
     frame_to_people,
     group_mask,
+    sequence_is_normalized,
 )
 from ..models.weights import WeightError
 from .runtime import NodeInputError, Progress, get_device
@@ -62,9 +63,10 @@ def _frames_people(pose_keypoint: Any, n_frames: int, height: int,
                              "video", "connect the poses of every frame of this video")
     check_same_length(NODE, image=n_frames, pose_keypoint=len(frames))
     out = []
+    normalized = sequence_is_normalized(frames)  # once for the sequence, not per frame
     for i, frame in enumerate(frames):
         try:
-            people = frame_to_people(frame)
+            people = frame_to_people(frame, normalized=normalized)
             cw, ch = float(frame["canvas_width"]), float(frame["canvas_height"])
         except (ValueError, KeyError, TypeError) as exc:
             raise NodeInputError(NODE, "pose_keypoint", f"frame {i}: {exc}",

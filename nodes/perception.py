@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.perception.base import Detection
+from ..models.perception.base import Detection, mask_from_keypoints
 from ..models.perception.densepose import (
     DensePoseMap,
     DensePoseTorchScript,
@@ -19,7 +19,15 @@ from ..models.perception.densepose import (
 )
 from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
 from ..models.render import draw_pose
-from ..models.schema import Person, colorize_densepose, frame_to_people, people_to_frame
+from ..models.schema import (
+    Person,
+    colorize_densepose,
+    frame_to_people,
+    people_to_frame,
+    select_person,
+    sequence_is_normalized,
+)
+from ..models.temporal import NoPersonError, fill_missing_people
 from ..models.weights import WeightError, resolve
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
@@ -39,15 +47,30 @@ logger = logging.getLogger(__name__)
 
 CATEGORY = "dance_reenact/perception"
 PEOPLE_MODES = ("largest", "index", "all")
-NO_PERSON_MODES = ("error", "empty")
+# interpolate: a frame without a person gets one from its neighbours (the Smooth Pose gap
+# fill, models.temporal.fill_missing_people); only a clip with no person at all stops.
+NO_PERSON_MODES = ("interpolate", "empty", "error")
+NO_PERSON_TOOLTIP = ("interpolate: a frame without a person gets the pose interpolated from "
+                     "the nearest frames with one (held before the first / after the last); "
+                     "only a clip with no person at all stops. empty: an empty result for that "
+                     "frame. error: stop with a message naming the frame.")
 
 
 def _no_person(node: str, frame: int, total: int) -> NodeInputError:
     where = "the image" if total == 1 else f"frame {frame} of {total}"
     return NodeInputError(node, "image", f"no person was found in {where}",
                           "use a photo or video where one person is clearly visible, try "
-                          "another backend, or set on_no_person to 'empty' to get an empty "
-                          "result for such frames")
+                          "another backend, or set on_no_person to 'interpolate' (or 'empty') "
+                          "for such frames")
+
+
+def _nobody_at_all(node: str, total: int) -> NodeInputError:
+    if total == 1:
+        return _no_person(node, 0, 1)
+    return NodeInputError(node, "image", f"no person was found in any of the {total} frames, "
+                          "so there is nothing to interpolate from",
+                          "use a video where one person is clearly visible, try another "
+                          "backend, or set on_no_person to 'empty'")
 
 
 def _largest(dets: list[Detection]) -> Detection:
@@ -89,9 +112,9 @@ class OpenPose:
                            "Which people to keep when several are found (index counts from "
                            "the left of the frame)."}),
                 "person_index": ("INT", {"default": 0, "min": 0, "max": 64}),
-                "on_no_person": (list(NO_PERSON_MODES), {"default": "error", "tooltip":
-                                 "error: stop with a message naming the frame. empty: an "
-                                 "empty pose, a black stick figure and an empty mask."}),
+                "on_no_person": (list(NO_PERSON_MODES), {"default": "interpolate", "tooltip":
+                                 NO_PERSON_TOOLTIP + " (empty: an empty pose, a black stick "
+                                 "figure and an empty mask.)"}),
                 "detect_hands": ("BOOLEAN", {"default": True}),
                 "detect_face": ("BOOLEAN", {"default": True}),
                 "derive_missing_hands": ("BOOLEAN", {"default": True, "tooltip":
@@ -104,26 +127,31 @@ class OpenPose:
             },
         }
 
-    RETURN_TYPES = (POSE_KEYPOINT, IMAGE, MASK, "STRING")
-    RETURN_NAMES = ("pose_keypoint", "stick_figure", "person_mask", "people_per_frame")
+    RETURN_TYPES = (POSE_KEYPOINT, IMAGE, MASK, "STRING", "STRING")
+    RETURN_NAMES = ("pose_keypoint", "stick_figure", "person_mask", "people_per_frame",
+                    "report")
     FUNCTION = "detect"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Detect body, hand and face keypoints (OpenPose layout) per frame; outputs "
-                   "POSE_KEYPOINT, the stick figure P2B reads, a person mask and how many "
-                   "people were found in each frame.")
+                   "POSE_KEYPOINT, the stick figure P2B reads, a person mask, how many "
+                   "people were found in each frame, and a report of the frames without a "
+                   "person (interpolated, held or left empty).")
 
     def detect(self, image: Any, backend: str = "mediapipe", people: str = "largest",
-               person_index: int = 0, on_no_person: str = "error", detect_hands: bool = True,
-               detect_face: bool = True, derive_missing_hands: bool = True,
-               coordinates: str = "pixels") -> tuple[list[dict], torch.Tensor, torch.Tensor, str]:
+               person_index: int = 0, on_no_person: str = "interpolate",
+               detect_hands: bool = True, detect_face: bool = True,
+               derive_missing_hands: bool = True, coordinates: str = "pixels",
+               ) -> tuple[list[dict], torch.Tensor, torch.Tensor, str, str]:
         node = "OpenPose"
         image = check_image(image, node, "image")
         if backend not in POSE_BACKENDS:
             raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
                                  f"choose one of {', '.join(POSE_BACKENDS)}")
+        if on_no_person not in NO_PERSON_MODES:
+            raise NodeInputError(node, "on_no_person", f"unknown choice {on_no_person!r}",
+                                 f"choose one of {', '.join(NO_PERSON_MODES)}")
         n, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
-        frames_out: list[dict] = []
-        sticks: list[np.ndarray] = []
+        chosen_per_frame: list[list[Detection]] = []
         masks = torch.zeros((n, h, w), dtype=torch.float32)
         counts: list[int] = []
         estimator = _pose_estimator(node, backend, video=n > 1, hands=detect_hands,
@@ -136,15 +164,43 @@ class OpenPose:
                 if not dets and on_no_person == "error":
                     raise _no_person(node, i, n)
                 chosen = select_detections(dets, people, person_index, node, i)
-                persons = [d.person for d in chosen]
-                frames_out.append(people_to_frame(persons, w, h,
-                                                  normalized=coordinates == "normalized"))
-                sticks.append(draw_pose(persons, h, w))
+                chosen_per_frame.append(chosen)
                 for d in chosen:
                     if d.mask is not None:
                         masks[i] = torch.maximum(masks[i], torch.from_numpy(d.mask))
                 bar.update()
-        return frames_out, rgb_uint8_to_image(sticks), masks, ",".join(map(str, counts))
+            notes = estimator.stats.notes()
+        persons = [[d.person for d in chosen] for chosen in chosen_per_frame]
+        missing = [i for i, found in enumerate(persons) if not found]
+        if missing and on_no_person == "interpolate":
+            try:
+                filled, gaps = fill_missing_people(
+                    [select_person(found) if found else None for found in persons])
+            except NoPersonError as exc:
+                raise _nobody_at_all(node, n) from exc
+            for i in missing:
+                person = filled[i]
+                assert person is not None
+                persons[i] = [person]
+                masks[i] = torch.from_numpy(mask_from_keypoints(person, h, w))
+            text = f"{gaps}"
+        elif missing:
+            text = (f"{n} frames, no person found in {len(missing)} "
+                    f"({_few(missing)}): left empty")
+        else:
+            text = f"{n} frame(s), a person in every one"
+        if missing:
+            logger.warning("%s: %s", node, text)
+        report = "; ".join([text, *notes])
+        frames_out = [people_to_frame(found, w, h, normalized=coordinates == "normalized")
+                      for found in persons]
+        sticks = [draw_pose(found, h, w) for found in persons]
+        return (frames_out, rgb_uint8_to_image(sticks), masks, ",".join(map(str, counts)),
+                report)
+
+
+def _few(frames: list[int], limit: int = 12) -> str:
+    return ", ".join(map(str, frames[:limit])) + (", ..." if len(frames) > limit else "")
 
 
 def _pose_estimator(node: str, backend: str, **kw: Any) -> PoseEstimator:
@@ -186,10 +242,11 @@ def _torchscript_runner(node: str) -> DensePoseTorchScript:
         return _ts_cache[key]
 
 
-def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str) -> list[Person]:
+def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str,
+                  normalized: bool | None = None) -> list[Person]:
     frame = pose_keypoint[i if len(pose_keypoint) > 1 else 0]
     try:
-        people = frame_to_people(frame)
+        people = frame_to_people(frame, normalized=normalized)
     except ValueError as exc:
         raise NodeInputError(node, "pose_keypoint", str(exc),
                              "connect a POSE_KEYPOINT in the OpenPose layout") from exc
@@ -210,7 +267,9 @@ class DensePoseNode:
                             "weightless: I/U/V approximated from body keypoints and the person "
                             "mask (no download). densepose_r50: the TorchScript DensePose "
                             "R50-FPN comfyui_controlnet_aux uses (sha256-pinned)."}),
-                "on_no_person": (list(NO_PERSON_MODES), {"default": "error"}),
+                "on_no_person": (list(NO_PERSON_MODES), {"default": "interpolate", "tooltip":
+                                 NO_PERSON_TOOLTIP + " (densepose_r50 has no keypoints: it "
+                                 "holds the nearest frame with a person.)"}),
             },
             "optional": {
                 "pose_keypoint": (POSE_KEYPOINT, {"tooltip": "weightless: the poses to use "
@@ -230,7 +289,8 @@ class DensePoseNode:
                    "(the viridis hint comfyui_controlnet_aux draws, usable with DensePose "
                    "ControlNets).")
 
-    def estimate(self, image: Any, backend: str = "weightless", on_no_person: str = "error",
+    def estimate(self, image: Any, backend: str = "weightless",
+                 on_no_person: str = "interpolate",
                  pose_keypoint: Any = None, person_mask: Any = None
                  ) -> tuple[DensePose, torch.Tensor]:
         node = "DensePose"
@@ -257,42 +317,85 @@ class DensePoseNode:
         index = torch.zeros((n, h, w), dtype=torch.uint8)
         u = torch.zeros((n, h, w), dtype=torch.float32)
         v = torch.zeros((n, h, w), dtype=torch.float32)
-        previews: list[np.ndarray] = []
         runner = _torchscript_runner(node) if backend == "densepose_r50" else None
+        # the poses' convention, decided once for the sequence (not per frame)
+        normalized = sequence_is_normalized(pose_keypoint) if pose_keypoint is not None else None
         estimator = None
         if backend == "weightless" and pose_keypoint is None:
             estimator = _pose_estimator(node, "mediapipe", video=n > 1, hands=True, face=False,
                                         derive_hands=True)
+        if on_no_person not in NO_PERSON_MODES:
+            raise NodeInputError(node, "on_no_person", f"unknown choice {on_no_person!r}",
+                                 f"choose one of {', '.join(NO_PERSON_MODES)}")
+        people: list[Person | None] = []  # keypoints only (small): for the gap fill
         try:
             with Progress(n, node) as bar:
                 for i in range(n):
                     rgb = frame_to_rgb_uint8(image[i])
+                    person = None
                     if runner is not None:
                         dp = runner(rgb)
                     else:
-                        dp = self._weightless(rgb, i, n, pose_keypoint, person_mask, estimator,
-                                              node)
-                    if not (dp.index > 0).any() and on_no_person == "error":
-                        raise _no_person(node, i, n)
+                        dp, person = self._weightless(rgb, i, n, pose_keypoint, person_mask,
+                                                      estimator, node, normalized)
+                    if not (dp.index > 0).any():
+                        person = None
+                        if on_no_person == "error":
+                            raise _no_person(node, i, n)
+                    people.append(person if runner is None else
+                                  (Person() if (dp.index > 0).any() else None))
                     index[i] = torch.from_numpy(dp.index)
                     u[i] = torch.from_numpy(dp.u)
                     v[i] = torch.from_numpy(dp.v)
-                    previews.append(colorize_densepose(dp.index))
                     bar.update()
         finally:
             if estimator is not None:
                 estimator.close()
+        missing = [i for i, p in enumerate(people) if p is None]
+        if missing and on_no_person == "interpolate":
+            self._fill(missing, people, runner is not None, person_mask, index, u, v, node)
+        if missing:
+            logger.warning("%s: no person in %d of %d frame(s) (%s): %s", node, len(missing), n,
+                           _few(missing), "filled from the neighbouring frames"
+                           if on_no_person == "interpolate" else "left empty")
+        previews = [colorize_densepose(index[i].numpy()) for i in range(n)]
         return DensePose(index=index, u=u, v=v), rgb_uint8_to_image(previews)
 
     @staticmethod
+    def _fill(missing: list[int], people: list[Person | None], network: bool, person_mask: Any,
+              index: torch.Tensor, u: torch.Tensor, v: torch.Tensor, node: str) -> None:
+        """on_no_person=interpolate: keypoint DensePose from the interpolated pose; the network
+        backend (no keypoints) holds the nearest frame with a person."""
+        n, h, w = index.shape
+        present = [i for i, p in enumerate(people) if p is not None]
+        if not present:
+            raise _nobody_at_all(node, n)
+        if network:
+            for i in missing:
+                j = min(present, key=lambda k: (abs(k - i), k))
+                index[i], u[i], v[i] = index[j], u[j], v[j]
+            return
+        filled, _ = fill_missing_people(people)
+        for i in missing:
+            mask = None
+            if person_mask is not None:
+                m = person_mask[i if person_mask.shape[0] > 1 else 0].numpy()
+                mask = m if (m > 0.5).any() else None
+            dp = densepose_from_keypoints(filled[i], mask, h, w)
+            index[i] = torch.from_numpy(dp.index)
+            u[i] = torch.from_numpy(dp.u)
+            v[i] = torch.from_numpy(dp.v)
+
+    @staticmethod
     def _weightless(rgb: np.ndarray, i: int, n: int, pose_keypoint: Any, person_mask: Any,
-                    estimator: PoseEstimator | None, node: str) -> DensePoseMap:
+                    estimator: PoseEstimator | None, node: str,
+                    normalized: bool | None = None) -> tuple[DensePoseMap, Person | None]:
         h, w = rgb.shape[:2]
         mask = None
         if person_mask is not None:
             mask = person_mask[i if person_mask.shape[0] > 1 else 0].numpy()
         if pose_keypoint is not None:
-            people = _frame_people(pose_keypoint, i, h, w, node)
+            people = _frame_people(pose_keypoint, i, h, w, node, normalized)
             person = max(people, key=lambda p: _area(p)) if people else None
         else:
             assert estimator is not None
@@ -302,8 +405,8 @@ class DensePoseNode:
             if mask is None and det is not None:
                 mask = det.mask
         if person is None or person.num_confident() == 0:
-            return DensePoseMap.empty(h, w)
-        return densepose_from_keypoints(person, mask, h, w)
+            return DensePoseMap.empty(h, w), None
+        return densepose_from_keypoints(person, mask, h, w), person
 
 
 def _area(p: Person) -> float:

@@ -15,6 +15,7 @@ from ..models.schema import (
     frame_to_people,
     group_mask,
     select_person,
+    sequence_is_normalized,
 )
 from .runtime import NodeInputError, Progress
 from .sockets import (
@@ -76,10 +77,11 @@ class RenderPose:
             raise NodeInputError(node, "width/height", "the pose has no canvas size",
                                  "set width and height")
         images = []
+        normalized = sequence_is_normalized(frames)  # once for the sequence, not per frame
         with Progress(len(frames), node) as bar:
             for frame in frames:
                 try:
-                    found = frame_to_people(frame)
+                    found = frame_to_people(frame, normalized=normalized)
                     if people != "all" and found:
                         chosen = select_person(found, people, person_index)
                         found = [chosen] if chosen is not None else []

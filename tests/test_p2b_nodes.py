@@ -200,7 +200,13 @@ def test_frame_without_a_person() -> None:
     poses = _poses(drivers)
     poses[1] = {"people": [], "canvas_width": 80, "canvas_height": 128}
     with pytest.raises(NodeInputError, match="driver frame 1 shows no person"):
-        P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses)
+        P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses, missing_person="error")
+    (default,) = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses)  # holds
+    assert torch.equal(default.labels[1], default.labels[0])
+    nobody = [{"people": [], "canvas_width": 80, "canvas_height": 128}] * 3
+    with pytest.raises(NodeInputError, match=r"\[P2B\] input 'driver_pose': no person in any "
+                       r"of the 3 driver frames"):
+        P2B().run(warp, parsing, target_pose=tpose, driver_pose=nobody)
     (empty,) = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses,
                          missing_person="empty")
     assert int(empty.labels[1].max()) == 0 and int(empty.labels[2].max()) > 0
@@ -213,7 +219,7 @@ def test_frame_without_a_person() -> None:
     dp = _densepose(drivers)
     dp.index[1] = 0
     with pytest.raises(NodeInputError, match="driver frame 1 shows no person"):
-        P2B().run(net, parsing, driver_pose=poses, driver_densepose=dp)
+        P2B().run(net, parsing, driver_pose=poses, driver_densepose=dp, missing_person="error")
 
 
 def test_normalised_driver_keypoints_are_accepted() -> None:

@@ -145,7 +145,7 @@ def test_dwpose_through_hub_decodes_keypoints(hub, monkeypatch):
     det, pose = _dwpose_files()
     _serve(hub, monkeypatch, "dwpose_detector", det)
     _serve(hub, monkeypatch, "dwpose_wholebody", pose)
-    frames, stick, mask, counts = perc.OpenPose().detect(_frame(), backend="dwpose",
+    frames, stick, mask, counts, _ = perc.OpenPose().detect(_frame(), backend="dwpose",
                                                          derive_missing_hands=False)
     assert counts == "1"  # the duplicate box is suppressed, the car ignored
     assert len(frames) == 1 and frames[0]["canvas_width"] == 320
@@ -179,12 +179,12 @@ def test_dwpose_two_people_selection(hub, monkeypatch):
     _serve(hub, monkeypatch, "dwpose_detector", det)
     _serve(hub, monkeypatch, "dwpose_wholebody", pose)
     node = perc.OpenPose()
-    frames, _, _, counts = node.detect(_frame(), backend="dwpose", people="all")
+    frames, _, _, counts, _ = node.detect(_frame(), backend="dwpose", people="all")
     assert counts == "2" and len(frames[0]["people"]) == 2
-    frames, _, _, _ = node.detect(_frame(), backend="dwpose", people="largest")
+    frames, _, _, _, _ = node.detect(_frame(), backend="dwpose", people="largest")
     assert len(frames[0]["people"]) == 1
     # index counts from the left: person 0 is BOX_B's (x < 80).
-    frames, _, _, _ = node.detect(_frame(), backend="dwpose", people="index", person_index=0)
+    frames, _, _, _, _ = node.detect(_frame(), backend="dwpose", people="index", person_index=0)
     body = np.asarray(frames[0]["people"][0]["pose_keypoints_2d"]).reshape(18, 3)
     assert body[body[:, 2] > 0, 0].max() < 80
     with pytest.raises(NodeInputError, match="person_index.*has 2 people"):
@@ -243,7 +243,7 @@ def test_openpose_loads_registry_files_and_runs(weights_dir, monkeypatch, openpo
     ref = torch.load(io.BytesIO(openpose_files["openpose_body"]), weights_only=True)
     assert torch.equal(w, ref["conv1_1.weight"].float())
     # Random small weights find nobody; the node reports it both ways.
-    frames, stick, mask, counts = perc.OpenPose().detect(_frame(96, 128), backend="openpose",
+    frames, stick, mask, counts, _ = perc.OpenPose().detect(_frame(96, 128), backend="openpose",
                                                          on_no_person="empty")
     assert counts == "0" and frames[0]["people"] == [] and float(stick.max()) == 0.0
     assert mask.shape == (1, 96, 128) and float(mask.max()) == 0.0
@@ -331,7 +331,9 @@ def test_densepose_r50_no_person_and_empty(hub, monkeypatch):
     _serve(hub, monkeypatch, "densepose_r50", _torchscript_bytes())
     black = torch.zeros(2, 64, 64, 3)
     with pytest.raises(NodeInputError, match="no person was found in frame 0 of 2"):
-        perc.DensePoseNode().estimate(black, backend="densepose_r50")
+        perc.DensePoseNode().estimate(black, backend="densepose_r50", on_no_person="error")
+    with pytest.raises(NodeInputError, match="no person was found in any of the 2 frames"):
+        perc.DensePoseNode().estimate(black, backend="densepose_r50")  # nothing to hold
     dp, preview = perc.DensePoseNode().estimate(black, backend="densepose_r50",
                                                 on_no_person="empty")
     assert len(dp) == 2 and int(dp.index.max()) == 0 and preview.shape == (2, 64, 64, 3)

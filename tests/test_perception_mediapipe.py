@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,96 @@ def test_hand_gap_filler_bridges_short_gaps():
     filler(frame(110, False))
     d3 = filler(frame(110, False))  # gap longer than 2 frames: the derived hand stays
     assert "left" in d3.derived_hands and np.allclose(d3.person.left_hand[:, 2], 0.2)
+
+
+# --------------------------------------------------------------------------------------------
+# Video: no ghosts, small people, reported gaps (models/perception/pose.py)
+# --------------------------------------------------------------------------------------------
+
+DEV_CLIPS = Path("/work/shared/dev_clips")
+
+
+def _clip(name: str, frames) -> list[np.ndarray]:
+    path = DEV_CLIPS / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not on this machine")
+    from PIL import Image
+
+    im = Image.open(path)
+    out = []
+    for i in frames:
+        im.seek(i)
+        out.append(np.array(im.convert("RGB")))
+    return out
+
+
+def _astronaut_video(astronaut, n: int) -> list[np.ndarray]:
+    """The astronaut moving a few pixels per frame (a 'video' the tracker follows)."""
+    import cv2
+
+    out = []
+    for t in range(n):
+        m = np.float32([[1, 0, 3 * t], [0, 1, t]])
+        out.append(cv2.warpAffine(astronaut, m, (512, 512), borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
+def test_video_tracking_keeps_no_ghost_through_empty_frames(astronaut):
+    from dance_reenact.models.perception.pose import PoseEstimator
+
+    real = _astronaut_video(astronaut, 5)
+    # A fade to black (3 % and 2 %: black to the eye; MediaPipe's tracker still follows "her")
+    # then a plain frame and noise.
+    rng = np.random.default_rng(0)
+    empty = [(real[-1] * 0.03).astype(np.uint8), (real[-1] * 0.02).astype(np.uint8),
+             np.full_like(real[0], 128), rng.integers(0, 256, real[0].shape).astype(np.uint8)]
+    with PoseEstimator("mediapipe", video=True) as est:
+        found = [len(est(f)) for f in real + empty]
+    assert found == [1] * 5 + [0] * 4, found
+    assert est.stats.missing == [5, 6, 7, 8]
+    assert set(est.stats.ghosts) <= {5, 6} and est.stats.ghosts  # the fade was a ghost
+    assert "no person in 4 (5, 6, 7, 8)" in str(est.stats)
+
+
+def test_video_keeps_real_frames_the_static_detector_misses():
+    # pisa_dancer frames 4-7: the dancer is plainly there but a static detection misses her;
+    # the clear, tracked person must not be second-guessed away.
+    from dance_reenact.models.perception.pose import PoseEstimator
+
+    frames = _clip("pisa_dancer.webp", range(0, 9))
+    with PoseEstimator("mediapipe", video=True) as est:
+        found = [len(est(f)) for f in frames]
+    assert found == [1] * 9 and est.stats.ghosts == []
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_small_person_is_found_in_an_enlarged_crop(video):
+    import cv2
+
+    from dance_reenact.models.perception.pose import PoseEstimator
+
+    frames = _clip("pisa_dancer.webp", (0, 10))
+    height = 263.0  # the dancer's keypoint height at 350 px (frame 0)
+    boxes, canvases = [], []
+    for f in frames:
+        s = 52 / height
+        small = cv2.resize(f, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        canvas = np.full((350, 350, 3), (150, 160, 170), np.uint8)
+        canvas[200:200 + small.shape[0], 60:60 + small.shape[1]] = small
+        canvases.append(canvas)
+        # the dancer's box in the canvas (her keypoint box at 350 px was ~38..238 x 54..318)
+        boxes.append((60 + 30 * s, 200 + 45 * s, 60 + 245 * s, 200 + 325 * s))
+    with PoseEstimator("mediapipe", video=video) as est:
+        dets = [est(c) for c in canvases]
+    assert est.stats.missing == [] and est.stats.enlarged == [0, 1]
+    for d, (x0, y0, x1, y1) in zip(dets, boxes):
+        assert len(d) == 1
+        body = d[0].person.body
+        ok = body[:, 2] > 0.3
+        assert ok.sum() >= 10
+        assert (body[ok, 0] >= x0 - 4).all() and (body[ok, 0] <= x1 + 4).all(), body[ok, :2]
+        assert (body[ok, 1] >= y0 - 4).all() and (body[ok, 1] <= y1 + 4).all(), body[ok, :2]
+        assert body[ok, 1].max() - body[ok, 1].min() > 35  # a whole person, not a fragment
+        mask = d[0].mask
+        assert mask.shape == (350, 350) and mask[:150].max() < 0.5  # mapped back, not spread
+        assert mask[int(y0):int(y1), int(x0):int(x1)].mean() > 0.2

@@ -45,7 +45,7 @@ def test_nodes_registered():
 
 
 def test_openpose_astronaut_geometry(astro_pose):
-    frames, stick, mask, counts = astro_pose
+    frames, stick, mask, counts, _ = astro_pose
     assert counts == "1" and len(frames) == 1
     f = frames[0]
     assert (f["canvas_width"], f["canvas_height"]) == (512, 512)
@@ -79,7 +79,7 @@ def test_openpose_astronaut_geometry(astro_pose):
 
 @pytest.mark.parametrize("coordinates", ["pixels", "normalized"])
 def test_pose_keypoint_round_trip_through_render(astro_image, coordinates):
-    frames, stick, _, _ = OpenPose().detect(astro_image, coordinates=coordinates)
+    frames, stick, _, _, _ = OpenPose().detect(astro_image, coordinates=coordinates)
     body = _body(frames[0])
     if coordinates == "normalized":
         ok = body[:, 2] > 0
@@ -92,7 +92,7 @@ def test_pose_keypoint_round_trip_through_render(astro_image, coordinates):
 
 
 def test_densepose_weightless_astronaut(astro_image, astro_pose):
-    frames, _, mask, _ = astro_pose
+    frames, _, mask, _, _ = astro_pose
     dp, preview = DensePoseNode().estimate(astro_image, backend="weightless")
     assert isinstance(dp, DensePose) and dp.index.shape == (1, 512, 512)
     assert preview.shape == (1, 512, 512, 3)
@@ -156,7 +156,7 @@ def test_no_person_blank_image():
     with pytest.raises(NodeInputError, match=r"\[OpenPose\] input 'image': no person was "
                        r"found in the image.*on_no_person"):
         OpenPose().detect(blank)
-    frames, stick, mask, counts = OpenPose().detect(blank, on_no_person="empty")
+    frames, stick, mask, counts, _ = OpenPose().detect(blank, on_no_person="empty")
     assert counts == "0" and frames[0]["people"] == []
     assert float(stick.max()) == 0 and float(mask.max()) == 0
     with pytest.raises(NodeInputError, match=r"\[DensePose\].*no person"):
@@ -171,15 +171,40 @@ def test_video_names_the_frame_without_person(astro_image):
     small = cv2.resize((astro_image[0].numpy() * 255).astype(np.uint8), (256, 256))
     video = rgb_uint8_to_image([small, np.zeros_like(small), small])
     with pytest.raises(NodeInputError, match="frame 1 of 3"):
-        OpenPose().detect(video)
-    frames, stick, mask, counts = OpenPose().detect(video, on_no_person="empty")
+        OpenPose().detect(video, on_no_person="error")
+    frames, stick, mask, counts, report = OpenPose().detect(video, on_no_person="empty")
     assert counts == "1,0,1" and len(frames) == 3 and stick.shape == (3, 256, 256, 3)
     assert float(mask[1].max()) == 0 and float(mask[0].max()) > 0.5
+    assert frames[1]["people"] == [] and "no person found in 1 (1): left empty" in report
+    # The default: the missing frame gets the pose of its neighbours (the video goes on), and
+    # the report says so.
+    frames, stick, mask, counts, report = OpenPose().detect(video)
+    assert counts == "1,0,1" and "1 interpolated (1)" in report
+    b0, b1 = _body(frames[0]), _body(frames[1])
+    ok = (b0[:, 2] > 0.5) & (b1[:, 2] > 0)
+    assert ok.sum() >= 8 and np.abs(b1[ok, :2] - b0[ok, :2]).max() < 3  # same still frames
+    assert float(stick[1].max()) > 0 and float(mask[1].max()) > 0.5
+    dp, _ = DensePoseNode().estimate(video)
+    assert int((dp.index[1] > 0).sum()) > 0.5 * int((dp.index[0] > 0).sum())
+    with pytest.raises(NodeInputError, match="frame 1 of 3"):
+        DensePoseNode().estimate(video, on_no_person="error")
+
+
+def test_a_video_with_nobody_at_all_is_a_clear_error():
+    blank = torch.zeros(3, 128, 160, 3)
+    with pytest.raises(NodeInputError, match=r"\[OpenPose\] input 'image': no person was found "
+                       r"in any of the 3 frames.*on_no_person"):
+        OpenPose().detect(blank)
+    with pytest.raises(NodeInputError, match=r"\[DensePose\] input 'image': no person was "
+                       r"found in any of the 3 frames"):
+        DensePoseNode().estimate(blank)
+    frames, _, _, counts, report = OpenPose().detect(blank, on_no_person="empty")
+    assert counts == "0,0,0" and "no person found in 3" in report
 
 
 def test_two_people_side_by_side(astro_image):
     two = torch.cat([astro_image, astro_image], dim=2)  # 512 x 1024, astronaut twice
-    frames, stick, mask, counts = OpenPose().detect(two, people="all")
+    frames, stick, mask, counts, _ = OpenPose().detect(two, people="all")
     # MediaPipe finds at most one person: one whole person, not a chimera of the two.
     assert counts == "1"
     body = _body(frames[0])
@@ -195,7 +220,7 @@ def test_grayscale_and_rgba(astro_image, astro_pose, channels):
         img = astro_image.mean(dim=-1, keepdim=True)
     else:
         img = torch.cat([astro_image, torch.ones_like(astro_image[..., :1])], dim=-1)
-    frames, stick, mask, counts = OpenPose().detect(img)
+    frames, stick, mask, counts, _ = OpenPose().detect(img)
     assert counts == "1" and stick.shape == (1, 512, 512, 3)
     ref = _body(astro_pose[0][0])[BODY["nose"], :2]
     got = _body(frames[0])[BODY["nose"], :2]
@@ -206,7 +231,7 @@ def test_grayscale_and_rgba(astro_image, astro_pose, channels):
 
 def test_tiny_16x16_image():
     tiny = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(0))
-    frames, stick, mask, counts = OpenPose().detect(tiny, on_no_person="empty")
+    frames, stick, mask, counts, _ = OpenPose().detect(tiny, on_no_person="empty")
     assert stick.shape == (1, 16, 16, 3) and mask.shape == (1, 16, 16)
     assert counts in ("0", "1") and len(frames) == 1
     dp, preview = DensePoseNode().estimate(tiny, on_no_person="empty")
@@ -219,7 +244,7 @@ def test_huge_6000x4000_image(astro_image):
     big = cv2.resize((astro_image[0].numpy() * 255).astype(np.uint8), (6000, 4000))
     img = rgb_uint8_to_image(big)
     del big
-    frames, stick, mask, counts = OpenPose().detect(img)
+    frames, stick, mask, counts, _ = OpenPose().detect(img)
     assert counts == "1" and stick.shape == (1, 4000, 6000, 3) and mask.shape == (1, 4000, 6000)
     nose = _body(frames[0])[BODY["nose"]]
     assert 2000 < nose[0] < 3500 and 500 < nose[1] < 1500  # astronaut's nose, scaled
@@ -231,7 +256,7 @@ def test_huge_6000x4000_image(astro_image):
 
 
 def test_one_frame_video(astro_image):
-    frames, stick, mask, counts = OpenPose().detect(astro_image[:1])
+    frames, stick, mask, counts, _ = OpenPose().detect(astro_image[:1])
     assert len(frames) == 1 and counts == "1"
 
 
@@ -246,7 +271,7 @@ def test_empty_keypoints_input(astro_image):
 
 
 def test_densepose_input_mismatches(astro_image, astro_pose):
-    frames, _, mask, _ = astro_pose
+    frames, _, mask, _, _ = astro_pose
     with pytest.raises(NodeInputError, match="person_mask.*but the image is 512x512"):
         DensePoseNode().estimate(astro_image, person_mask=mask[:, :100, :100])
     two = torch.cat([astro_image, astro_image])

@@ -161,3 +161,22 @@ def test_learned_p2b_checkpoint_plugs_into_the_pipeline(astronaut, tmp_path):
     with pytest.raises(WeightError, match="safetensors"):
         reenact(astronaut, driver_pose=_moving_driver(n=1),
                 cfg=dataclasses.replace(FAST, p2b=str(bad)))
+
+
+def test_driver_frames_without_a_person_get_an_interpolated_person(astronaut, caplog):
+    # frame 2 of 5 lost its person (and frame 4, the last): the target keeps dancing there,
+    # between its neighbours, instead of the frame showing the background alone.
+    frames = _moving_driver()
+    frames[2] = {"people": [], "canvas_width": 192, "canvas_height": 256}
+    frames[4] = {"people": [], "canvas_width": 192, "canvas_height": 256}
+    plain_bg = np.full((64, 64, 3), 40, np.uint8)
+    with caplog.at_level("WARNING"):
+        out, info = reenact(astronaut, driver_pose=frames, background=plain_bg, cfg=FAST)
+        out = list(out)
+    assert info["missing_frames"] == [2, 4]
+    assert "no person found in 2" in caplog.text
+    bg = np.full((256, 192, 3), 40, np.uint8)
+    xs = [np.nonzero(_person_mask(f, bg))[1].mean() for f in out]
+    assert all(_person_mask(f, bg).sum() > 500 for f in out)
+    assert xs[1] + 5 < xs[2] < xs[3] - 5  # frame 2 halfway between its neighbours
+    assert abs(xs[4] - xs[3]) < 3  # the last frame holds frame 3's pose

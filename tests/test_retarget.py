@@ -245,3 +245,34 @@ def test_best_frame_smooth_retarget_render_as_a_workflow():
         # the driver's (smoothed) ankle noise of ~1 px, scaled, follows through
         assert abs(body[list(ANKLES), 1].max() - T_GROUND) < 4.0
         np.testing.assert_allclose(_lengths(body), t_len, rtol=0.05)
+
+
+def test_retarget_keeps_a_normalised_driver_normalised_when_a_hand_leaves_the_frame():
+    target, driver = _target(), _driver(6)
+    tframe = people_to_frame([with_face_and_hands(target)], T_W, T_H)
+    dframes = [people_to_frame([with_face_and_hands(b)], D_W, D_H, normalized=True)
+               for b in driver]
+    for f in dframes:  # as comfyui_controlnet_aux writes them: no convention key
+        del f["coordinates"]
+    dframes[3]["people"][0]["pose_keypoints_2d"][3 * BODY["right_wrist"]] = 1.04
+    out, report = RetargetPose().retarget(tframe, dframes)
+    assert "collapses" not in report
+    assert all(f["coordinates"] == "normalized" for f in out)
+    heights = []
+    for f in out:
+        flat = np.asarray(f["people"][0]["pose_keypoints_2d"]).reshape(-1, 3)
+        assert flat[flat[:, 2] > 0, :2].max() < 1.3  # written normalised
+        (p,) = frame_to_people(f)
+        heights.append(p.bbox()[3] - p.bbox()[1])
+    assert min(heights) > 0.8 * max(heights) and min(heights) > 200, heights
+
+
+def test_retarget_reports_a_collapsed_driver_frame():
+    target, driver = _target(), _driver(4)
+    tframe = people_to_frame([target_person := with_face_and_hands(target)], T_W, T_H)
+    assert target_person.bbox() is not None
+    dframes = [people_to_frame([with_face_and_hands(b)], D_W, D_H) for b in driver]
+    tiny = with_face_and_hands(driver[2]).scaled(0.002, 0.002)  # a person ~2 px tall
+    dframes[2] = people_to_frame([tiny], D_W, D_H)
+    _, report = RetargetPose().retarget(tframe, dframes)
+    assert "collapses to a few pixels in 1 frame(s) (2)" in report

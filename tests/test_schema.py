@@ -108,3 +108,63 @@ def test_colorize_and_group_masks():
         schema.colorize_labels(np.array([[30]], np.uint8))
     with pytest.raises(ValueError, match="unknown label group"):
         schema.group_mask(labels, "wings")
+
+
+# --------------------------------------------------------------------------------------------
+# Normalised vs pixels: decided once per sequence
+# --------------------------------------------------------------------------------------------
+
+
+def _aux_frame(x_shift: float = 0.0, w: int = 512, h: int = 512) -> dict:
+    """A controlnet_aux-style normalised frame (no convention key): a standing person 0.2..0.9
+    of the canvas high, moved right by ``x_shift`` (a hand may leave the frame)."""
+    body = np.zeros((18, 3), np.float32)
+    body[:, 0] = np.linspace(0.35, 0.65, 18) + x_shift
+    body[:, 1] = np.linspace(0.2, 0.9, 18)
+    body[:, 2] = 0.9
+    return {"people": [{"pose_keypoints_2d": body.reshape(-1).tolist()}],
+            "canvas_width": w, "canvas_height": h}
+
+
+def test_one_keypoint_outside_0_1_does_not_collapse_a_normalised_frame():
+    from dance_reenact.models.pose_sequence import parse_sequence
+
+    frames = [_aux_frame(), _aux_frame(0.0), _aux_frame()]
+    # frame 1: the right wrist just right of the frame, an ankle just left of it
+    frames[1]["people"][0]["pose_keypoints_2d"][3 * 4] = 1.03
+    frames[1]["people"][0]["pose_keypoints_2d"][3 * 10] = -0.05
+    assert schema.sequence_is_normalized(frames)
+    assert schema.is_normalized(frames[1])  # within the tolerance band, even alone
+    seq = parse_sequence(frames)
+    heights = [p[0].bbox()[3] - p[0].bbox()[1] for p in seq.people]
+    assert min(heights) > 300, heights  # 0.7 of 512 px in every frame, not ~1 px
+    assert seq.normalized and seq.collapsed == []
+    people = schema.frames_to_people(frames)
+    assert people[1][0].body[4, 0] == pytest.approx(1.03 * 512, abs=0.1)
+
+
+def test_sequence_decides_once_even_past_the_band():
+    # One frame with a point at x = 1.4 (outside the band): the whole sequence is read as
+    # pixels, and every frame's person is reported as collapsed rather than one silently.
+    from dance_reenact.models.pose_sequence import parse_sequence
+
+    frames = [_aux_frame(), _aux_frame()]
+    frames[1]["people"][0]["pose_keypoints_2d"][3 * 4] = 1.4
+    seq = parse_sequence(frames)
+    assert not seq.normalized and seq.collapsed == [0, 1]
+
+
+def test_declared_convention_wins_over_the_values():
+    p = Person(body=np.array([[0.2, 0.3, 1.0], [0.8, 0.9, 1.0]] + [[0, 0, 0]] * 16, np.float32))
+    pix = people_to_frame([p], 100, 100)  # a (tiny) person in pixels, declared as such
+    assert pix["coordinates"] == "pixels" and not schema.is_normalized(pix)
+    (q,) = frame_to_people(pix)
+    np.testing.assert_allclose(q.body[1, :2], [0.8, 0.9])
+    assert schema.collapsed_frames([[q]]) == [0]
+    norm = people_to_frame([p.scaled(100, 100)], 100, 100, normalized=True)
+    assert norm["coordinates"] == "normalized"
+    # a declared normalised frame with a keypoint far outside 0..1 stays normalised
+    norm["people"][0]["pose_keypoints_2d"][0] = 1.9
+    assert schema.sequence_is_normalized([norm])
+    (r,) = frame_to_people(norm)
+    assert r.body[0, 0] == pytest.approx(190.0)

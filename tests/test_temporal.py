@@ -366,3 +366,44 @@ def test_stabilize_mask_node():
     with pytest.raises(NodeInputError, match="strength"):
         StabilizeMask().stabilize(mask, image, strength=1.5)
 
+
+
+# --------------------------------------------------------------------------------------------
+# Frames without a person: interpolated between neighbours, held at the ends
+# --------------------------------------------------------------------------------------------
+
+
+def _walker(t: int) -> Person:
+    body = np.zeros((18, 3), np.float32)
+    body[:, 0] = 100 + 10 * t + np.arange(18)
+    body[:, 1] = 50 + 5 * np.arange(18)
+    body[:, 2] = 0.9
+    return Person(body=body)
+
+
+def test_fill_missing_people_interpolates_inside_and_holds_the_ends():
+    from dance_reenact.models.temporal import fill_missing_people
+
+    people = [_walker(t) for t in range(5)]
+    people[2] = None
+    out, report = fill_missing_people(people)
+    assert out[0] is people[0] and out[3] is people[3]  # detections untouched
+    np.testing.assert_allclose(out[2].body[:, 0], 100 + 20 + np.arange(18), atol=1e-4)
+    np.testing.assert_allclose(out[2].body[:, 2], 0.9, atol=1e-6)
+    assert report.interpolated == [2] and report.held == [] and report.missing == [2]
+    assert "1 interpolated (2)" in str(report)
+
+    ends = [None, _walker(1), None, _walker(3), None, None]
+    out, report = fill_missing_people(ends)
+    np.testing.assert_allclose(out[0].body, ends[1].body)  # leading gap: held
+    np.testing.assert_allclose(out[4].body, ends[3].body)  # trailing gap: held
+    np.testing.assert_allclose(out[5].body, ends[3].body)
+    np.testing.assert_allclose(out[2].body[:, 0], 100 + 20 + np.arange(18), atol=1e-4)
+    assert report.held == [0, 4, 5] and report.interpolated == [2]
+
+
+def test_fill_missing_people_without_anybody_is_an_error():
+    from dance_reenact.models.temporal import NoPersonError, fill_missing_people
+
+    with pytest.raises(NoPersonError, match="no person in any of the 3 frame"):
+        fill_missing_people([None, None, None])

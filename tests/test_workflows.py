@@ -266,6 +266,25 @@ def test_workflow_is_a_ui_graph_with_notes_and_core_video_io(name):
         assert all(v is not None for v in spec["inputs"].values()), spec
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.json")))
+def test_missing_detections_never_stop_a_shipped_workflow(name):
+    # A driver frame without a person is interpolated (OpenPose/DensePose) or held (P2B); only
+    # a clip with nobody at all stops. The target video's poses may be empty (Best Appearance
+    # Frame must not pick an invented pose).
+    api = load_api(name)
+    for spec in api.values():
+        inputs = spec["inputs"]
+        if spec["class_type"] in ("DanceReenactOpenPose", "DanceReenactDensePose"):
+            assert inputs["on_no_person"] in ("interpolate", "empty"), (name, spec)
+            if inputs["on_no_person"] == "empty":
+                assert name == "target_video.json", spec
+        if spec["class_type"] == "DanceReenactP2B":
+            assert inputs["missing_person"] == "hold", (name, spec)
+    drivers = [s for s in api.values() if s["class_type"] == "DanceReenactOpenPose"
+               and s["inputs"]["on_no_person"] == "interpolate"]
+    assert drivers, name
+
+
 def test_the_learned_workflow_uses_the_learned_backends():
     api = load_api("full_method.json")
     by_type: dict[str, list] = {}
