@@ -6,7 +6,7 @@ background); then every driver frame goes P2B -> B2F -> MaskBlend -> FaceRefine 
 so a 300-frame video never sits in memory as parsing maps, one-hot tensors or output frames.
 
 Backends default to the weightless ones (no download): MediaPipe poses, geometric parsing, the
-warp P2B and B2F, OpenCV inpainting and the landmark-aligned face paste. Learned P2B / B2F
+warp P2B and B2F, PatchMatch inpainting and the landmark-aligned face paste. Learned P2B / B2F
 checkpoints (our safetensors) plug in by path.
 """
 
@@ -41,7 +41,8 @@ class PipelineConfig:
         b2f: ``warp`` or the path of a B2FGenerator safetensors file (needs the pretrained
             appearance encoder's weights).
         face: ``weightless`` (landmark-aligned paste) or ``none``.
-        inpaint: ``opencv`` | ``lama``: how the target photo's own background is cleaned.
+        inpaint: ``patchmatch`` | ``opencv`` (Telea) | ``lama``: how the target photo's own
+            background is cleaned (docs/inpainting.md compares them).
         smooth: Savitzky–Golay smoothing + gap filling of the driver keypoints.
         feather: B2F warp mask feather (px); blend_feather: extra feather at the blend.
         device: torch device for learned stages (None = CUDA if available, else CPU).
@@ -52,7 +53,7 @@ class PipelineConfig:
     p2b: str = "warp"
     b2f: str = "warp"
     face: str = "weightless"
-    inpaint: str = "opencv"
+    inpaint: str = "patchmatch"
     smooth: bool = True
     feather: float = 2.0
     blend_feather: float = 0.0
@@ -108,7 +109,7 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
     cost.
     """
     from .b2f_warp import prepare_target as prepare_parts
-    from .inpaint import dilate_mask, inpaint_opencv
+    from .inpaint import dilate_mask, inpaint_still
     from .perception.human_parsing import HumanParser
     from .perception.pose import PoseEstimator
 
@@ -133,10 +134,12 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
         from .inpaint import load_lama
 
         background = load_lama(device=device)(rgb, mask)
-    elif cfg.inpaint == "opencv":
-        background = inpaint_opencv(rgb, mask)
+    elif cfg.inpaint in ("patchmatch", "opencv"):
+        background = inpaint_still(rgb, mask, "patchmatch" if cfg.inpaint == "patchmatch"
+                                   else "opencv_telea")
     else:
-        raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use opencv or lama")
+        raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use patchmatch, opencv "
+                            "or lama")
     try:
         parts = prepare_parts(labels, person)
     except ValueError as exc:
