@@ -396,7 +396,7 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
 
 def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
                  people: Sequence[Person | None], h: int, w: int, *, max_frames: int = 48,
-                 register: bool = True, margin: float = 0.08) -> np.ndarray:
+                 register: bool = True, margin: float = 0.15) -> np.ndarray:
     """The driver video's clean plate, streamed: memory does not grow with the video.
 
     At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
