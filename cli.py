@@ -252,7 +252,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p2b", default="warp", help="'warp' or a P2B .safetensors file")
     p.add_argument("--b2f", default="warp", help="'warp' or a B2F .safetensors file")
     p.add_argument("--face", default="weightless", choices=["weightless", "none"])
-    p.add_argument("--inpaint", default="opencv", choices=["opencv", "lama"])
+    p.add_argument("--inpaint", default="patchmatch", choices=["patchmatch", "opencv", "lama"])
     p.add_argument("--no-smooth", action="store_true", help="keep driver keypoints raw")
     p.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     p.add_argument("--motion", default="upper_body_dance",

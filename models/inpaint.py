@@ -1,7 +1,14 @@
-"""Inpainting: a clean background from a still (OpenCV, big-LaMa) or from a video (median).
+"""Inpainting: a clean background from a still (PatchMatch, OpenCV, big-LaMa) or from a video
+(median, optionally registered for a moving camera).
 
 Backends:
 
+- ``patchmatch`` (the default): PatchMatch (Barnes et al. 2009) through the ``pypatchmatch``
+  wheel (MIT; a prebuilt native library with OpenCV linked in, loaded by ctypes: nothing is
+  compiled or downloaded at run time). It copies whole patches of the image into the hole, so
+  texture continues instead of being smeared; ``source_mask`` restricts where patches come
+  from. Without the wheel (Python 3.10, or a platform without one) it falls back to Telea
+  with a warning. ``docs/inpainting.md`` compares the backends.
 - ``opencv_telea`` / ``opencv_ns``: ``cv2.inpaint`` (Telea's fast marching / Navier-Stokes) per
   frame; only masked pixels change.
 - ``video_median``: a clean plate from a video with the person masked out: per pixel, the
@@ -18,7 +25,7 @@ Backends:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
@@ -27,7 +34,9 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("opencv_telea", "opencv_ns", "video_median", "lama")
+BACKENDS: tuple[str, ...] = ("patchmatch", "opencv_telea", "opencv_ns", "video_median", "lama")
+STILL_BACKENDS: tuple[str, ...] = ("patchmatch", "opencv_telea", "opencv_ns")  # no weights
+DEFAULT_BACKEND = "patchmatch"
 RowReader = Callable[[int, int, int], np.ndarray]
 
 
@@ -57,9 +66,101 @@ def inpaint_opencv(rgb: np.ndarray, mask: np.ndarray, *, method: str = "telea",
     return np.where(m[..., None] > 0, out, rgb)
 
 
+_PATCHMATCH: object | None = None
+_PATCHMATCH_WHY = ""
+
+
+def _patchmatch_lib() -> object | None:
+    """The ``patchmatch`` module of the ``pypatchmatch`` wheel (>= 2), or None.
+
+    Versions before 2 compile C++ with ``make`` when imported: they are never imported.
+    """
+    global _PATCHMATCH, _PATCHMATCH_WHY
+    if _PATCHMATCH is not None or _PATCHMATCH_WHY:
+        return _PATCHMATCH
+    from importlib import metadata
+
+    try:
+        version = metadata.version("pypatchmatch")
+    except metadata.PackageNotFoundError:
+        _PATCHMATCH_WHY = "the pypatchmatch package is not installed (pip install pypatchmatch)"
+        return None
+    if int(version.split(".")[0]) < 2:
+        _PATCHMATCH_WHY = (f"pypatchmatch {version} compiles code when imported; "
+                           "pip install 'pypatchmatch>=2.2' (a prebuilt wheel)")
+        return None
+    try:
+        import patchmatch
+    except Exception as exc:  # a broken install must not break the other backends
+        _PATCHMATCH_WHY = f"pypatchmatch failed to import ({exc})"
+        return None
+    if not getattr(patchmatch, "patchmatch_available", False):
+        _PATCHMATCH_WHY = "pypatchmatch has no native library for this platform"
+        return None
+    _PATCHMATCH = patchmatch
+    return patchmatch
+
+
+def patchmatch_available() -> bool:
+    """Whether the ``patchmatch`` backend runs natively (else it falls back to Telea)."""
+    return _patchmatch_lib() is not None
+
+
+def inpaint_patchmatch(rgb: np.ndarray, mask: np.ndarray, *,
+                       source_mask: np.ndarray | None = None, patch_size: int = 3,
+                       seed: int = 0) -> np.ndarray:
+    """Fill the masked pixels of one frame by PatchMatch (patches copied from the image).
+
+    Args:
+        rgb: uint8 (H, W, 3). mask: (H, W), nonzero = fill.
+        source_mask: optional (H, W), nonzero = pixels the fill may copy from (e.g. the pixels
+            of one parsing label). Pixels outside it and outside ``mask`` are neither used nor
+            changed. None = every unmasked pixel.
+        patch_size: patch radius (patches are ``2 * patch_size + 1`` pixels wide).
+        seed: seed of the randomized search (equal inputs give equal results).
+    Returns: uint8 (H, W, 3); unmasked pixels are bit-identical to ``rgb``.
+    Raises: ValueError when ``source_mask`` leaves no pixel outside the hole to copy from.
+    """
+    m = mask > 0
+    if not m.any():
+        return rgb.copy()
+    src = ~m if source_mask is None else (np.asarray(source_mask) > 0) & ~m
+    if not src.any():
+        raise ValueError("nothing to fill from: no source pixel outside the hole")
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    lib = _patchmatch_lib()
+    if lib is None:
+        logger.warning("patchmatch is unavailable (%s): filling with Telea instead",
+                       _PATCHMATCH_WHY)
+        # Telea reads the hole's border: treat every non-source pixel as hole, so only
+        # source pixels feed the fill, then keep the original outside ``mask``.
+        out = inpaint_opencv(rgb, ~src, method="telea")
+        return np.where(m[..., None], out, rgb)
+    global_mask = None if source_mask is None else (~(src | m)).astype(np.uint8)
+    lib.set_random_seed(int(seed))  # type: ignore[attr-defined]
+    out = lib.inpaint(rgb, m.astype(np.uint8), global_mask=global_mask,  # type: ignore
+                      patch_size=int(patch_size))
+    return np.where(m[..., None], out, rgb)
+
+
+def inpaint_still(rgb: np.ndarray, mask: np.ndarray, backend: str = DEFAULT_BACKEND, *,
+                  radius: int = 5) -> np.ndarray:
+    """One frame with a weightless backend of :data:`STILL_BACKENDS`.
+
+    Args: rgb uint8 (H, W, 3); mask (H, W), nonzero = fill; radius: the OpenCV radius.
+    Returns: uint8 (H, W, 3); unmasked pixels are bit-identical to ``rgb``.
+    """
+    if backend == "patchmatch":
+        return inpaint_patchmatch(rgb, mask)
+    if backend in ("opencv_telea", "opencv_ns"):
+        return inpaint_opencv(rgb, mask, method=backend.split("_")[1], radius=radius)
+    raise ValueError(f"unknown still backend {backend!r}: use one of {STILL_BACKENDS}")
+
+
 def median_plate(read_rows: RowReader, read_mask_rows: RowReader, num_frames: int,
                  height: int, width: int, *, block_bytes: int = 64 << 20,
-                 fill_radius: int = 5) -> tuple[np.ndarray, np.ndarray]:
+                 fill_radius: int = 5, fill_backend: str = "opencv_telea"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Temporal median clean plate, streamed by blocks of rows.
 
     Args:
@@ -67,7 +168,8 @@ def median_plate(read_rows: RowReader, read_mask_rows: RowReader, num_frames: in
         read_mask_rows: ``(frame, r0, r1) -> (r1 - r0, W)`` mask rows (nonzero = person).
         num_frames, height, width: the video's size.
         block_bytes: memory budget of one block of rows (all frames).
-        fill_radius: Telea radius for pixels masked in every frame.
+        fill_radius: OpenCV radius for pixels masked in every frame.
+        fill_backend: how those pixels are filled (one of :data:`STILL_BACKENDS`).
     Returns:
         (plate uint8 (H, W, 3), never_seen bool (H, W): pixels that were inpainted).
     """
@@ -94,9 +196,127 @@ def median_plate(read_rows: RowReader, read_mask_rows: RowReader, num_frames: in
         plate[r0:r1] = np.where(seen[..., None], np.minimum(med, 255), 0).astype(np.uint8)
         never[r0:r1] = ~seen
         del vals, covered
-    if never.any():
-        plate = inpaint_opencv(plate, never, method="telea", radius=fill_radius)
+    if never.any() and not never.all():
+        plate = inpaint_still(plate, never, fill_backend, radius=fill_radius)
     return plate, never
+
+
+class Registrar:
+    """Homographies that map frames onto a reference frame (ORB features + RANSAC), for a
+    clean plate from a panning / zooming camera.
+
+    Features are taken from the background only (``keep`` masks) on a copy of the frames
+    scaled to ``side`` pixels (longest side; small frames are enlarged at most 4x, which gives
+    ORB's 31-pixel patches room). A registration is *unreliable*, and ``None`` is
+    returned, when fewer than ``min_inliers`` matches (or under 30 % of the matches) agree,
+    or the homography scales the frame by more than 2x or tilts it strongly.
+    """
+
+    def __init__(self, reference: np.ndarray, keep: np.ndarray | None = None, *,
+                 side: int = 640, min_inliers: int = 20) -> None:
+        """reference: uint8 (H, W, 3); keep: (H, W), nonzero = background (feature area)."""
+        h, w = reference.shape[:2]
+        self.hw = (h, w)
+        self.scale = min(4.0, float(side) / max(h, w))
+        self.min_inliers = int(min_inliers)
+        self.orb = cv2.ORB_create(nfeatures=2000, fastThreshold=10)
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self.ref_kp, self.ref_desc = self._features(reference, keep)
+
+    def _features(self, rgb: np.ndarray, keep: np.ndarray | None) -> tuple:
+        h, w = self.hw
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        gray = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size,
+                          interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
+        m = None
+        if keep is not None:
+            m = cv2.resize((keep > 0).astype(np.uint8) * 255, size,
+                           interpolation=cv2.INTER_NEAREST)
+        return self.orb.detectAndCompute(gray, m)
+
+    def __call__(self, rgb: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray | None:
+        """The (3, 3) homography taking ``rgb``'s pixels onto the reference's (full-size
+        coordinates), or None when the registration is unreliable."""
+        kp, desc = self._features(rgb, keep)
+        if desc is None or self.ref_desc is None or len(kp) < self.min_inliers:
+            return None
+        good = []
+        for pair in self.matcher.knnMatch(desc, self.ref_desc, k=2):
+            if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance:
+                good.append(pair[0])
+        if len(good) < self.min_inliers:
+            return None
+        src = np.float32([kp[g.queryIdx].pt for g in good])
+        dst = np.float32([self.ref_kp[g.trainIdx].pt for g in good])
+        hom, inl = cv2.findHomography(src, dst, cv2.RANSAC, 2.0)
+        if hom is None or inl is None:
+            return None
+        n_in = int(inl.sum())
+        if n_in < self.min_inliers or n_in < 0.3 * len(good):
+            return None
+        det = float(np.linalg.det(hom[:2, :2]))
+        if not 0.5 < det < 2.0 or np.abs(hom[2, :2]).max() * max(self.hw) * self.scale > 0.5:
+            return None
+        s = np.diag([self.scale, self.scale, 1.0])
+        return np.linalg.inv(s) @ hom @ s
+
+
+def _near_identity(hom: np.ndarray, h: int, w: int, tol: float = 0.25) -> bool:
+    """Whether ``hom`` moves every corner of an (h, w) frame by less than ``tol`` pixels."""
+    corners = np.float32([[0, 0], [w, 0], [0, h], [w, h]])[:, None]
+    moved = cv2.perspectiveTransform(corners, hom)
+    return float(np.abs(moved - corners).max()) < tol
+
+
+def registered_median_plate(reference: tuple[np.ndarray, np.ndarray],
+                            others: Iterable[tuple[np.ndarray, np.ndarray]], *,
+                            register: bool = True, fill_backend: str = DEFAULT_BACKEND,
+                            block_bytes: int = 64 << 20,
+                            ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Median clean plate of a few frames, each registered onto a reference frame first.
+
+    Args:
+        reference: (uint8 (H, W, 3), person mask (H, W), nonzero = exclude) of the frame whose
+            view the plate shows.
+        others: more such pairs (streamed; each is warped and kept, so pass a bounded
+            sample, e.g. <= 48 frames). A frame whose registration is unreliable is used as
+            it is (a still camera needs none).
+        register: False = assume a still camera (no warping).
+        fill_backend: fills pixels that no frame shows (one of :data:`STILL_BACKENDS`).
+    Returns:
+        (plate uint8 (H, W, 3), never_seen bool (H, W), frames registered (warped)).
+    Raises: ValueError when the person covers every pixel of every frame.
+    """
+    ref_rgb, ref_mask = reference
+    h, w = ref_rgb.shape[:2]
+    frames, covered = [np.ascontiguousarray(ref_rgb)], [np.asarray(ref_mask) > 0]
+    reg = Registrar(ref_rgb, ~covered[0]) if register else None
+    warped = 0
+    for rgb, mask in others:
+        if rgb.shape[:2] != (h, w):
+            raise ValueError(f"a frame is {rgb.shape[:2]}, the reference {(h, w)}")
+        m = np.asarray(mask) > 0
+        hom = reg(rgb, ~m) if reg is not None else None
+        if hom is not None and not _near_identity(hom, h, w):
+            rgb = cv2.warpPerspective(rgb, hom, (w, h), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE)
+            # out of the frame after warping, or under the person: not seen here
+            inside = cv2.warpPerspective(np.full((h, w), 255, np.uint8), hom, (w, h),
+                                         flags=cv2.INTER_LINEAR) == 255
+            m = cv2.warpPerspective(m.astype(np.uint8), hom, (w, h),
+                                    flags=cv2.INTER_NEAREST) > 0
+            m |= ~inside
+            warped += 1
+        frames.append(rgb)
+        covered.append(m)
+    logger.info("clean plate: %d frames, %d registered onto the reference", len(frames),
+                warped)
+    plate, never = median_plate(lambda t, a, b: frames[t][a:b],
+                                lambda t, a, b: covered[t][a:b], len(frames), h, w,
+                                block_bytes=block_bytes, fill_backend=fill_backend)
+    if never.all():
+        raise ValueError("the person covers every pixel in every frame: no background")
+    return plate, never, warped
 
 
 class LamaInpainter:

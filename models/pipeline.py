@@ -6,7 +6,7 @@ background); then every driver frame goes P2B -> B2F -> MaskBlend -> FaceRefine 
 so a 300-frame video never sits in memory as parsing maps, one-hot tensors or output frames.
 
 Backends default to the weightless ones (no download): MediaPipe poses, geometric parsing, the
-warp P2B and B2F, OpenCV inpainting and the landmark-aligned face paste. Learned P2B / B2F
+warp P2B and B2F, PatchMatch inpainting and the landmark-aligned face paste. Learned P2B / B2F
 checkpoints (our safetensors) plug in by path.
 """
 
@@ -43,7 +43,8 @@ class PipelineConfig:
         b2f: ``warp`` or the path of a B2FGenerator safetensors file (needs the pretrained
             appearance encoder's weights).
         face: ``weightless`` (landmark-aligned paste) or ``none``.
-        inpaint: ``opencv`` | ``lama``: how the target photo's own background is cleaned.
+        inpaint: ``patchmatch`` | ``opencv`` (Telea) | ``lama``: how the target photo's own
+            background is cleaned (docs/inpainting.md compares them).
         smooth: Savitzky–Golay smoothing + gap filling of the driver keypoints.
         feather: B2F warp mask feather (px); blend_feather: extra feather at the blend.
         device: torch device for learned stages (None = CUDA if available, else CPU).
@@ -54,7 +55,7 @@ class PipelineConfig:
     p2b: str = "warp"
     b2f: str = "warp"
     face: str = "weightless"
-    inpaint: str = "opencv"
+    inpaint: str = "patchmatch"
     smooth: bool = True
     feather: float = 1.0
     blend_feather: float = 0.0
@@ -109,7 +110,7 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
     after parsing (:func:`.warp.limit_source`): it adds no detail to the warped frames, only
     cost.
     """
-    from .inpaint import dilate_mask, inpaint_opencv
+    from .inpaint import dilate_mask, inpaint_still
     from .mesh_warp import BodyRig
     from .perception.human_parsing import HumanParser
     from .perception.pose import PoseEstimator
@@ -135,10 +136,12 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
         from .inpaint import load_lama
 
         background = load_lama(device=device)(rgb, mask)
-    elif cfg.inpaint == "opencv":
-        background = inpaint_opencv(rgb, mask)
+    elif cfg.inpaint in ("patchmatch", "opencv"):
+        background = inpaint_still(rgb, mask, "patchmatch" if cfg.inpaint == "patchmatch"
+                                   else "opencv_telea")
     else:
-        raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use opencv or lama")
+        raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use patchmatch, opencv "
+                            "or lama")
     try:
         parts = BodyRig.build(rgb, labels, person, device=device)
     except ValueError as exc:
@@ -422,32 +425,72 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
 
 
 def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
-                 people: Sequence[Person | None], h: int, w: int) -> np.ndarray:
-    """The driver video's clean plate: per-pixel median over the frames where the pixel is not
-    covered by the driver (mask from keypoints, dilated), inpainting the never-seen rest."""
-    from .inpaint import inpaint_opencv
+                 people: Sequence[Person | None], h: int, w: int, *, max_frames: int = 48,
+                 register: bool = True, margin: float = 0.15) -> np.ndarray:
+    """The driver video's clean plate, streamed: memory does not grow with the video.
+
+    At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
+    decoded and kept; the middle one of them is the reference. Each is registered onto the
+    reference (ORB + RANSAC homography; identity when unreliable), so a panning or zooming
+    camera still gives a sharp plate in the reference's view. Per pixel, the median is taken
+    over the frames where the driver does not cover it: the person mask is drawn from the
+    keypoints and grown by ``margin`` x the person's height (loose clothes and hair leave no
+    ghost). Pixels no frame shows are inpainted with the default backend (PatchMatch).
+    The video is read twice: up to the reference frame, then up to the last sampled frame.
+
+    Returns: uint8 (h, w, 3).
+    """
+    from .inpaint import registered_median_plate
     from .perception.base import mask_from_keypoints
 
-    frames = [_to_rgb(f, "a driver frame") for f in driver_frames()]
-    n = len(frames)
-    step = max(1, n // 48)  # a bounded sample of frames keeps memory flat for long videos
-    stack, covered = [], []
-    for i in range(0, n, step):
+    n = len(people)
+    if n == 0:
+        raise PipelineError("the driver video has no frames")
+    picks = np.unique(np.linspace(0, n - 1, max(1, min(n, max_frames))).round().astype(int))
+    ref_idx = int(picks[len(picks) // 2])
+    wanted = set(int(i) for i in picks) - {ref_idx}
+
+    def person_mask(i: int) -> np.ndarray:
         p = people[i]
-        m = mask_from_keypoints(p, h, w) if p is not None else np.zeros((h, w), np.float32)
-        m = cv2.dilate((m > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-        stack.append(frames[i])
-        covered.append(m)
-    del frames
-    data = np.stack(stack).astype(np.float32)
-    cov = np.stack(covered)
-    data[np.broadcast_to(cov[..., None], data.shape)] = np.nan
-    with np.errstate(all="ignore"):
-        plate = np.nanmedian(data, axis=0)
-    never = np.isnan(plate[..., 0])
-    plate = np.nan_to_num(plate).clip(0, 255).astype(np.uint8)
+        box = p.bbox() if p is not None else None
+        if box is None:
+            return np.zeros((h, w), bool)
+        m = mask_from_keypoints(p, h, w) > 0.5
+        grow = max(6.0, margin * max(box[3] - box[1], box[2] - box[0]))
+        # distance transform: the cost does not depend on how far the mask grows
+        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return far <= grow
+
+    def rgb(f: np.ndarray) -> np.ndarray:
+        img = _to_rgb(f, "a driver frame")
+        if img.shape[:2] != (h, w):
+            raise PipelineError(f"a driver frame is {img.shape[1]}x{img.shape[0]}, the "
+                                f"video {w}x{h}: the driver video changes size")
+        return img
+
+    reference = None
+    for i, f in enumerate(driver_frames()):  # pass 1: the reference frame only
+        if i == ref_idx:
+            reference = rgb(f)
+            break
+    if reference is None:
+        raise PipelineError(f"the driver video gave fewer frames than its {n} poses")
+
+    def others() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # pass 2: the sample
+        for i, f in enumerate(driver_frames()):
+            if i > picks[-1]:
+                break
+            if i in wanted:
+                yield rgb(f), person_mask(i)
+
+    try:
+        plate, never, warped = registered_median_plate(
+            (reference, person_mask(ref_idx)), others(), register=register)
+    except ValueError as exc:
+        raise PipelineError(f"no clean plate from the driver video: {exc}; use another "
+                            "background") from exc
     if never.any():
-        plate = inpaint_opencv(plate, never.astype(np.float32))
+        logger.info("driver plate: %.1f%% never uncovered, inpainted", 100 * never.mean())
     return plate
 
 

@@ -1,4 +1,5 @@
-"""Inpaint node: remove the person from a still or a video (OpenCV, temporal median, LaMa)."""
+"""Inpaint node: remove the person from a still or a video (PatchMatch, OpenCV, temporal median,
+LaMa)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import numpy as np
 import torch
 
 from ..models import weights
-from ..models.inpaint import BACKENDS, dilate_mask, inpaint_opencv, load_lama, median_plate
+from ..models.inpaint import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    dilate_mask,
+    inpaint_still,
+    load_lama,
+    median_plate,
+)
 from .runtime import NodeInputError, Progress, check_interrupt, get_device
 from .sockets import (
     IMAGE,
@@ -82,16 +90,18 @@ class _Masks:
 
 
 class Inpaint:
-    """Fill the person (MASK or PARSING) with background: OpenCV for a still, a temporal
-    median clean plate for a video, or big-LaMa."""
+    """Fill the person (MASK or PARSING) with background: PatchMatch or OpenCV per frame, a
+    temporal median clean plate for a video, or big-LaMa."""
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
                 "image": (IMAGE, {"tooltip": "A still or a video (batch)."}),
-                "backend": (list(BACKENDS), {"default": "opencv_telea", "tooltip":
-                            "opencv_telea/opencv_ns: per frame, no download. video_median: "
+                "backend": (list(BACKENDS), {"default": DEFAULT_BACKEND, "tooltip":
+                            "patchmatch: per frame, copies texture from around the hole "
+                            "(sharp; ~0.4 s for a 350x350 frame, a few s at 1080p). "
+                            "opencv_telea/opencv_ns: per frame, fast but smooth. video_median: "
                             "clean plate from the frames where each pixel is uncovered (needs "
                             ">= 2 frames). lama: big-LaMa through the weight registry."}),
                 "dilate": ("INT", {"default": 8, "min": 0, "max": 256, "tooltip":
@@ -115,10 +125,11 @@ class Inpaint:
     RETURN_NAMES = ("image",)
     FUNCTION = "inpaint"
     CATEGORY = CATEGORY
-    DESCRIPTION = ("Remove the person from a photo or a video: OpenCV inpainting, a temporal "
-                   "median clean plate, or big-LaMa. Only masked pixels change.")
+    DESCRIPTION = ("Remove the person from a photo or a video: PatchMatch or OpenCV "
+                   "inpainting, a temporal median clean plate, or big-LaMa. Only masked pixels "
+                   "change.")
 
-    def inpaint(self, image: Any, backend: str = "opencv_telea", dilate: int = 8,
+    def inpaint(self, image: Any, backend: str = DEFAULT_BACKEND, dilate: int = 8,
                 radius: int = 5, output: str = "video", mask: Any = None,
                 parsing: Any = None) -> tuple[torch.Tensor]:
         image = check_image(image, NODE, "image")
@@ -169,11 +180,10 @@ class Inpaint:
             except (weights.WeightError, RuntimeError) as exc:
                 raise NodeInputError(NODE, "backend", f"big-LaMa is not available: {exc}",
                                      "place the file as the message says, or use "
-                                     "opencv_telea (no download)") from exc
-        method = "telea" if backend == "opencv_telea" else "ns"
+                                     "patchmatch (no download)") from exc
 
-        def opencv_fill(rgb: np.ndarray, m: np.ndarray) -> np.ndarray:
-            return inpaint_opencv(rgb, m, method=method, radius=radius)
+        def still_fill(rgb: np.ndarray, m: np.ndarray) -> np.ndarray:
+            return inpaint_still(rgb, m, backend, radius=radius)
 
         out = torch.empty((b, h, w, 3), dtype=torch.float32)
         empty = 0
@@ -191,7 +201,7 @@ class Inpaint:
                 if lama is not None:
                     new = fill_reduced(rgb, m, lama)
                 else:
-                    new = fill_reduced(rgb, m, opencv_fill)
+                    new = fill_reduced(rgb, m, still_fill)
                 out[t] = self._keep_unmasked(image[t], new, m)
                 bar.update()
         if empty:
@@ -205,7 +215,7 @@ class Inpaint:
         if b < 2:
             raise NodeInputError(NODE, "image", "video_median needs a video, but the image "
                                  "has 1 frame", "connect a video batch (>= 2 frames), or use "
-                                 "opencv_telea / lama for a still")
+                                 "patchmatch / lama for a still")
         try:
             plate, never = median_plate(
                 lambda t, r0, r1: frame_to_rgb_uint8(image[t, r0:r1]),

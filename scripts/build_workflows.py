@@ -138,7 +138,7 @@ class Graph:
 
 WEIGHTLESS = {"pose": "mediapipe", "parse": "geometric", "densepose": "weightless",
               "p2b": "warp", "appearance": "weightless", "b2f": "warp",
-              "inpaint": "opencv_telea", "face": "weightless"}
+              "inpaint": "patchmatch", "face": "weightless"}
 LEARNED = {"pose": "dwpose", "parse": "schp_lip", "densepose": "densepose_r50",
            "p2b": "local", "appearance": "pretrained", "b2f": "local", "inpaint": "lama",
            "face": "local_file"}
@@ -350,12 +350,12 @@ def offline_weightless(defs: Mapping[str, Any]) -> dict[str, Any]:
     g = Graph(defs)
     src = _inputs_column(g)
     ids = _pipeline(g, src, WEIGHTLESS)
-    plate = _target_plate(g, src, ids, "opencv_telea")
+    plate = _target_plate(g, src, ids, WEIGHTLESS["inpaint"])
     _finish(g, src, ids, WEIGHTLESS, [plate, 0], "offline")
     g.note(0, """
 The whole method without any download (pip install 'mediapipe==0.10.21'): MediaPipe poses,
 geometric parsing, keypoint DensePose, warp P2B/B2F (the target's own pixels moved part by
-part), OpenCV inpainting and the weightless FaceRefine. Output: the driver video's size.
+part), PatchMatch inpainting and the weightless FaceRefine. Output: the driver video's size.
 """)
     g.note(3, """
 Options: a target VIDEO instead of a photo -> target_video.json (Best Appearance Frame picks
@@ -378,7 +378,7 @@ def target_video(defs: Mapping[str, Any]) -> dict[str, Any]:
                  video=[tframes, 0], pose_keypoint=[tpose, 0])
     src = {"target": best, "frames": frames}
     ids = _pipeline(g, src, WEIGHTLESS, target_image=[best, 0], target_pose=[best, 2])
-    plate = _target_plate(g, src, ids, "opencv_telea", image=[best, 0])
+    plate = _target_plate(g, src, ids, WEIGHTLESS["inpaint"], image=[best, 0])
     _finish(g, src, ids, WEIGHTLESS, [plate, 0], "target_video")
     g.note(0, """
 Target from a VIDEO: Best Appearance Frame scores every frame (keypoint confidence x
@@ -419,7 +419,7 @@ def retarget_in_photo(defs: Mapping[str, Any]) -> dict[str, Any]:
                        parsing=[ids["p2b"], 0], appearance=[ids["app"], 0], driver_pose=dpose)
     ids["stab"] = g.add("DanceReenactStabilizeMask", 6, "Stabilize Mask",
                         mask=[ids["b2f"], 1], image=[ids["b2f"], 0])
-    plate = _target_plate(g, src, ids, "opencv_telea")
+    plate = _target_plate(g, src, ids, WEIGHTLESS["inpaint"])
     _finish(g, src, ids, b, [plate, 0], "retarget_in_photo")
     g.note(0, """
 The target dances in its own photo: Retarget Pose moves the driver's skeleton onto the

@@ -1,4 +1,4 @@
-"""Inpaint: OpenCV on a still, the temporal median plate on a video, LaMa through the registry."""
+"""Inpaint: PatchMatch and OpenCV on a still, the median plate on a video, LaMa via the registry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from dance_reenact.models import inpaint as inpaint_lib
 from dance_reenact.models import weights
-from dance_reenact.models.inpaint import LamaInpainter, median_plate
+from dance_reenact.models.inpaint import (
+    LamaInpainter,
+    inpaint_opencv,
+    inpaint_patchmatch,
+    median_plate,
+)
 from dance_reenact.nodes.inpaint import Inpaint
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image
@@ -88,7 +94,95 @@ def test_parsing_input_is_dilated_person_mask():
     assert psnr(got, bg, ever) > 38
 
 
-@pytest.mark.parametrize("backend", ["opencv_telea", "opencv_ns"])
+def gradient_ratio(img: np.ndarray, m: np.ndarray, ring: int = 8) -> float:
+    """Mean gradient magnitude inside the hole / in a ring around it (a smear: low)."""
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    around = cv2.dilate(m.astype(np.uint8), np.ones((2 * ring + 1,) * 2, np.uint8)) > 0
+    return float(mag[m].mean() / mag[around & ~m].mean())
+
+
+def woven(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """A fine woven texture (stripes of period 6 and 8 px) with noise: uint8 (h, w, 3)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    v = 128 + 60 * np.sign(np.sin(2 * np.pi * xx / 6)) * np.sign(np.sin(2 * np.pi * yy / 8))
+    img = np.stack([v, 0.8 * v + 20, 0.6 * v + 40], -1) + rng.normal(0, 6, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_patchmatch_continues_texture_where_telea_smears():
+    img = woven()
+    hole = np.zeros(img.shape[:2], bool)
+    hole[30:90, 55:100] = True  # 60x45
+    pm = inpaint_patchmatch(img, hole)
+    telea = inpaint_opencv(img, hole, method="telea")
+    assert np.array_equal(pm[~hole], img[~hole])  # only the hole changes
+    assert gradient_ratio(img, hole) > 0.9  # the texture itself
+    assert gradient_ratio(pm, hole) >= 0.7
+    assert gradient_ratio(telea, hole) < 0.5
+    # PatchMatch copies the texture: its colours stay those of the two weave levels
+    assert abs(pm[hole].astype(float).mean() - img.astype(float).mean()) < 12
+    # deterministic (seeded search)
+    assert np.array_equal(pm, inpaint_patchmatch(img, hole))
+
+
+def red_blue(h: int = 80, w: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left half red, right half blue (noisy); a hole across the border; a source mask on the
+    red side only. Returns (image, hole, source)."""
+    rng = np.random.default_rng(1)
+    img = np.zeros((h, w, 3), np.float64)
+    img[:, : w // 2] = (200, 40, 40)
+    img[:, w // 2:] = (40, 40, 200)
+    img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((h, w), bool)
+    hole[25:55, 40:80] = True
+    source = np.zeros((h, w), bool)
+    source[:, :30] = True
+    return img, hole, source
+
+
+def _bluish(px: np.ndarray) -> float:
+    return float((px[:, 2].astype(int) > px[:, 0].astype(int) + 60).mean())
+
+
+def test_patchmatch_source_mask_restricts_where_patches_come_from():
+    img, hole, source = red_blue()
+    free = inpaint_patchmatch(img, hole)
+    assert _bluish(free[hole]) > 0.2  # unrestricted: the right half of the hole turns blue
+    only_red = inpaint_patchmatch(img, hole, source_mask=source)
+    filled = only_red[hole].astype(int)
+    assert _bluish(only_red[hole]) == 0
+    assert (filled[:, 0] > filled[:, 2] + 80).mean() > 0.95  # red-ish everywhere
+    assert np.array_equal(only_red[~hole], img[~hole])  # non-source pixels are not changed
+    with pytest.raises(ValueError, match="no source pixel"):
+        inpaint_patchmatch(img, hole, source_mask=hole)
+
+
+def test_patchmatch_without_the_wheel_falls_back_to_telea(monkeypatch, caplog):
+    monkeypatch.setattr(inpaint_lib, "_patchmatch_lib", lambda: None)
+    img, hole, source = red_blue()
+    with caplog.at_level("WARNING"):
+        out = inpaint_patchmatch(img, hole, source_mask=source)
+    assert "Telea" in caplog.text
+    assert np.array_equal(out[~hole], img[~hole])
+    assert _bluish(out[hole]) == 0  # the source restriction still holds
+
+
+def test_node_patchmatch_is_the_default_and_fills_texture():
+    spec = Inpaint.INPUT_TYPES()["required"]["backend"]
+    assert "patchmatch" in spec[0] and spec[1]["default"] == "patchmatch"
+    img = woven()
+    mask = np.zeros(img.shape[:2], np.float32)
+    mask[30:90, 55:100] = 1
+    (out,) = Inpaint().inpaint(rgb_uint8_to_image(img), mask=torch.from_numpy(mask)[None],
+                               dilate=0)
+    got = (out[0].numpy() * 255 + 0.5).astype(np.uint8)
+    assert gradient_ratio(got, mask > 0) >= 0.7
+    assert np.array_equal(got[mask == 0], img[mask == 0])
+
+
+@pytest.mark.parametrize("backend", ["patchmatch", "opencv_telea", "opencv_ns"])
 def test_opencv_inpaint_changes_only_masked_pixels(astronaut, backend):
     img = rgb_uint8_to_image(astronaut[::4, ::4])  # 128x128
     img = img + torch.rand_like(img) * 1e-3  # not multiples of 1/255: must survive exactly
@@ -142,7 +236,7 @@ def test_bad_inputs(astronaut):
     m = torch.zeros(2, 16, 16)
     m[:, 4:8, 4:8] = 1
     m[1] = m[1].roll(4, 1)
-    for backend in ("opencv_telea", "opencv_ns", "video_median"):
+    for backend in ("patchmatch", "opencv_telea", "opencv_ns", "video_median"):
         (out,) = node.inpaint(tiny, backend, dilate=1, mask=m)
         assert out.shape == (2, 16, 16, 3) and torch.isfinite(out).all()
 
