@@ -426,7 +426,8 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
 
 def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
                  people: Sequence[Person | None], h: int, w: int, *, max_frames: int = 48,
-                 register: bool = True, margin: float = 0.15) -> np.ndarray:
+                 register: bool = True, margin: float = 0.15,
+                 segment: bool = True) -> np.ndarray:
     """The driver video's clean plate, streamed: memory does not grow with the video.
 
     At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
@@ -434,8 +435,10 @@ def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     reference (ORB + RANSAC homography; identity when unreliable), so a panning or zooming
     camera still gives a sharp plate in the reference's view. Per pixel, the median is taken
     over the frames where the driver does not cover it: the person mask is drawn from the
-    keypoints and grown by ``margin`` x the person's height (loose clothes and hair leave no
-    ghost). Pixels no frame shows are inpainted with the default backend (PatchMatch).
+    keypoints and grown by ``margin`` x the person's height, joined (``segment``, when
+    MediaPipe is installed) with the person's segmentation in that frame grown by 3 % of its
+    height, so a loose dress or hair far from the keypoints leaves no ghost. Pixels no frame
+    shows are inpainted with the default backend (PatchMatch).
     The video is read twice: up to the reference frame, then up to the last sampled frame.
 
     Returns: uint8 (h, w, 3).
@@ -450,16 +453,33 @@ def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     ref_idx = int(picks[len(picks) // 2])
     wanted = set(int(i) for i in picks) - {ref_idx}
 
-    def person_mask(i: int) -> np.ndarray:
+    segmenter = None
+    if segment:
+        try:
+            from .perception.mediapipe_holistic import HolisticDetector
+
+            # complexity 1: the model the wheel ships (0 and 2 would download)
+            segmenter = HolisticDetector(static_image_mode=True, with_mask=True)
+        except (ImportError, RuntimeError) as exc:  # no mediapipe: keypoint masks only
+            logger.info("driver plate: no person segmentation (%s)", exc)
+
+    def grown(m: np.ndarray, by: float) -> np.ndarray:
+        # distance transform: the cost does not depend on how far the mask grows
+        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return far <= by
+
+    def person_mask(i: int, frame: np.ndarray | None = None) -> np.ndarray:
         p = people[i]
         box = p.bbox() if p is not None else None
         if box is None:
             return np.zeros((h, w), bool)
-        m = mask_from_keypoints(p, h, w) > 0.5
-        grow = max(6.0, margin * max(box[3] - box[1], box[2] - box[0]))
-        # distance transform: the cost does not depend on how far the mask grows
-        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return far <= grow
+        size = max(box[3] - box[1], box[2] - box[0])
+        m = grown(mask_from_keypoints(p, h, w) > 0.5, max(6.0, margin * size))
+        if segmenter is not None and frame is not None:
+            for d in segmenter(frame):
+                if d.mask is not None:
+                    m |= grown(d.mask > 0.5, max(3.0, 0.03 * size))
+        return m
 
     def rgb(f: np.ndarray) -> np.ndarray:
         img = _to_rgb(f, "a driver frame")
@@ -481,14 +501,18 @@ def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
             if i > picks[-1]:
                 break
             if i in wanted:
-                yield rgb(f), person_mask(i)
+                img = rgb(f)
+                yield img, person_mask(i, img)
 
     try:
         plate, never, warped = registered_median_plate(
-            (reference, person_mask(ref_idx)), others(), register=register)
+            (reference, person_mask(ref_idx, reference)), others(), register=register)
     except ValueError as exc:
         raise PipelineError(f"no clean plate from the driver video: {exc}; use another "
                             "background") from exc
+    finally:
+        if segmenter is not None:
+            segmenter.close()
     if never.any():
         logger.info("driver plate: %.1f%% never uncovered, inpainted", 100 * never.mean())
     return plate
