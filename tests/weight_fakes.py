@@ -23,7 +23,10 @@ from dance_reenact.models.facenet import InceptionResnetV1
 from dance_reenact.models.vgg import vgg19_timm_shapes
 
 
-def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True) -> bytes:
+def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True,
+                        legacy: bool = False) -> bytes:
+    """A random InceptionResnetV1 (with its 8631-way ``logits``) saved as a state dict;
+    ``legacy=True`` uses torch's pre-1.6 serialisation (the 2018 file's format)."""
     torch.manual_seed(seed)
     net = InceptionResnetV1()
     for m in net.modules():  # non-trivial running statistics
@@ -34,7 +37,7 @@ def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True) -> byte
     if drop_batch_counters:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(state, buf, _use_new_zipfile_serialization=not legacy)
     return buf.getvalue()
 
 
@@ -299,3 +302,63 @@ def dwpose_channel_files() -> tuple[bytes, bytes]:
     pose.ir_version = 8
     onnx.checker.check_model(pose)
     return det.SerializeToString(), pose.SerializeToString()
+
+
+LAMA_CHANNEL_GAIN = (1.0, 0.5, 0.25)
+
+
+class _ChannelLama(torch.nn.Module):
+    """big-LaMa's TorchScript contract (image (1,3,H,W) 0..1, mask (1,1,H,W) 1 = fill).
+
+    Every pixel becomes ``gain[c] * mean of channel c over the pixels the mask marks as
+    KNOWN`` (mask 0) of the padded input: channel-asymmetric (a swapped colour order shows),
+    scale-sensitive (0..255 input clamps), and an inverted mask averages the hole instead."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        known = 1.0 - mask
+        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
+        gain = torch.tensor([1.0, 0.5, 0.25]).view(1, 3, 1, 1)
+        return (mean * gain).expand_as(image).contiguous()
+
+
+def channel_lama_torchscript() -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(_ChannelLama()), buf)
+    return buf.getvalue()
+
+
+class _ChannelDensePose(torch.nn.Module):
+    """DensePose R50's TorchScript contract (uint8 (3, H, W) RGB -> boxes, coarse, fine, u, v):
+    one box over the pixels that are not black, labelled torso front (2) when the input's
+    first channel is brighter than its third, else head right (23); U = mean of channel 0 /
+    255, V = mean of channel 2 / 255 over the box. Fed BGR or normalised, the labels and
+    charts change."""
+
+    def forward(self, x: torch.Tensor):
+        xf = x.float()
+        m = xf.sum(0) > 40.0
+        ys = torch.nonzero(m.any(1)).flatten()
+        xs = torch.nonzero(m.any(0)).flatten()
+        n = 1 if int(ys.numel()) > 0 else 0
+        boxes = torch.zeros(n, 4)
+        coarse = torch.zeros(n, 2, 112, 112)
+        fine = torch.zeros(n, 25, 112, 112)
+        u = torch.zeros(n, 25, 112, 112)
+        v = torch.zeros(n, 25, 112, 112)
+        if n == 1:
+            x0, x1 = int(xs.min()), int(xs.max()) + 1
+            y0, y1 = int(ys.min()), int(ys.max()) + 1
+            boxes[0] = torch.tensor([float(x0), float(y0), float(x1), float(y1)])
+            inside = xf[:, y0:y1, x0:x1].mean((1, 2))
+            coarse[:, 1] = 1.0
+            part = 2 if bool(inside[0] > inside[2]) else 23
+            fine[:, part] = 5.0
+            u[:] = inside[0] / 255.0
+            v[:] = inside[2] / 255.0
+        return boxes, coarse, fine, u, v
+
+
+def channel_densepose_torchscript() -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(_ChannelDensePose()), buf)
+    return buf.getvalue()
