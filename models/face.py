@@ -277,11 +277,63 @@ def haar_face_boxes(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted(out, key=lambda b: -b[2] * b[3])  # type: ignore[return-value]
 
 
+# face-alignment (1adrianb/face-alignment, ``face_alignment/api.py`` get_landmarks_from_image,
+# ``face_alignment/utils.py``): crop centre = box centre moved up by CENTER_Y_OFFSET * box
+# height, crop side = SCALE_FACTOR * (w + h) / REFERENCE_SCALE, resized to 256.
+FAN_CENTER_Y_OFFSET = 0.12
+FAN_SCALE_FACTOR = 200.0
+FAN_REFERENCE_SCALE = 195.0  # S3FD, dlib, BlazeFace and given boxes; 165 for RetinaFace & co
+
+
+def fan_crop_matrix(box: tuple[float, float, float, float], size: int = 256,
+                    reference_scale: float = FAN_REFERENCE_SCALE) -> np.ndarray:
+    """The (2, 3) affine frame -> FAN crop of face-alignment for one face box.
+
+    Args:
+        box: (x, y, w, h) face box in frame pixels.
+        size: crop side (FAN's 256).
+        reference_scale: face-alignment's ``reference_scale`` of the detector the box comes
+            from (195 for S3FD-like boxes).
+    Returns:
+        float64 (2, 3): crop = mat @ (x, y, 1). The square of side
+        ``200 * (w + h) / reference_scale`` centred at the box centre moved up by
+        ``0.12 * h`` maps onto the ``size`` x ``size`` crop (upstream's ``crop`` cuts the same
+        square on integer pixel bounds).
+    """
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2.0, y + h / 2.0 - FAN_CENTER_Y_OFFSET * h
+    side = FAN_SCALE_FACTOR * (w + h) / reference_scale
+    k = size / side
+    return np.array([[k, 0.0, size / 2.0 - k * cx], [0.0, k, size / 2.0 - k * cy]])
+
+
+def fan_heatmap_peaks(hm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """face-alignment's ``get_preds_fromhm`` for one face: (K, H, W) heatmaps -> (K, 2)
+    points in heatmap pixels (arg-max, a quarter pixel towards the higher neighbour, +0.5 as
+    its 1-based ``-0.5``) and (K,) peak values."""
+    k, h, w = hm.shape
+    flat = hm.reshape(k, -1)
+    idx = flat.argmax(1)
+    px, py = idx % w, idx // w
+    pts = np.stack([px, py], 1).astype(np.float64) + 0.5
+    for j in range(k):
+        x, y = int(px[j]), int(py[j])
+        if 0 < x < w - 1 and 0 < y < h - 1:
+            pts[j] += 0.25 * np.sign([hm[j, y, x + 1] - hm[j, y, x - 1],
+                                      hm[j, y + 1, x] - hm[j, y - 1, x]])
+    return pts, flat.max(1)
+
+
 class Fan68Landmarks:
     """FAN 68-point landmarks from an ONNX file (registry ``fan68``) on a Haar face box.
 
-    The crop follows FAN's convention: a square of 1.28 times the box side around the box
-    centre (the reference implementation's scale 195/256 of the box), resized to 256.
+    The crop is face-alignment's (:func:`fan_crop_matrix`): a square of side
+    ``200 * (w + h) / 195`` centred ``0.12 * h`` above the box centre, resized to 256, RGB
+    divided by 255. face-alignment tunes the 195 for S3FD boxes and uses it for dlib,
+    BlazeFace and user-given boxes too; OpenCV's Haar frontal-face box is square and covers
+    about the same brows-to-chin area, so it is used as an S3FD box (no rescaling).
+    Heatmap outputs are decoded like ``get_preds_fromhm`` (:func:`fan_heatmap_peaks`), without
+    its final rounding to integer pixels.
     """
 
     INPUT = 256
@@ -303,19 +355,26 @@ class Fan68Landmarks:
         self.min_score = min_score
 
     def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        """Crop-pixel points (68, 2) and a score from the model's outputs."""
         for out in outputs:
             if out.ndim == 3 and out.shape[1] == 68 and out.shape[2] in (2, 3):
                 score = float(out[0, :, 2].mean()) if out.shape[2] == 3 else 1.0
                 return out[0, :, :2].astype(np.float64) * (self.INPUT / 64.0), score
         for out in outputs:
             if out.ndim == 4 and out.shape[1] == 68:
-                hm = out[0].reshape(68, -1)
-                idx = hm.argmax(1)
-                gw = out.shape[3]
-                pts = np.stack([idx % gw, idx // gw], 1).astype(np.float64)
-                return pts * (self.INPUT / gw), float(hm.max(1).mean())
+                pts, peak = fan_heatmap_peaks(np.asarray(out[0], np.float32))
+                return pts * (self.INPUT / out.shape[3]), float(peak.mean())
         raise RuntimeError("the FAN model returned no [1, 68, 3] landmarks or [1, 68, H, W] "
                            f"heatmaps (got shapes {[o.shape for o in outputs]})")
+
+    def landmarks_in_box(self, rgb: np.ndarray, box: tuple[float, float, float, float]
+                         ) -> tuple[np.ndarray, float]:
+        """(68, 2) frame-pixel landmarks and their score for one (x, y, w, h) face box."""
+        mat = fan_crop_matrix(box, self.INPUT)
+        crop = cv2.warpAffine(rgb, mat, (self.INPUT, self.INPUT), flags=cv2.INTER_LINEAR)
+        blob = crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        pts, score = self._decode(self._sess.run(None, {self._input: blob}))
+        return transform_points(pts, cv2.invertAffineTransform(mat)), score
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         if min(rgb.shape[:2]) < 32:
@@ -323,17 +382,10 @@ class Fan68Landmarks:
         boxes = haar_face_boxes(rgb)
         if not boxes:
             return None
-        x, y, w, h = boxes[0]
-        cx, cy = x + w / 2.0, y + h / 2.0
-        scale = self.INPUT / (1.28 * max(w, h))
-        mat = np.array([[scale, 0, self.INPUT / 2 - scale * cx],
-                        [0, scale, self.INPUT / 2 - scale * cy]])
-        crop = cv2.warpAffine(rgb, mat, (self.INPUT, self.INPUT), flags=cv2.INTER_LINEAR)
-        blob = crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-        pts, score = self._decode(self._sess.run(None, {self._input: blob}))
+        pts, score = self.landmarks_in_box(rgb, boxes[0])
         if score < self.min_score:
             return None
-        return transform_points(pts, cv2.invertAffineTransform(mat))
+        return pts
 
     def close(self) -> None:
         pass

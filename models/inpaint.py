@@ -320,7 +320,17 @@ def registered_median_plate(reference: tuple[np.ndarray, np.ndarray],
 
 
 class LamaInpainter:
-    """big-LaMa TorchScript (registry ``big_lama``): ``__call__(rgb, mask) -> rgb``."""
+    """big-LaMa TorchScript (registry ``big_lama``): ``__call__(rgb, mask) -> rgb``.
+
+    Pre/post-processing as IOPaint's ``LaMa.forward`` and ``InpaintModel._pad_forward``
+    (Sanster/IOPaint ``iopaint/model/lama.py``, ``iopaint/model/base.py``,
+    ``iopaint/helper.py``): the frame and the mask padded at the bottom/right to multiples of
+    8 with ``np.pad(mode="symmetric")`` (the edge pixel repeated, unlike ``reflect``), the
+    image RGB float 0..1, the mask 1 where to fill; the result cropped back and converted by
+    ``clip(x * 255).astype(uint8)`` (truncation, not rounding). Only masked pixels change.
+    """
+
+    PAD_MOD = 8
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -337,18 +347,16 @@ class LamaInpainter:
         if not m.any():
             return rgb.copy()
         h, w = m.shape
-        ph, pw = (-h) % 8, (-w) % 8
-        img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
-        msk = torch.from_numpy(m.astype(np.float32))[None, None]
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode=mode)
-            msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode=mode)
+        pad = ((0, (-h) % self.PAD_MOD), (0, (-w) % self.PAD_MOD))
+        img_np = np.pad(np.ascontiguousarray(rgb), pad + ((0, 0),), mode="symmetric")
+        msk_np = np.pad(m, pad, mode="symmetric").astype(np.float32)
+        img = torch.from_numpy(img_np).permute(2, 0, 1)[None].float() / 255
+        msk = torch.from_numpy(msk_np)[None, None]
         out = self.model(img.to(self.device), msk.to(self.device))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(img.shape):
             raise RuntimeError(f"the LaMa model returned {getattr(out, 'shape', type(out))}, "
                                f"expected an image of shape {tuple(img.shape)}")
-        res = (out[0, :, :h, :w].float().clamp(0, 1) * 255 + 0.5).byte().permute(1, 2, 0)
+        res = (out[0, :, :h, :w].float() * 255).clamp(0, 255).byte().permute(1, 2, 0)
         return np.where(m[..., None], res.cpu().numpy(), rgb)
 
 

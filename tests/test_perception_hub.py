@@ -347,3 +347,121 @@ def test_densepose_r50_truncated_download_is_refused(hub, monkeypatch):
     with pytest.raises(weights.WeightError, match="corrupt"):
         perc.DensePoseNode().estimate(_frame(), backend="densepose_r50")
     assert not (weights.search_roots()[0] / spec.disk_name).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# DWPose against upstream's pre/post-processing: stand-ins that react to what they are fed
+# --------------------------------------------------------------------------------------------
+
+def _dwpose_runner(tmp_path, det: bytes, pose: bytes):
+    from dance_reenact.models.perception.dwpose import DWPoseOnnx
+
+    (tmp_path / "det.onnx").write_bytes(det)
+    (tmp_path / "pose.onnx").write_bytes(pose)
+    return DWPoseOnnx(tmp_path / "det.onnx", tmp_path / "pose.onnx",
+                      providers=["CPUExecutionProvider"])
+
+
+RGB = (200, 230, 30)  # a frame of one colour: each channel's mean is known exactly
+
+
+def test_dwpose_detector_gets_upstreams_rgb_0_255_letterbox(tmp_path):
+    from weight_fakes import CHANNEL_BOX_WH, dwpose_channel_files
+
+    run = _dwpose_runner(tmp_path, *dwpose_channel_files())
+    frame = np.empty((640, 640, 3), np.uint8)
+    frame[:] = RGB
+    boxes = run.detect_boxes(frame)
+    # The stand-in centres its box on (mean of channel 0, mean of channel 1) of its input:
+    # RGB order, 0..255, no normalisation (upstream feeds the detector the RGB frame as is).
+    # Fed BGR, channel 0 would be 30 and the person score 0.9 * 30 / 255 < 0.3: no box.
+    assert boxes.shape == (1, 4)
+    w, h = CHANNEL_BOX_WH
+    assert np.allclose(boxes[0], (RGB[0] - w / 2, RGB[1] - h / 2, RGB[0] + w / 2,
+                                  RGB[1] + h / 2), atol=0.5)
+    # Letterbox: a 320x320 frame is scaled 2x; the box comes back in frame pixels.
+    boxes = run.detect_boxes(frame[:320, :320])
+    assert np.allclose(boxes[0], np.array([RGB[0] - w / 2, RGB[1] - h / 2, RGB[0] + w / 2,
+                                           RGB[1] + h / 2]) / 2, atol=0.5)
+
+
+def test_dwpose_pose_input_is_rgb_imagenet_normalised_and_score_is_min(tmp_path):
+    from weight_fakes import (
+        CHANNEL_PEAKS,
+        CHANNEL_SIMCC_OFFSET,
+        CHANNEL_SIMCC_SCALE,
+        CHANNEL_Y_BIN,
+        dwpose_channel_files,
+    )
+
+    from dance_reenact.models.perception.dwpose import MEAN, STD
+
+    run = _dwpose_runner(tmp_path, *dwpose_channel_files())
+    frame = np.empty((640, 640, 3), np.uint8)
+    frame[:] = RGB
+    (box,) = run.detect_boxes(frame)  # (140, 150, 260, 310): its 1.25x crop stays inside
+    loc, score = run.keypoints(frame, box)
+    # Invert the crop (1.25x box, aspect 288:384 -> 150x200 frame pixels at (200, 230)).
+    x0, y0 = RGB[0] - 75.0, RGB[1] - 100.0
+    crop_x = (loc[:, 0] - x0) * 288 / 150
+    crop_y = (loc[:, 1] - y0) * 384 / 200
+    seen = (2 * crop_x - CHANNEL_SIMCC_OFFSET) / CHANNEL_SIMCC_SCALE
+    expected = ((np.array(RGB, np.float32) - MEAN) / STD)[np.arange(133) % 3]
+    assert np.allclose(seen, expected, atol=0.015), (seen[:3], expected[:3])
+    assert np.allclose(crop_y, CHANNEL_Y_BIN / 2, atol=0.01)
+    # get_simcc_maximum: the smaller of the x and y maxima, not their mean.
+    assert np.allclose(score, CHANNEL_PEAKS.min(1), atol=1e-3)
+    dets = run(frame)
+    assert len(dets) == 1
+    person = dets[0].person
+    assert person.body[BODY["nose"], 2] == 0  # min 0.25 < 0.3 (the mean 0.575 would pass)
+    assert person.body[BODY["left_shoulder"], 2] == pytest.approx(0.32, abs=1e-3)
+    assert person.body[BODY["neck"], 2] == pytest.approx(0.32, abs=1e-3)
+    assert np.allclose(person.face[:68, 2], 0.6, atol=1e-3)
+    # a frame with the channels swapped moves every x keypoint (BGR vs RGB is visible)
+    loc_bgr, _ = run.keypoints(frame[..., ::-1].copy(), box)
+    assert np.abs(loc_bgr[0, 0] - loc[0, 0]) > 10
+
+
+def test_simcc_maximum_matches_mmpose():
+    from dance_reenact.models.perception.dwpose import simcc_maximum, wholebody_to_person
+
+    sx = np.zeros((3, 8), np.float32)
+    sy = np.zeros((3, 10), np.float32)
+    sx[0, 5], sy[0, 2] = 0.8, 0.4  # score min(0.8, 0.4) = 0.4
+    sx[1, 1], sy[1, 7] = 0.2, 0.9  # 0.2
+    sx[2], sy[2] = -1.0, -1.0  # no positive response: location -1 as upstream marks it
+    sx[2, 3] = -0.5
+    loc, val = simcc_maximum(sx, sy, 2.0, 2.0)
+    assert np.allclose(val, [0.4, 0.2, -1.0])
+    assert np.allclose(loc, [[2.5, 1.0], [0.5, 3.5], [-0.5, -0.5]])
+    # visibility: body ``score > 0.3``, face/hands ``not score < 0.3`` (annotator __init__)
+    loc133 = np.full((133, 2), 10.0, np.float32)
+    sc = np.full(133, 0.3, np.float32)
+    p = wholebody_to_person(loc133, sc)
+    assert p.body[BODY["nose"], 2] == 0 and p.face[0, 2] == pytest.approx(0.3)
+
+
+def test_dwpose_detector_class_aware_like_upstream(tmp_path):
+    """A box is a person when its person score passes, whatever its best class; another
+    class's box never suppresses a person; person boxes scoring 0.1..0.3 are dropped."""
+    out = np.zeros((1, 8400, 85), np.float32)
+
+    def put(i, gx, gy, box, obj, probs):
+        x0, y0, x1, y1 = box
+        out[0, i, :4] = ((x0 + x1) / 64 - gx, (y0 + y1) / 64 - gy, math.log((x1 - x0) / 32),
+                         math.log((y1 - y0) / 32))
+        out[0, i, 4] = obj
+        for c, p in probs.items():
+            out[0, i, 5 + c] = p
+
+    put(8000, 0, 0, (100, 100, 300, 500), 0.9, {0: 0.95})  # a person
+    put(8001, 1, 0, (400, 100, 600, 500), 0.9, {0: 0.5, 56: 0.8})  # best class chair: kept
+    put(8002, 2, 0, (105, 100, 300, 500), 0.99, {0: 0.2, 2: 0.99})  # a car over the person
+    put(8003, 3, 0, (20, 520, 200, 630), 0.9, {0: 0.25})  # person score 0.225: dropped
+    det = _const_model("images", (1, 3, 640, 640), {"output": out})
+    sx, sy = _simcc_output(BOX_A)
+    pose = _const_model("input", (1, 3, 384, 288), {"simcc_x": sx, "simcc_y": sy})
+    run = _dwpose_runner(tmp_path, det, pose)
+    boxes = run.detect_boxes(np.zeros((640, 640, 3), np.uint8))
+    assert np.allclose(boxes, [[100, 100, 300, 500], [400, 100, 600, 500]], atol=0.5)

@@ -23,7 +23,10 @@ from dance_reenact.models.facenet import InceptionResnetV1
 from dance_reenact.models.vgg import vgg19_timm_shapes
 
 
-def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True) -> bytes:
+def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True,
+                        legacy: bool = False) -> bytes:
+    """A random InceptionResnetV1 (with its 8631-way ``logits``) saved as a state dict;
+    ``legacy=True`` uses torch's pre-1.6 serialisation (the 2018 file's format)."""
     torch.manual_seed(seed)
     net = InceptionResnetV1()
     for m in net.modules():  # non-trivial running statistics
@@ -34,7 +37,7 @@ def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True) -> byte
     if drop_batch_counters:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(state, buf, _use_new_zipfile_serialization=not legacy)
     return buf.getvalue()
 
 
@@ -211,4 +214,151 @@ class _BoxDensePose(torch.nn.Module):
 def box_densepose_torchscript() -> bytes:
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(_BoxDensePose()), buf)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Stand-ins that REACT to their input: their outputs encode what they were fed, so a swapped
+# colour order, a wrong normalisation or a wrong mask convention changes the result
+# --------------------------------------------------------------------------------------------
+
+# DWPose channel stand-ins: geometry the tests invert.
+CHANNEL_BOX_WH = (120.0, 160.0)  # the detector's box size in its 640x640 input pixels
+CHANNEL_SIMCC_OFFSET = 288.0  # x bin of keypoint k = offset + scale * mean of channel k % 3
+CHANNEL_SIMCC_SCALE = 100.0
+CHANNEL_Y_BIN = 300  # every y peak sits at this bin (150 crop pixels)
+# (x max, y max) of keypoint k's SimCC vectors: different heights so min and mean differ.
+CHANNEL_PEAKS = np.tile(np.array([[0.9, 0.6]], np.float32), (133, 1))
+CHANNEL_PEAKS[0] = (0.9, 0.25)  # nose: min 0.25 < 0.3 < mean 0.575 -> hidden upstream
+CHANNEL_PEAKS[5] = (0.32, 0.95)  # left shoulder: min 0.32 -> kept
+
+
+def dwpose_channel_files() -> tuple[bytes, bytes]:
+    """(detector, pose) ONNX files with DWPose's signatures whose outputs encode the mean of
+    each input channel separately.
+
+    Detector: one box on the first stride-32 anchor, centred at (mean of channel 0, mean of
+    channel 1) of its 640x640 input, :data:`CHANNEL_BOX_WH` in size; objectness 0.9 and
+    class-0 probability ``mean(channel 0) / 255`` (so a frame whose first channel is dark
+    has no person). Pose model: keypoint k's x SimCC vector peaks at bin
+    ``CHANNEL_SIMCC_OFFSET + CHANNEL_SIMCC_SCALE * mean(channel k % 3)`` of its (normalised)
+    input, its y vector at :data:`CHANNEL_Y_BIN`; peak heights :data:`CHANNEL_PEAKS`.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = np.float32
+    N = helper.make_node
+    onehot = np.zeros((8400, 1), f32)
+    onehot[8000] = 1.0
+    w, h = CHANNEL_BOX_WH
+    inits = [numpy_helper.from_array(onehot, "onehot"),
+             numpy_helper.from_array(np.array([[1 / 32, 0], [0, 1 / 32], [0, 0]], f32), "sel_xy"),
+             numpy_helper.from_array(np.array([[1 / 255], [0], [0]], f32), "sel_cls"),
+             numpy_helper.from_array(np.array([[np.log(w / 32), np.log(h / 32), 0.9]], f32),
+                                     "wh_obj"),
+             numpy_helper.from_array(np.zeros((1, 79), f32), "zeros79"),
+             numpy_helper.from_array(np.array([1, 8400, 85], np.int64), "shape_out")]
+    nodes = [N("ReduceMean", ["images"], ["m4"], axes=[2, 3], keepdims=0),  # (1, 3)
+             N("MatMul", ["m4", "sel_xy"], ["xy"]), N("MatMul", ["m4", "sel_cls"], ["cls"]),
+             N("Concat", ["xy", "wh_obj", "cls", "zeros79"], ["vec"], axis=1),
+             N("Mul", ["onehot", "vec"], ["grid"]),
+             N("Reshape", ["grid", "shape_out"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                     [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8400, 85])], inits)
+    det = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    det.ir_version = 8
+    onnx.checker.check_model(det)
+
+    sel = np.zeros((3, 133), f32)
+    sel[np.arange(133) % 3, np.arange(133)] = 1.0
+    bins_x = np.arange(576, dtype=f32)[None, None]
+    sy = np.zeros((1, 133, 768), f32)
+    sy[0, :, CHANNEL_Y_BIN] = CHANNEL_PEAKS[:, 1]
+    inits = [numpy_helper.from_array(sel, "sel"), numpy_helper.from_array(bins_x, "bins"),
+             numpy_helper.from_array(np.array(CHANNEL_SIMCC_SCALE, f32), "scale"),
+             numpy_helper.from_array(np.array(CHANNEL_SIMCC_OFFSET, f32), "offset"),
+             numpy_helper.from_array(np.array(1e-3, f32), "slope"),
+             numpy_helper.from_array(CHANNEL_PEAKS[None, :, 0:1].copy(), "xpeak"),
+             numpy_helper.from_array(np.array([1, 133, 1], np.int64), "shape_k1"),
+             numpy_helper.from_array(sy, "sy_c"), numpy_helper.from_array(np.zeros((), f32),
+                                                                          "zero")]
+    nodes = [N("ReduceMean", ["input"], ["m"], axes=[2, 3], keepdims=0),  # (1, 3)
+             N("MatMul", ["m", "sel"], ["mk"]),  # (1, 133): mean of channel k % 3
+             N("Mul", ["mk", "scale"], ["mks"]), N("Add", ["mks", "offset"], ["t"]),
+             N("Reshape", ["t", "shape_k1"], ["t3"]),
+             N("Sub", ["bins", "t3"], ["d"]), N("Abs", ["d"], ["ad"]),
+             N("Mul", ["ad", "slope"], ["ads"]), N("Sub", ["xpeak", "ads"], ["simcc_x"]),
+             N("ReduceMean", ["input"], ["mm"], keepdims=0), N("Mul", ["mm", "zero"], ["m0"]),
+             N("Add", ["sy_c", "m0"], ["simcc_y"])]
+    graph = helper.make_graph(
+        nodes, "pose", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                      [1, 3, 384, 288])],
+        [helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, [1, 133, 576]),
+         helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, [1, 133, 768])], inits)
+    pose = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    pose.ir_version = 8
+    onnx.checker.check_model(pose)
+    return det.SerializeToString(), pose.SerializeToString()
+
+
+LAMA_CHANNEL_GAIN = (1.0, 0.5, 0.25)
+
+
+class _ChannelLama(torch.nn.Module):
+    """big-LaMa's TorchScript contract (image (1,3,H,W) 0..1, mask (1,1,H,W) 1 = fill).
+
+    Every pixel becomes ``gain[c] * mean of channel c over the pixels the mask marks as
+    KNOWN`` (mask 0) of the padded input: channel-asymmetric (a swapped colour order shows),
+    scale-sensitive (0..255 input clamps), and an inverted mask averages the hole instead."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        known = 1.0 - mask
+        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
+        gain = torch.tensor([1.0, 0.5, 0.25]).view(1, 3, 1, 1)
+        return (mean * gain).expand_as(image).contiguous()
+
+
+def channel_lama_torchscript() -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(_ChannelLama()), buf)
+    return buf.getvalue()
+
+
+class _ChannelDensePose(torch.nn.Module):
+    """DensePose R50's TorchScript contract (uint8 (3, H, W) RGB -> boxes, coarse, fine, u, v):
+    one box over the pixels that are not black, labelled torso front (2) when the input's
+    first channel is brighter than its third, else head right (23); U = mean of channel 0 /
+    255, V = mean of channel 2 / 255 over the box. Fed BGR or normalised, the labels and
+    charts change."""
+
+    def forward(self, x: torch.Tensor):
+        xf = x.float()
+        m = xf.sum(0) > 40.0
+        ys = torch.nonzero(m.any(1)).flatten()
+        xs = torch.nonzero(m.any(0)).flatten()
+        n = 1 if int(ys.numel()) > 0 else 0
+        boxes = torch.zeros(n, 4)
+        coarse = torch.zeros(n, 2, 112, 112)
+        fine = torch.zeros(n, 25, 112, 112)
+        u = torch.zeros(n, 25, 112, 112)
+        v = torch.zeros(n, 25, 112, 112)
+        if n == 1:
+            x0, x1 = int(xs.min()), int(xs.max()) + 1
+            y0, y1 = int(ys.min()), int(ys.max()) + 1
+            boxes[0] = torch.tensor([float(x0), float(y0), float(x1), float(y1)])
+            inside = xf[:, y0:y1, x0:x1].mean((1, 2))
+            coarse[:, 1] = 1.0
+            part = 2 if bool(inside[0] > inside[2]) else 23
+            fine[:, part] = 5.0
+            u[:] = inside[0] / 255.0
+            v[:] = inside[2] / 255.0
+        return boxes, coarse, fine, u, v
+
+
+def channel_densepose_torchscript() -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(_ChannelDensePose()), buf)
     return buf.getvalue()
