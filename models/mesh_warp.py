@@ -211,6 +211,28 @@ def clip_scales(target: Person, drivers: Sequence[Person | None], *, window: int
 # --------------------------------------------------------------------------------------------
 
 
+_MIDDLE_JOINTS = (("right_shoulder", "right_elbow", "right_wrist"),
+                  ("left_shoulder", "left_elbow", "left_wrist"),
+                  ("right_hip", "right_knee", "right_ankle"),
+                  ("left_hip", "left_knee", "left_ankle"))
+
+
+def complete_limbs(person: Person, threshold: float = 0.05) -> Person:
+    """A copy with a missing elbow or knee placed midway between its limb's two ends when
+    both are shown (a detector often drops a joint hidden in a fold or behind the body; without
+    it the whole limb could not follow the driver)."""
+    from .schema import BODY
+
+    body = person.body.copy()
+    for a, m, b in _MIDDLE_JOINTS:
+        ia, im, ib = BODY[a], BODY[m], BODY[b]
+        if body[im, 2] <= threshold and body[ia, 2] > threshold and body[ib, 2] > threshold:
+            body[im, :2] = (body[ia, :2] + body[ib, :2]) / 2
+            body[im, 2] = 2 * threshold
+    return Person(body=body, face=person.face, left_hand=person.left_hand,
+                  right_hand=person.right_hand)
+
+
 def _rig_joints(j: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Add the rig's virtual joints: a virtual mid-hip for a waist-up body, the head base,
     the limb-root stubs (towards the body's centre) and the hand tips."""
@@ -308,6 +330,7 @@ def posed_skeleton(target: Person, driver: Person, scale: float
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(rest joints of the target, retargeted joints in the driver frame), both with the
     rig's virtual joints (:func:`_rig_joints`)."""
+    target, driver = complete_limbs(target), complete_limbs(driver)
     jt, jr, _ = retarget_skeleton(target, driver, float(scale))
     jt = _rig_joints(jt)
     jd = _rig_joints(_with_head(driver))
@@ -658,6 +681,7 @@ class BodyRig:
         if not labels.any():
             raise ValueError("the target parsing shows no person")
         h, w = labels.shape
+        person = complete_limbs(person)
         part_map = assign_parts(labels, person)
         rest = _rig_joints(_with_head(person))
         ys, xs = np.nonzero(labels)

@@ -270,3 +270,21 @@ def test_face_paste_lands_only_on_the_rendered_head():
     # a flat target face (nothing to paste but a block of one colour): the frame is kept
     flat = FaceTarget(np.full_like(tgt.image, 128), face.landmarks, face.mask)
     assert (refine_face_weightless(frame.image, lm, flat, region=head) == frame.image).all()
+
+
+def test_a_target_elbow_the_detector_missed_still_lets_the_arm_follow(body_and_rig):
+    from dance_reenact.models.schema import BODY
+
+    body, src, _ = body_and_rig
+    person = Person(body=src.person.body.copy(), face=src.person.face,
+                    left_hand=src.person.left_hand, right_hand=src.person.right_hand)
+    person.body[BODY["right_elbow"], 2] = 0  # hidden in a fold: not detected
+    rig = BodyRig.build(src.image, src.labels, person)
+    drv = S.render(body, S.SyntheticPose(**EXTREMES["arms_over_head"]), H, W, seed=3)
+    (s,) = clip_scales(person, [drv.person])
+    r = rig.render(drv.person, s, (H, W))
+    m = r.alpha >= 0.5
+    # the raised elbow is where the driver's is: the arm did follow (without the elbow the
+    # upper arm would stay hanging, rigid with the torso)
+    x, y = (int(round(c)) for c in drv.person.body[BODY["right_elbow"], :2])
+    assert m[y - 2:y + 3, x - 2:x + 3].any()
