@@ -21,7 +21,18 @@ from ..models.face import (
 from ..models.inpaint import dilate_mask
 from ..models.loading import load_model
 from ..models.schema import LABEL_GROUPS
-from .runtime import NodeInputError, Progress, get_device, local_weight_file
+from .runtime import (
+    LOADER_BACKENDS,
+    NO_FILE,
+    NO_FILE_CHOICES,
+    NodeInputError,
+    Progress,
+    get_device,
+    local_choices,
+    local_weight_file,
+    normalize_backend,
+    validate_loader_backend,
+)
 from .sockets import (
     FACEREFINE_MODEL,
     IMAGE,
@@ -35,11 +46,6 @@ from .sockets import (
 
 logger = logging.getLogger(__name__)
 CATEGORY = "dance_reenact/face"
-NO_FILE = "(none found)"
-
-
-def _local_files() -> list[str]:
-    return weights.list_local_files((".safetensors",)) or [NO_FILE]
 
 
 class LoadFaceRefine:
@@ -50,23 +56,26 @@ class LoadFaceRefine:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "source": (["weightless", "local_file", "hub"], {"default": "weightless",
-                           "tooltip": "weightless needs no download; local_file/hub load a "
-                           "FaceRefineNet safetensors trained with `reenact train face`."}),
+                "backend": (list(LOADER_BACKENDS), {"default": "warp", "tooltip":
+                            "warp: no weights, the target's face aligned by landmarks, "
+                            "colour-matched and blended in. hub / local: a FaceRefineNet "
+                            ".safetensors trained with `reenact train face` (a Hub repo, or a "
+                            "file in models/dance_reenact)."}),
                 "landmarks": (list(LANDMARK_BACKENDS), {"default": "mediapipe", "tooltip":
                               "mediapipe: face mesh inside the mediapipe wheel (offline). "
                               "fan68: FAN ONNX through the weight registry + OpenCV face box."}),
                 "blend": (["feather", "seamless"], {"default": "feather", "tooltip":
-                          "weightless only: feathered alpha, or Poisson (seamless) cloning "
+                          "warp only: feathered alpha, or Poisson (seamless) cloning "
                           "that keeps the frame's shading."}),
-                "color_match": ("BOOLEAN", {"default": True, "tooltip": "weightless only: "
+                "color_match": ("BOOLEAN", {"default": True, "tooltip": "warp only: "
                                 "match the pasted face's Lab mean/std to the frame's."}),
                 "feather": ("INT", {"default": 0, "min": 0, "max": 128, "tooltip":
-                            "weightless only: feather radius in pixels; 0 = 6% of face width."}),
+                            "warp only: feather radius in pixels; 0 = 6% of face width."}),
             },
             "optional": {
-                "local_file": (_local_files(), {"tooltip": "A .safetensors in the models "
-                               "folder (ComfyUI/models/dance_reenact)."}),
+                "local_file": (local_choices(), {"default": NO_FILE, "tooltip": "local: a "
+                               ".safetensors in the models folder "
+                               "(ComfyUI/models/dance_reenact)."}),
                 "repo_id": ("STRING", {"default": "", "tooltip": "Hub repo, owner/name."}),
                 "filename": ("STRING", {"default": "face_refine.safetensors"}),
                 "revision": ("STRING", {"default": "main"}),
@@ -77,16 +86,23 @@ class LoadFaceRefine:
 
     RETURN_TYPES = (FACEREFINE_MODEL,)
     RETURN_NAMES = ("face_model",)
+    OUTPUT_TOOLTIPS = ("The FaceRefine model (or the weightless paste) and its landmark and "
+                       "blend settings, for the FaceRefine node.",)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:  # noqa: N802 - ComfyUI's name
+        return validate_loader_backend(backend)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Load FaceRefine: a trained FaceRefineNet from the Hub or a local file, or "
                    "the weightless backend that pastes the target's face by landmarks.")
 
-    def load(self, source: str = "weightless", landmarks: str = "mediapipe",
+    def load(self, backend: str = "warp", landmarks: str = "mediapipe",
              blend: str = "feather", color_match: bool = True, feather: int = 0,
              local_file: str = NO_FILE, repo_id: str = "", filename: str = "",
              revision: str = "main", sha256: str = "") -> tuple[ModelHandle]:
         node = "Load FaceRefine"
+        source = normalize_backend(backend)  # "weightless"/"local_file" of saved workflows
         options: dict[str, Any] = {"landmarks": landmarks, "seamless": blend == "seamless",
                                    "color_match": bool(color_match),
                                    "feather": int(feather) or None}
@@ -100,14 +116,14 @@ class LoadFaceRefine:
         elif landmarks != "mediapipe":
             raise NodeInputError(node, "landmarks", f"unknown backend {landmarks!r}",
                                  f"pick one of {', '.join(LANDMARK_BACKENDS)}")
-        if source == "weightless":
+        if source == "warp":
             return (ModelHandle("face_refine", "weightless", None, "weightless", options),)
-        if source == "local_file":
-            if not local_file or local_file == NO_FILE:
+        if source == "local":
+            if local_file in NO_FILE_CHOICES:
                 raise NodeInputError(node, "local_file", "no FaceRefine file is selected",
                                      "put a .safetensors from `reenact train face` in "
                                      "ComfyUI/models/dance_reenact and pick it, or use "
-                                     "source=weightless")
+                                     "backend=warp")
             path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
@@ -123,8 +139,8 @@ class LoadFaceRefine:
                                      "check the repo id, file name and network") from exc
             where = "repo_id"
         else:
-            raise NodeInputError(node, "source", f"unknown source {source!r}",
-                                 "pick weightless, local_file or hub")
+            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
+                                 "pick warp, hub or local")
         try:
             net = load_model(path, expected_arch="FaceRefineNet", device=get_device())
         except weights.WeightError as exc:

@@ -138,10 +138,10 @@ class Graph:
 
 WEIGHTLESS = {"pose": "mediapipe", "parse": "geometric", "densepose": "weightless",
               "p2b": "warp", "appearance": "weightless", "b2f": "warp",
-              "inpaint": "opencv_telea", "face": "weightless"}
+              "inpaint": "opencv_telea", "face": "warp"}
 LEARNED = {"pose": "dwpose", "parse": "schp_lip", "densepose": "densepose_r50",
            "p2b": "local", "appearance": "pretrained", "b2f": "local", "inpaint": "lama",
-           "face": "local_file"}
+           "face": "local"}
 LOCAL_FILES = {"p2b": "p2b.safetensors", "b2f": "b2f.safetensors",
                "face": "face_refine.safetensors"}
 
@@ -209,9 +209,9 @@ def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, 
     ids["blend"] = g.add("DanceReenactMaskBlend", column, "Mask Blend f0 = z*m + b*(1-m)",
                          image=[ids["b2f"], 0], mask=[ids["stab"], 0], background=background,
                          **blend)
-    face_kw = {"local_file": LOCAL_FILES["face"]} if b["face"] == "local_file" else {}
+    face_kw = {"local_file": LOCAL_FILES["face"]} if b["face"] == "local" else {}
     ids["face_model"] = g.add("DanceReenactLoadFaceRefine", column + 1, "Load FaceRefine",
-                              source=b["face"], **face_kw)
+                              backend=b["face"], **face_kw)
     ids["face"] = g.add("DanceReenactFaceRefine", column + 1, "FaceRefine",
                         face_model=[ids["face_model"], 0], frames=[ids["blend"], 0],
                         target=[src["target"], 0], parsing=[ids["p2b"], 0])
