@@ -127,6 +127,11 @@ class PartCropper:
 
     RETURN_TYPES = (PARTS, IMAGE, "STRING")
     RETURN_NAMES = ("parts", "preview", "missing")
+    OUTPUT_TOOLTIPS = (
+        "The target's face, hair, upper and lower body crops (PARTS).",
+        'The crops side by side.',
+        'The parts that were not found, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "crop"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Cut the target photo into the five appearance crops of the paper (face+hair, "
@@ -199,6 +204,9 @@ class AppearanceEncoderNode:
 
     RETURN_TYPES = (APPEARANCE,)
     RETURN_NAMES = ("appearance",)
+    OUTPUT_TOOLTIPS = (
+        "The target's appearance, computed once and reused for every frame.",
+    )
     FUNCTION = "encode"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Encode the target's appearance once: a VGGFace2 face embedding of the face "
@@ -334,6 +342,11 @@ class B2F:
 
     RETURN_TYPES = (IMAGE, MASK, "STRING")
     RETURN_NAMES = ("image", "mask", "report")
+    OUTPUT_TOOLTIPS = (
+        'The target rendered in each driver pose (z).',
+        'Where the rendered person is (m), 1 inside.',
+        'Frames that were held or empty and why, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "generate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Render the target in each driver pose: RGB z and blending mask m, at the "
@@ -486,8 +499,8 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactB2F": B2F,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactPartCropper": "Part Cropper (Dance Reenact)",
-    "DanceReenactAppearanceEncoder": "Appearance Encoder (Dance Reenact)",
-    "DanceReenactB2FLoader": "B2F Loader (Dance Reenact)",
-    "DanceReenactB2F": "B2F (Dance Reenact)",
+    "DanceReenactPartCropper": "Part Cropper · Target's face, hair, clothes (Dance Reenact)",
+    "DanceReenactAppearanceEncoder": "Appearance Encoder · Target's look, once (Dance Reenact)",
+    "DanceReenactB2FLoader": "B2F Loader · Renderer model (Dance Reenact)",
+    "DanceReenactB2F": "B2F · Render the target in that pose (Dance Reenact)",
 }

@@ -344,6 +344,6 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactFaceRefine": FaceRefine,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactLoadFaceRefine": "Load FaceRefine (Dance Reenact)",
-    "DanceReenactFaceRefine": "FaceRefine (Dance Reenact)",
+    "DanceReenactLoadFaceRefine": "Load FaceRefine · Face model (Dance Reenact)",
+    "DanceReenactFaceRefine": "FaceRefine · Put the target's face in (Dance Reenact)",
 }

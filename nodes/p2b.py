@@ -184,6 +184,9 @@ class P2B:
 
     RETURN_TYPES = (PARSING,)
     RETURN_NAMES = ("parsing",)
+    OUTPUT_TOOLTIPS = (
+        "The target's body layout (parsing) in the driver's pose, per driver frame.",
+    )
     FUNCTION = "run"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Pose-to-body: the target's parsing moved into every driver pose, at the "
@@ -362,6 +365,6 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactP2B": P2B,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactP2BLoader": "P2B Loader (Dance Reenact)",
-    "DanceReenactP2B": "P2B (Dance Reenact)",
+    "DanceReenactP2BLoader": "P2B Loader · Body-layout model (Dance Reenact)",
+    "DanceReenactP2B": "P2B · Body layout in the driver's pose (Dance Reenact)",
 }

@@ -46,6 +46,7 @@ class Files:
     videos: dict[str, FakeVideo] = {}
     saved_videos: list[tuple[str, FakeVideo]] = []
     saved_images: list[tuple[str, torch.Tensor]] = []
+    previews: list[str] = []
 
 
 class FakeLoadImage:
@@ -144,7 +145,22 @@ class FakeMaskToImage:  # ComfyUI's MaskToImage, exactly
                 .expand(-1, -1, -1, 3),)
 
 
-CORE = {"LoadImage": FakeLoadImage, "LoadVideo": FakeLoadVideo,
+class FakePreviewAny:  # comfy_extras/nodes_preview_any.py: any value shown as text
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "main"
+    OUTPUT_NODE = True
+
+    def main(self, source=None):
+        value = source if isinstance(source, str) else repr(source)
+        Files.previews.append(value)
+        return {"ui": {"text": (value,)}}
+
+
+CORE = {"PreviewAny": FakePreviewAny, "LoadImage": FakeLoadImage, "LoadVideo": FakeLoadVideo,
         "GetVideoComponents": FakeGetVideoComponents, "CreateVideo": FakeCreateVideo,
         "SaveVideo": FakeSaveVideo, "SaveImage": FakeSaveImage, "MaskToImage": FakeMaskToImage}
 MAPPINGS = {**NODE_CLASS_MAPPINGS, **CORE}
@@ -198,7 +214,7 @@ def load_api(name: str) -> dict[str, dict[str, Any]]:
 def run(name: str, images: dict[str, torch.Tensor], videos: dict[str, FakeVideo],
         api: dict | None = None, cache: dict | None = None) -> tuple[dict, dict]:
     Files.images, Files.videos = dict(images), dict(videos)
-    Files.saved_videos, Files.saved_images = [], []
+    Files.saved_videos, Files.saved_images, Files.previews = [], [], []
     api = api or load_api(name)
     return api, run_workflow(api, MAPPINGS, cache=cache)
 
@@ -359,7 +375,8 @@ def test_background_swap_reruns_only_the_blend_and_what_follows(driver, target):
     api2[bg_node]["inputs"]["image"] = "other.png"  # the user picks another background
     second = run_workflow(api2, counted, cache=cache)
     assert sorted(calls) == sorted(["LoadImage", "DanceReenactMaskBlend", "SaveImage",
-                                    "DanceReenactFaceRefine", "CreateVideo", "SaveVideo"])
+                                    "DanceReenactFaceRefine", "PreviewAny", "CreateVideo",
+                                    "SaveVideo"])
     # ComfyUI would re-run a node that declares itself changed or not idempotent: none does
     for cls in NODE_CLASS_MAPPINGS.values():
         assert not hasattr(cls, "IS_CHANGED") and not getattr(cls, "NOT_IDEMPOTENT", False)
@@ -746,3 +763,25 @@ def test_loaders_share_one_vocabulary_and_empty_choice(weights_dir):
     shutil.rmtree(weights_dir)
     NODE_CLASS_MAPPINGS["DanceReenactP2BLoader"].INPUT_TYPES()
     assert weights_dir.is_dir()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.json")))
+def test_every_report_is_shown_in_a_preview_any_node(name):
+    """Each STRING output that says what a node skipped or degraded (report / scores /
+    missing) is wired to a core Preview Any node, so the artist sees it after a run."""
+    api = load_api(name)
+    shown = {tuple(s["inputs"]["source"]) for s in api.values()
+             if s["class_type"] == "PreviewAny"}
+    for nid, spec in api.items():
+        cls = MAPPINGS[spec["class_type"]]
+        for slot, (kind, out) in enumerate(zip(cls.RETURN_TYPES,
+                                               getattr(cls, "RETURN_NAMES", ()))):
+            if kind == "STRING" and out in ("report", "scores", "missing"):
+                assert (nid, slot) in shown, (name, spec["class_type"], out)
+
+
+def test_offline_run_shows_the_face_refine_report(driver, target):
+    api, out = run("offline_weightless.json", {"target.png": target},
+                   {"driver.mp4": FakeVideo(driver.frames, 12.0)})
+    face = out[node_of(api, "DanceReenactFaceRefine")]
+    assert face[2] in Files.previews and face[2].startswith("FaceRefine:")
