@@ -166,17 +166,15 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
             state.b2f_x0 = net.project(e_z)  # once per target
         state.b2f_net = net
     if cfg.face == "weightless":
-        from .face import FaceTarget, MediaPipeFaceLandmarks
+        from .face import FaceFinder, FaceTarget, MediaPipeFaceLandmarks
 
-        lm = MediaPipeFaceLandmarks()
-        try:
-            target_lm = lm(rgb)
-        finally:
-            lm.close()
-        if target_lm is not None:
-            state.face = FaceTarget.from_image(rgb, target_lm)
+        with MediaPipeFaceLandmarks() as lm, FaceFinder(lm) as find:
+            found = find(rgb)  # small faces: found on an upscaled crop
+        if found.landmarks is not None:
+            state.face = FaceTarget.from_image(rgb, found.landmarks)
         else:
-            logger.warning("no face landmarks on the target photo: FaceRefine is skipped")
+            logger.warning("no usable face on the target photo (%s, %.0f px): FaceRefine is "
+                           "skipped", found.status, found.size)
     elif cfg.face != "none":
         raise PipelineError(f"unknown face backend {cfg.face!r}: use weightless or none")
     return state
@@ -289,11 +287,12 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
     from .mesh_warp import clip_scales, warp_frame_mesh
 
     device = cfg.torch_device()
-    landmarker = None
+    landmarker = finder = None
     if state.face is not None:
-        from .face import MediaPipeFaceLandmarks
+        from .face import FaceFinder, MediaPipeFaceLandmarks
 
         landmarker = MediaPipeFaceLandmarks()
+        finder = FaceFinder(landmarker)
     rig = state.warp_parts
     scales = clip_scales(state.person, list(people))  # one slowly changing body scale
     try:
@@ -329,10 +328,11 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
             m3 = m[..., None]
             frame = (z * m3 + (bg.astype(np.float32) / 255.0) * (1.0 - m3)) * 255.0
             out = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
-            if landmarker is not None:
-                from .face import refine_face_weightless
+            if finder is not None:
+                from .face import box_of_mask, refine_face_weightless
 
-                lm = landmarker(out)
+                # the rendered face's box is where to look (small faces: an upscaled crop)
+                lm = finder(out, box_of_mask(labels == LABEL["face"])).landmarks
                 if lm is not None:
                     # paste only on the rendered head (never a second face on the body)
                     head = np.isin(labels, (LABEL["face"], LABEL["hair"], LABEL["hat"],
@@ -342,6 +342,8 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
             if on_frame:
                 on_frame(i + 1, len(people))
     finally:
+        if finder is not None:
+            finder.close()
         if landmarker is not None:
             landmarker.close()
 

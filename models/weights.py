@@ -80,8 +80,11 @@ class WeightSpec:
         return self.local_name or os.path.basename(self.filename)
 
     @property
-    def url_hint(self) -> str:
-        return f"https://huggingface.co/{self.repo_id}/blob/{self.revision}/{self.filename}"
+    def url(self) -> str:
+        """The direct download URL (``/resolve/``: the file's bytes, not its web page)."""
+        return f"https://huggingface.co/{self.repo_id}/resolve/{self.revision}/{self.filename}"
+
+    url_hint = url
 
 
 def _spec(repo_id: str, filename: str, revision: str, sha256: str | None, license: str,
@@ -229,6 +232,47 @@ def is_offline() -> bool:
     def true(v: str | None) -> bool:
         return (v or "").strip().lower() in {"1", "true", "yes", "on"}
     return true(os.environ.get("HF_HUB_OFFLINE")) or true(os.environ.get(ENV_OFFLINE))
+
+
+PROBE_TIMEOUT_S = 1.5  # one short request says whether the Hub answers (the error in < 2 s)
+PROBE_TTL_S = 60.0
+_probes: dict[str, tuple[float, str | None]] = {}
+
+
+def hub_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_unavailable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why nothing can be downloaded now, or None when the Hub answers.
+
+    Offline mode answers at once; otherwise one HEAD request to the endpoint with a short
+    timeout (any HTTP answer, even an error status, means the Hub is reachable), remembered
+    per endpoint for a minute. Without it, ``huggingface_hub`` retries an unreachable Hub for
+    ~24 s per file before failing.
+    """
+    if is_offline():
+        return f"offline mode is on (HF_HUB_OFFLINE / {ENV_OFFLINE})"
+    import urllib.error
+    import urllib.request
+
+    endpoint = hub_endpoint()
+    now = time.monotonic()
+    hit = _probes.get(endpoint)
+    if hit is not None and now - hit[0] < PROBE_TTL_S:
+        return hit[1]
+    reason: str | None = None
+    try:
+        req = urllib.request.Request(endpoint + "/", method="HEAD")
+        with urllib.request.urlopen(req, timeout=timeout):  # noqa: S310 - http(s) endpoint
+            pass
+    except urllib.error.HTTPError:
+        reason = None  # it answered
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", exc)
+        reason = f"the Hub at {endpoint} did not answer within {timeout:g} s ({why})"
+    _probes[endpoint] = (now, reason)
+    return reason
 
 
 def spec_for(name_or_spec: str | WeightSpec) -> WeightSpec:
@@ -421,7 +465,7 @@ def _missing_message(spec: WeightSpec, reason: str) -> str:
     return (f"weight file {spec.repo_id}/{spec.filename} (revision {spec.revision}) is not "
             f"available: {reason}. Expected it at {target}. Either allow network access to "
             f"the Hugging Face Hub (unset HF_HUB_OFFLINE / {ENV_OFFLINE}, or set HF_ENDPOINT "
-            f"to a mirror), or download {spec.url_hint} yourself and place it at that path "
+            f"to a mirror), or download {spec.url} yourself and place it at that path "
             f"(any folder in {ENV_MODELS_DIR} or ComfyUI's models/{FOLDER_NAME} works).")
 
 
@@ -502,7 +546,7 @@ def download(spec: WeightSpec, root: Path | None = None) -> Path:
             raise WeightError(
                 f"download of {spec.repo_id}/{spec.filename}@{spec.revision} is corrupt: "
                 f"{kind} {digest}, expected {expected}; it was discarded. Try again, or "
-                f"download {spec.url_hint} yourself and place it at {cache_path(spec, root)}.")
+                f"download {spec.url} yourself and place it at {cache_path(spec, root)}.")
         dest = cache_path(spec, root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(fetched, dest)
@@ -529,6 +573,9 @@ def resolve(name_or_spec: str | WeightSpec, *, allow_download: bool = True) -> P
         raise WeightError(_missing_message(spec, "downloads are disabled for this call"))
     if is_offline():
         raise WeightError(_missing_message(spec, "offline mode is on and it is not on disk"))
+    unavailable = hub_unavailable()
+    if unavailable:
+        raise WeightError(_missing_message(spec, f"the download failed: {unavailable}"))
     try:
         return download(spec)
     except WeightError:

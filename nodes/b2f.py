@@ -25,7 +25,18 @@ from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
 from ..models.schema import Person, frame_to_people, select_person
 from ..models.weights import WeightError
-from .runtime import NodeInputError, Progress, get_device, local_weight_file
+from .runtime import (
+    LOADER_BACKENDS,
+    NO_FILE,
+    NO_FILE_CHOICES,
+    NodeInputError,
+    Progress,
+    get_device,
+    local_choices,
+    local_weight_file,
+    normalize_backend,
+    validate_loader_backend,
+)
 from .sockets import (
     APPEARANCE,
     B2F_MODEL,
@@ -116,6 +127,11 @@ class PartCropper:
 
     RETURN_TYPES = (PARTS, IMAGE, "STRING")
     RETURN_NAMES = ("parts", "preview", "missing")
+    OUTPUT_TOOLTIPS = (
+        "The target's face, hair, upper and lower body crops (PARTS).",
+        'The crops side by side.',
+        'The parts that were not found, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "crop"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Cut the target photo into the five appearance crops of the paper (face+hair, "
@@ -179,7 +195,7 @@ class AppearanceEncoderNode:
         return {
             "required": {
                 "parts": (PARTS,),
-                "backend": (["pretrained", "weightless"], {"default": "pretrained", "tooltip":
+                "backend": (["pretrained", "weightless"], {"default": "weightless", "tooltip":
                             "pretrained: facenet_vggface2 + vgg19 from the Hub (needed by a "
                             "trained B2F). weightless: no download; only the warp B2F "
                             "backend can use it."}),
@@ -188,13 +204,16 @@ class AppearanceEncoderNode:
 
     RETURN_TYPES = (APPEARANCE,)
     RETURN_NAMES = ("appearance",)
+    OUTPUT_TOOLTIPS = (
+        "The target's appearance, computed once and reused for every frame.",
+    )
     FUNCTION = "encode"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Encode the target's appearance once: a VGGFace2 face embedding of the face "
                    "crop and ImageNet VGG19 features of the four other crops (2560 values), "
                    "plus the target image, parsing and keypoints for the weightless B2F.")
 
-    def encode(self, parts: Any, backend: str = "pretrained") -> tuple[Appearance]:
+    def encode(self, parts: Any, backend: str = "weightless") -> tuple[Appearance]:
         node = "Appearance Encoder"
         if not isinstance(parts, Parts):
             raise NodeInputError(node, "parts", f"expected PARTS, got {type(parts).__name__}",
@@ -228,10 +247,9 @@ class B2FLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        local = [""] + weights.list_local_files((".safetensors",))
         return {
             "required": {
-                "backend": (["warp", "hub", "local"], {"default": "warp", "tooltip":
+                "backend": (list(LOADER_BACKENDS), {"default": "warp", "tooltip":
                             "warp: no weights (the target's pixels warped part by part). hub: "
                             "a repo id + filename of B2F weights you trained. local: a file in "
                             "models/dance_reenact."}),
@@ -241,7 +259,8 @@ class B2FLoader:
                 "filename": ("STRING", {"default": "b2f.safetensors"}),
                 "revision": ("STRING", {"default": "main"}),
                 "sha256": ("STRING", {"default": "", "tooltip": "Optional pin of the file."}),
-                "local_file": (local, {"default": ""}),
+                "local_file": (local_choices(), {"default": NO_FILE, "tooltip":
+                               "local: a .safetensors written by `reenact train b2f`"}),
                 "feather": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 32.0, "step": 0.5,
                                       "tooltip": "warp: Gaussian feather of the mask, px."}),
             },
@@ -249,15 +268,21 @@ class B2FLoader:
 
     RETURN_TYPES = (B2F_MODEL,)
     RETURN_NAMES = ("b2f_model",)
+    OUTPUT_TOOLTIPS = ("The B2F model (or the weightless warp) for the B2F node.",)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:  # noqa: N802 - ComfyUI's name
+        return validate_loader_backend(backend)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Load B2F: a trained network (Hub repo or local safetensors) or the "
                    "weightless 'warp' backend that needs no download.")
 
     def load(self, backend: str = "warp", repo_id: str = "", filename: str = "b2f.safetensors",
-             revision: str = "main", sha256: str = "", local_file: str = "",
+             revision: str = "main", sha256: str = "", local_file: str = NO_FILE,
              feather: float = 2.0) -> tuple[ModelHandle]:
         node = "B2F Loader"
+        backend = normalize_backend(backend)
         if backend == "warp":
             return (ModelHandle(stage="b2f", backend="warp", source="weightless",
                                 options={"feather": float(feather)}),)
@@ -273,7 +298,7 @@ class B2FLoader:
                                      "and network, or place the file by hand") from exc
             name = "repo_id"
         elif backend == "local":
-            if not local_file:
+            if local_file in NO_FILE_CHOICES:
                 raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
                                      ".safetensors file in models/dance_reenact and pick it")
             path = local_weight_file(node, "local_file", local_file)
@@ -317,6 +342,11 @@ class B2F:
 
     RETURN_TYPES = (IMAGE, MASK, "STRING")
     RETURN_NAMES = ("image", "mask", "report")
+    OUTPUT_TOOLTIPS = (
+        'The target rendered in each driver pose (z).',
+        'Where the rendered person is (m), 1 inside.',
+        'Frames that were held or empty and why, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "generate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Render the target in each driver pose: RGB z and blending mask m, at the "
@@ -469,8 +499,8 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactB2F": B2F,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactPartCropper": "Part Cropper (Dance Reenact)",
-    "DanceReenactAppearanceEncoder": "Appearance Encoder (Dance Reenact)",
-    "DanceReenactB2FLoader": "B2F Loader (Dance Reenact)",
-    "DanceReenactB2F": "B2F (Dance Reenact)",
+    "DanceReenactPartCropper": "Part Cropper · Target's face, hair, clothes (Dance Reenact)",
+    "DanceReenactAppearanceEncoder": "Appearance Encoder · Target's look, once (Dance Reenact)",
+    "DanceReenactB2FLoader": "B2F Loader · Renderer model (Dance Reenact)",
+    "DanceReenactB2F": "B2F · Render the target in that pose (Dance Reenact)",
 }

@@ -45,6 +45,11 @@ class MaskBlend:
 
     RETURN_TYPES = (IMAGE, IMAGE, MASK)
     RETURN_NAMES = ("image", "foreground_rgba", "alpha")
+    OUTPUT_TOOLTIPS = (
+        'The rendered person over the background: f0 = z*m + b*(1-m).',
+        'The person with the mask as alpha (RGBA), for compositing elsewhere.',
+        'The alpha used for the blend.',
+    )
     FUNCTION = "blend"
     CATEGORY = CATEGORY
     DESCRIPTION = ("f0 = z*m + b*(1-m): blend the generated person over a still or a video "
@@ -80,4 +85,6 @@ class MaskBlend:
 
 
 NODE_CLASS_MAPPINGS = {"DanceReenactMaskBlend": MaskBlend}
-NODE_DISPLAY_NAME_MAPPINGS = {"DanceReenactMaskBlend": "Mask Blend (Dance Reenact)"}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DanceReenactMaskBlend": "Mask Blend · Person over a background (Dance Reenact)",
+}

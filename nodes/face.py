@@ -9,11 +9,30 @@ import numpy as np
 import torch
 
 from ..models import weights
-from ..models.face import LANDMARK_BACKENDS, FaceTarget, make_landmarker, refine_face_weightless
+from ..models.face import (
+    LANDMARK_BACKENDS,
+    MIN_FACE_PX,
+    FaceFinder,
+    FaceTarget,
+    box_of_mask,
+    make_landmarker,
+    refine_face_weightless,
+)
 from ..models.inpaint import dilate_mask
 from ..models.loading import load_model
 from ..models.schema import LABEL_GROUPS
-from .runtime import NodeInputError, Progress, get_device, local_weight_file
+from .runtime import (
+    LOADER_BACKENDS,
+    NO_FILE,
+    NO_FILE_CHOICES,
+    NodeInputError,
+    Progress,
+    get_device,
+    local_choices,
+    local_weight_file,
+    normalize_backend,
+    validate_loader_backend,
+)
 from .sockets import (
     FACEREFINE_MODEL,
     IMAGE,
@@ -27,11 +46,6 @@ from .sockets import (
 
 logger = logging.getLogger(__name__)
 CATEGORY = "dance_reenact/face"
-NO_FILE = "(none found)"
-
-
-def _local_files() -> list[str]:
-    return weights.list_local_files((".safetensors",)) or [NO_FILE]
 
 
 class LoadFaceRefine:
@@ -42,23 +56,26 @@ class LoadFaceRefine:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "source": (["weightless", "local_file", "hub"], {"default": "weightless",
-                           "tooltip": "weightless needs no download; local_file/hub load a "
-                           "FaceRefineNet safetensors trained with `reenact train face`."}),
+                "backend": (list(LOADER_BACKENDS), {"default": "warp", "tooltip":
+                            "warp: no weights, the target's face aligned by landmarks, "
+                            "colour-matched and blended in. hub / local: a FaceRefineNet "
+                            ".safetensors trained with `reenact train face` (a Hub repo, or a "
+                            "file in models/dance_reenact)."}),
                 "landmarks": (list(LANDMARK_BACKENDS), {"default": "mediapipe", "tooltip":
                               "mediapipe: face mesh inside the mediapipe wheel (offline). "
                               "fan68: FAN ONNX through the weight registry + OpenCV face box."}),
                 "blend": (["feather", "seamless"], {"default": "feather", "tooltip":
-                          "weightless only: feathered alpha, or Poisson (seamless) cloning "
+                          "warp only: feathered alpha, or Poisson (seamless) cloning "
                           "that keeps the frame's shading."}),
-                "color_match": ("BOOLEAN", {"default": True, "tooltip": "weightless only: "
+                "color_match": ("BOOLEAN", {"default": True, "tooltip": "warp only: "
                                 "match the pasted face's Lab mean/std to the frame's."}),
                 "feather": ("INT", {"default": 0, "min": 0, "max": 128, "tooltip":
-                            "weightless only: feather radius in pixels; 0 = 6% of face width."}),
+                            "warp only: feather radius in pixels; 0 = 6% of face width."}),
             },
             "optional": {
-                "local_file": (_local_files(), {"tooltip": "A .safetensors in the models "
-                               "folder (ComfyUI/models/dance_reenact)."}),
+                "local_file": (local_choices(), {"default": NO_FILE, "tooltip": "local: a "
+                               ".safetensors in the models folder "
+                               "(ComfyUI/models/dance_reenact)."}),
                 "repo_id": ("STRING", {"default": "", "tooltip": "Hub repo, owner/name."}),
                 "filename": ("STRING", {"default": "face_refine.safetensors"}),
                 "revision": ("STRING", {"default": "main"}),
@@ -69,16 +86,23 @@ class LoadFaceRefine:
 
     RETURN_TYPES = (FACEREFINE_MODEL,)
     RETURN_NAMES = ("face_model",)
+    OUTPUT_TOOLTIPS = ("The FaceRefine model (or the weightless paste) and its landmark and "
+                       "blend settings, for the FaceRefine node.",)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:  # noqa: N802 - ComfyUI's name
+        return validate_loader_backend(backend)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Load FaceRefine: a trained FaceRefineNet from the Hub or a local file, or "
                    "the weightless backend that pastes the target's face by landmarks.")
 
-    def load(self, source: str = "weightless", landmarks: str = "mediapipe",
+    def load(self, backend: str = "warp", landmarks: str = "mediapipe",
              blend: str = "feather", color_match: bool = True, feather: int = 0,
              local_file: str = NO_FILE, repo_id: str = "", filename: str = "",
              revision: str = "main", sha256: str = "") -> tuple[ModelHandle]:
         node = "Load FaceRefine"
+        source = normalize_backend(backend)  # "weightless"/"local_file" of saved workflows
         options: dict[str, Any] = {"landmarks": landmarks, "seamless": blend == "seamless",
                                    "color_match": bool(color_match),
                                    "feather": int(feather) or None}
@@ -92,14 +116,14 @@ class LoadFaceRefine:
         elif landmarks != "mediapipe":
             raise NodeInputError(node, "landmarks", f"unknown backend {landmarks!r}",
                                  f"pick one of {', '.join(LANDMARK_BACKENDS)}")
-        if source == "weightless":
+        if source == "warp":
             return (ModelHandle("face_refine", "weightless", None, "weightless", options),)
-        if source == "local_file":
-            if not local_file or local_file == NO_FILE:
+        if source == "local":
+            if local_file in NO_FILE_CHOICES:
                 raise NodeInputError(node, "local_file", "no FaceRefine file is selected",
                                      "put a .safetensors from `reenact train face` in "
                                      "ComfyUI/models/dance_reenact and pick it, or use "
-                                     "source=weightless")
+                                     "backend=warp")
             path = local_weight_file(node, "local_file", local_file)
             if path is None:
                 raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
@@ -115,8 +139,8 @@ class LoadFaceRefine:
                                      "check the repo id, file name and network") from exc
             where = "repo_id"
         else:
-            raise NodeInputError(node, "source", f"unknown source {source!r}",
-                                 "pick weightless, local_file or hub")
+            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
+                                 "pick warp, hub or local")
         try:
             net = load_model(path, expected_arch="FaceRefineNet", device=get_device())
         except weights.WeightError as exc:
@@ -156,6 +180,26 @@ def _face_region(labels: np.ndarray, grow: int) -> np.ndarray:
     return dilate_mask(np.isin(labels, LABEL_GROUPS["face"]), grow)
 
 
+def _frame_list(idx: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(i) for i in idx[:limit])
+    return shown + (f", ... ({len(idx)} in all)" if len(idx) > limit else "")
+
+
+def refine_report(total: int, refined: int, none: list[int], small: list[int],
+                  kept: list[int], min_face_px: int) -> str:
+    """One short paragraph an artist reads in a Preview Any node."""
+    parts = [f"FaceRefine: refined the face in {refined} of {total} frames."]
+    if none:
+        parts.append(f"No face found in frame(s) {_frame_list(none)}: passed through.")
+    if small:
+        parts.append(f"Face under min_face_px={min_face_px} px in frame(s) "
+                     f"{_frame_list(small)}: passed through (lower min_face_px to try).")
+    if kept:
+        parts.append(f"Face landmarks off the rendered head or nothing to paste in frame(s) "
+                     f"{_frame_list(kept)}: kept as rendered.")
+    return " ".join(parts)
+
+
 class FaceRefine:
     """Refine the face in every frame of f0 with the target's face."""
 
@@ -169,20 +213,35 @@ class FaceRefine:
             },
             "optional": {
                 "parsing": (PARSING, {"tooltip": "Parsing of the frames (e.g. from P2B): the "
-                            "blend is limited to the face label, grown by a few pixels."}),
+                            "blend is limited to the face label, grown by a few pixels, and "
+                            "the face is looked for there first."}),
+                "min_face_px": ("INT", {"default": MIN_FACE_PX, "min": 8, "max": 512,
+                                "tooltip": "Faces smaller than this (pixels, the larger side "
+                                "of the face's landmark box) pass through unchanged and are "
+                                f"listed in the report. {MIN_FACE_PX} is the smallest size "
+                                "the landmarks stay accurate at (small faces are upscaled "
+                                "before landmarking)."}),
             },
         }
 
-    RETURN_TYPES = (IMAGE, "INT")
-    RETURN_NAMES = ("frames", "frames_without_face")
+    RETURN_TYPES = (IMAGE, "INT", "STRING")
+    RETURN_NAMES = ("frames", "frames_without_face", "report")
+    OUTPUT_TOOLTIPS = (
+        "The frames with the target's face refined in; frames without a usable face are "
+        "passed through unchanged.",
+        "How many frames passed through because no face (or only a face under min_face_px) "
+        "was found.",
+        "What happened, in words: how many faces were refined and which frames were passed "
+        "through and why. Connect a Preview Any node to read it.")
     FUNCTION = "refine"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Refine the face of each frame with the target's face (FaceRefineNet or the "
-                   "weightless paste). Frames with no detectable face pass through unchanged; "
-                   "their count is the second output.")
+                   "weightless paste). Small faces are found on an upscaled crop. Frames with "
+                   "no usable face, or a target photo without one, pass through unchanged "
+                   "and the report says which: the graph never stops for a missing face.")
 
-    def refine(self, face_model: Any, frames: Any, target: Any,
-               parsing: Any = None) -> tuple[torch.Tensor, int]:
+    def refine(self, face_model: Any, frames: Any, target: Any, parsing: Any = None,
+               min_face_px: int = MIN_FACE_PX) -> tuple[torch.Tensor, int, str]:
         node = "FaceRefine"
         if not isinstance(face_model, ModelHandle) or face_model.stage != "face_refine":
             raise NodeInputError(node, "face_model", "expected a FACEREFINE_MODEL",
@@ -209,53 +268,75 @@ class FaceRefine:
             raise NodeInputError(node, "face_model", f"the landmark detector could not start "
                                  f"({exc})", "install the offline extra for mediapipe, or "
                                  "re-fetch the fan68 file") from exc
-        with detector as detect:
+
+        def passthrough(i: int) -> torch.Tensor:
+            src = frames[i].float()
+            if src.shape[-1] == 3:
+                return src
+            return torch.from_numpy(frame_to_rgb_uint8(frames[i])).float() / 255
+
+        with detector as detect, FaceFinder(detect, min_face_px=min_face_px) as find:
             target_rgb = frame_to_rgb_uint8(target[0])
-            target_lm = detect(target_rgb)
-            if target_lm is None:
-                problem, fix = why_no_face(target_rgb)
-                raise NodeInputError(node, "target", problem, fix)
-            face_target = FaceTarget.from_image(target_rgb, target_lm)
+            found_t = find(target_rgb)
+            if found_t.landmarks is None:
+                if found_t.status == "small":
+                    why = (f"the target photo's face is {found_t.size:.0f} px, under "
+                           f"min_face_px={min_face_px}")
+                else:
+                    why = why_no_face(target_rgb)[0]
+                report = (f"FaceRefine: skipped, {why}; all {b} frames passed through "
+                          "unchanged (use a photo with a larger face, or lower min_face_px).")
+                logger.warning(report)
+                return torch.stack([passthrough(i) for i in range(b)]), b, report
+            face_target = FaceTarget.from_image(target_rgb, found_t.landmarks)
             embedding = None
             if face_model.module is not None:
                 from ..models.face_refine import target_embedding
 
                 embedding = target_embedding(face_model.module, face_target, device)
             out = torch.empty((b, h, w, 3), dtype=torch.float32)
-            missing = 0
+            none: list[int] = []
+            small: list[int] = []
+            kept: list[int] = []
+            grow = max(2, int(0.02 * max(h, w)))
             with Progress(b, node) as bar:
                 for i in range(b):
                     rgb = frame_to_rgb_uint8(frames[i])
-                    src = frames[i].float()
-                    orig = src if src.shape[-1] == 3 else torch.from_numpy(rgb).float() / 255
-                    lm = detect(rgb)
-                    if lm is None:
-                        missing += 1
+                    orig = passthrough(i)
+                    region = hint = None
+                    if labels is not None:
+                        lab = labels[i if len(labels) > 1 else 0].cpu().numpy()
+                        hint = box_of_mask(np.isin(lab, LABEL_GROUPS["face"]))
+                        region = _face_region(lab, grow)
+                    found = find(rgb, hint)
+                    if found.landmarks is None and hint is not None:
+                        found = find(rgb)  # the parsing's face box missed: the whole frame
+                    if found.landmarks is None:
+                        (small if found.status == "small" else none).append(i)
                         out[i] = orig
                         bar.update()
                         continue
-                    region = None
-                    if labels is not None:
-                        region = _face_region(labels[i if len(labels) > 1 else 0].cpu().numpy(),
-                                              max(2, int(0.02 * max(h, w))))
                     if face_model.module is None:
                         res = refine_face_weightless(
-                            rgb, lm, face_target, feather_px=opts.get("feather"),
+                            rgb, found.landmarks, face_target, feather_px=opts.get("feather"),
                             color_match=opts.get("color_match", True),
                             seamless=opts.get("seamless", False), region=region)
                     else:
                         from ..models.face_refine import refine_face_network
 
-                        res = refine_face_network(face_model.module, rgb, lm, embedding,
-                                                  device=device, region=region)
+                        res = refine_face_network(face_model.module, rgb, found.landmarks,
+                                                  embedding, device=device, region=region)
                     changed = torch.from_numpy((res != rgb).any(-1))
+                    if not bool(changed.any()):
+                        kept.append(i)
                     new = torch.from_numpy(res).float() / 255
                     out[i] = torch.where(changed[..., None], new, orig)
                     bar.update()
-        if missing:
-            logger.info("FaceRefine: %d of %d frames had no detectable face (unchanged)",
-                        missing, b)
-        return out, missing
+        missing = len(none) + len(small)
+        report = refine_report(b, b - missing - len(kept), none, small, kept, min_face_px)
+        if missing or kept:
+            logger.info(report)
+        return out, missing, report
 
 
 NODE_CLASS_MAPPINGS = {
@@ -263,6 +344,6 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactFaceRefine": FaceRefine,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactLoadFaceRefine": "Load FaceRefine (Dance Reenact)",
-    "DanceReenactFaceRefine": "FaceRefine (Dance Reenact)",
+    "DanceReenactLoadFaceRefine": "Load FaceRefine · Face model (Dance Reenact)",
+    "DanceReenactFaceRefine": "FaceRefine · Put the target's face in (Dance Reenact)",
 }

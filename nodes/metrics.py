@@ -86,6 +86,11 @@ class ParsingMetrics:
 
     RETURN_TYPES = ("FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("ssbs", "ssis", "table")
+    OUTPUT_TOOLTIPS = (
+        'Structural similarity of the body shapes (SSBS).',
+        'Structural similarity of the body parts (SSIS).',
+        'The scores as a table.',
+    )
     FUNCTION = "evaluate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("SSBS (IoU of person vs background) and SSIS (mean IoU over the parts present "
@@ -113,6 +118,11 @@ class DensePoseMetrics:
 
     RETURN_TYPES = ("FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("dpbs", "dpis", "table")
+    OUTPUT_TOOLTIPS = (
+        'DensePose body similarity (DPBS).',
+        'DensePose instance similarity (DPIS).',
+        'The scores as a table.',
+    )
     FUNCTION = "evaluate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("DPBS (IoU of body vs background) and DPIS (mean IoU over the DensePose part "
@@ -167,6 +177,13 @@ class ImageMetrics:
 
     RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("ssim", "psnr", "lpips", "fid", "table")
+    OUTPUT_TOOLTIPS = (
+        'SSIM (higher is closer).',
+        'PSNR in dB (higher is closer).',
+        'LPIPS (lower is closer).',
+        'FID (lower is closer; needs enough frames).',
+        'The scores as a table.',
+    )
     FUNCTION = "evaluate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Mean SSIM, masked PSNR (dB), LPIPS and FID of predicted vs real frames. "

@@ -24,7 +24,18 @@ from ..models.schema import (
     sequence_is_normalized,
 )
 from ..models.warp import limit_source
-from .runtime import NodeInputError, Progress, get_device, local_weight_file
+from .runtime import (
+    LOADER_BACKENDS,
+    NO_FILE,
+    NO_FILE_CHOICES,
+    NodeInputError,
+    Progress,
+    get_device,
+    local_choices,
+    local_weight_file,
+    normalize_backend,
+    validate_loader_backend,
+)
 from .sockets import (
     DENSEPOSE,
     IMAGE,
@@ -44,16 +55,8 @@ from .sockets import (
 logger = logging.getLogger(__name__)
 
 CATEGORY = "dance_reenact/p2b"
-BACKENDS = ("warp", "hub", "local")
-_NO_FILE = "(none)"
-
-
-def _local_choices() -> list[str]:
-    try:
-        files = weights.list_local_files((".safetensors",))
-    except Exception:  # a broken models folder must not break node registration
-        files = []
-    return [_NO_FILE] + files
+BACKENDS = LOADER_BACKENDS
+_NO_FILE = NO_FILE
 
 
 class P2BLoader:
@@ -77,13 +80,18 @@ class P2BLoader:
                                         "tooltip": "hub: commit hash (best), branch or tag"}),
                 "sha256": ("STRING", {"default": "", "tooltip":
                                       "hub: expected sha256 (empty: trust the Hub's checksum)"}),
-                "local_file": (_local_choices(), {"default": _NO_FILE, "tooltip":
+                "local_file": (local_choices(), {"default": _NO_FILE, "tooltip":
                                "local: a .safetensors written by `reenact train p2b`"}),
             },
         }
 
     RETURN_TYPES = (P2B_MODEL,)
     RETURN_NAMES = ("p2b_model",)
+    OUTPUT_TOOLTIPS = ("The P2B model (or the weightless warp) for the P2B node.",)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:  # noqa: N802 - ComfyUI's name
+        return validate_loader_backend(backend)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Load the pose-to-body network (P2B) from the Hub or a local file, or pick "
@@ -93,6 +101,7 @@ class P2BLoader:
              filename: str = "p2b_generator.safetensors", revision: str = "main",
              sha256: str = "", local_file: str = _NO_FILE) -> tuple[ModelHandle]:
         node = "P2B Loader"
+        backend = normalize_backend(backend)
         if backend == "warp":
             return (ModelHandle("p2b", "warp", None, "weightless warp"),)
         if backend == "hub":
@@ -107,7 +116,7 @@ class P2BLoader:
                                      "type owner/name and a file path inside the repo") from exc
             path = weights.resolve(spec)
         elif backend == "local":
-            if not local_file or local_file == _NO_FILE:
+            if local_file in NO_FILE_CHOICES:
                 raise NodeInputError(node, "local_file", "no file chosen",
                                      f"put a P2B .safetensors into {weights.search_roots()[0]} "
                                      "and pick it (refresh the page)")
@@ -175,6 +184,9 @@ class P2B:
 
     RETURN_TYPES = (PARSING,)
     RETURN_NAMES = ("parsing",)
+    OUTPUT_TOOLTIPS = (
+        "The target's body layout (parsing) in the driver's pose, per driver frame.",
+    )
     FUNCTION = "run"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Pose-to-body: the target's parsing moved into every driver pose, at the "
@@ -353,6 +365,6 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactP2B": P2B,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactP2BLoader": "P2B Loader (Dance Reenact)",
-    "DanceReenactP2B": "P2B (Dance Reenact)",
+    "DanceReenactP2BLoader": "P2B Loader · Body-layout model (Dance Reenact)",
+    "DanceReenactP2B": "P2B · Body layout in the driver's pose (Dance Reenact)",
 }

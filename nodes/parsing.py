@@ -116,6 +116,11 @@ class HumanParse:
 
     RETURN_TYPES = (PARSING, IMAGE, MASK)
     RETURN_NAMES = ("parsing", "preview", "mask")
+    OUTPUT_TOOLTIPS = (
+        'The body-part labels per frame (PARSING, 22 labels).',
+        'The labels in colour.',
+        'The person (or the chosen label group) as a mask.',
+    )
     FUNCTION = "parse"
     CATEGORY = "dance_reenact/perception"
     DESCRIPTION = ("Human parsing (paper p*): 22 labels per pixel — SCHP LIP (the paper's parser) "
@@ -208,4 +213,6 @@ class HumanParse:
 
 
 NODE_CLASS_MAPPINGS = {"DanceReenactHumanParse": HumanParse}
-NODE_DISPLAY_NAME_MAPPINGS = {"DanceReenactHumanParse": "Human Parse (Dance Reenact)"}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DanceReenactHumanParse": "Human Parse · Body-part labels (Dance Reenact)",
+}

@@ -130,6 +130,14 @@ class OpenPose:
     RETURN_TYPES = (POSE_KEYPOINT, IMAGE, MASK, "STRING", "STRING")
     RETURN_NAMES = ("pose_keypoint", "stick_figure", "person_mask", "people_per_frame",
                     "report")
+    OUTPUT_TOOLTIPS = (
+        "The people's keypoints per frame (OpenPose layout: body 18, face 70, hands 21).",
+        'The keypoints drawn as stick figures.',
+        'Where the person is (1 inside), per frame.',
+        'How many people were found in each frame.',
+        'Frames without a person and what was done with them, in words; connect a Preview'
+        ' Any node to read it.',
+    )
     FUNCTION = "detect"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Detect body, hand and face keypoints (OpenPose layout) per frame; outputs "
@@ -283,6 +291,10 @@ class DensePoseNode:
 
     RETURN_TYPES = (DENSEPOSE, IMAGE)
     RETURN_NAMES = ("densepose", "preview")
+    OUTPUT_TOOLTIPS = (
+        'The body-surface coordinates (IUV) per frame.',
+        'The DensePose drawn in colour.',
+    )
     FUNCTION = "estimate"
     CATEGORY = CATEGORY
     DESCRIPTION = ("DensePose I (24 parts), U, V per pixel for P2B, with a colour preview "
@@ -419,6 +431,6 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactDensePose": DensePoseNode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactOpenPose": "OpenPose (Dance Reenact)",
-    "DanceReenactDensePose": "DensePose (Dance Reenact)",
+    "DanceReenactOpenPose": "OpenPose · People's keypoints (Dance Reenact)",
+    "DanceReenactDensePose": "DensePose · Body surface (Dance Reenact)",
 }

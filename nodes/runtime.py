@@ -97,6 +97,44 @@ class Progress:
         return lambda done, total: self.update(1)
 
 
+# The first entry of every loader's local_file list (the three loaders say the same thing);
+# the older texts stay accepted as "no file" so saved workflows load.
+NO_FILE = f"(none: put .safetensors files in models/{weights.FOLDER_NAME})"
+NO_FILE_CHOICES = frozenset({NO_FILE, "", "(none)", "(none found)"})
+
+
+LOADER_BACKENDS: tuple[str, ...] = ("warp", "hub", "local")
+_LEGACY_BACKENDS = {"weightless": "warp", "local_file": "local"}  # Load FaceRefine's old names
+
+
+def normalize_backend(value: str) -> str:
+    """A loader's backend in the one vocabulary (``warp|hub|local``); older names map."""
+    return _LEGACY_BACKENDS.get(value, value)
+
+
+def validate_loader_backend(backend: str) -> bool | str:
+    """ComfyUI's VALIDATE_INPUTS for a loader: accepts the old names too (a saved workflow
+    holding them still queues; ComfyUI skips its own list check for inputs checked here)."""
+    if normalize_backend(backend) in LOADER_BACKENDS:
+        return True
+    return f"backend {backend!r} is not one of {', '.join(LOADER_BACKENDS)}"
+
+
+def local_choices(extensions: tuple[str, ...] = (".safetensors",)) -> list[str]:
+    """A loader's ``local_file`` list: :data:`NO_FILE` then the files in the models folders.
+    Creates the first models folder (inside ComfyUI: ``models/dance_reenact``) so the user
+    finds where to put files."""
+    try:
+        weights.search_roots()[0].mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only install: the list still works
+        logger.debug("could not create %s", weights.search_roots()[0])
+    try:
+        files = weights.list_local_files(extensions)
+    except Exception:  # a broken models folder must not break node registration
+        files = []
+    return [NO_FILE] + files
+
+
 def local_weight_file(node: str, input_name: str, name: str) -> Any:
     """A file picked in a ``local_file`` widget -> its path in a models folder, or None when
     it is not there. A name leading outside the models folders (``../``, an absolute path
@@ -116,6 +154,10 @@ def register_model_folder() -> str | None:
     except Exception:
         return None
     path = os.path.join(folder_paths.models_dir, weights.FOLDER_NAME)
+    try:
+        os.makedirs(path, exist_ok=True)  # where the loaders' lists tell users to put files
+    except OSError:
+        logger.debug("could not create %s", path)
     exts = set(weights.WEIGHT_EXTENSIONS)
     entry = folder_paths.folder_names_and_paths.get(weights.FOLDER_NAME)
     if entry is None:

@@ -80,6 +80,10 @@ class SmoothPose:
 
     RETURN_TYPES = (POSE_KEYPOINT, "STRING")
     RETURN_NAMES = ("pose_keypoint", "report")
+    OUTPUT_TOOLTIPS = (
+        'The smoothed poses (same frames, less jitter).',
+        'What was smoothed or filled, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "smooth"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Remove keypoint jitter (Savitzky-Golay or One-Euro) and interpolate "
@@ -135,6 +139,11 @@ class RetargetPose:
 
     RETURN_TYPES = (POSE_KEYPOINT, "STRING")
     RETURN_NAMES = ("pose_keypoint", "report")
+    OUTPUT_TOOLTIPS = (
+        "The driver's motion on the target's body and canvas.",
+        'What was scaled, moved or limited to keep the person in the photo; connect a '
+        'Preview Any node to read it.',
+    )
     FUNCTION = "retarget"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Move the driver's skeleton onto the target's body: each bone keeps the "
@@ -196,6 +205,12 @@ class BestAppearanceFrame:
 
     RETURN_TYPES = (IMAGE, "INT", POSE_KEYPOINT, "STRING")
     RETURN_NAMES = ("image", "index", "pose_keypoint", "scores")
+    OUTPUT_TOOLTIPS = (
+        'The chosen frame, to use as the target photo.',
+        'Its index in the video.',
+        'Its pose (POSE_KEYPOINT), for the target branch.',
+        'The best frames and their scores, in words; connect a Preview Any node to read it.',
+    )
     FUNCTION = "pick"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Best appearance frame: score = mean keypoint confidence x completeness x "
@@ -260,6 +275,9 @@ class StabilizeMask:
 
     RETURN_TYPES = (MASK,)
     RETURN_NAMES = ("mask",)
+    OUTPUT_TOOLTIPS = (
+        'The mask with its flicker removed.',
+    )
     FUNCTION = "stabilize"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Temporally stable blend mask: where the image barely changes between "
@@ -312,8 +330,10 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactStabilizeMask": StabilizeMask,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactSmoothPose": "Smooth Pose (Dance Reenact)",
-    "DanceReenactRetargetPose": "Retarget Pose (Dance Reenact)",
-    "DanceReenactBestAppearanceFrame": "Best Appearance Frame (Dance Reenact)",
-    "DanceReenactStabilizeMask": "Stabilize Mask (Dance Reenact)",
+    "DanceReenactSmoothPose": "Smooth Pose · Less jitter (Dance Reenact)",
+    "DanceReenactRetargetPose":
+        "Retarget Pose · Driver's motion on the target's body (Dance Reenact)",
+    "DanceReenactBestAppearanceFrame":
+        "Best Appearance Frame · Pick the target frame (Dance Reenact)",
+    "DanceReenactStabilizeMask": "Stabilize Mask · Remove flicker (Dance Reenact)",
 }

@@ -61,6 +61,9 @@ class RenderPose:
 
     RETURN_TYPES = (IMAGE,)
     RETURN_NAMES = ("stick_figure",)
+    OUTPUT_TOOLTIPS = (
+        'The poses drawn as OpenPose stick figures (IMAGE batch).',
+    )
     FUNCTION = "render"
     CATEGORY = CATEGORY
     DESCRIPTION = "Render POSE_KEYPOINT frames as OpenPose stick figures (P2B's pose input)."
@@ -115,6 +118,10 @@ class ParsingPreview:
 
     RETURN_TYPES = (IMAGE, MASK)
     RETURN_NAMES = ("preview", "mask")
+    OUTPUT_TOOLTIPS = (
+        'The parsing in colour, one colour per label.',
+        'The chosen label group as a mask (1 inside).',
+    )
     FUNCTION = "preview"
     CATEGORY = CATEGORY
     DESCRIPTION = "Colour a PARSING with the label palette and output a mask of a label group."
@@ -158,6 +165,11 @@ class LoadMotionClip:
 
     RETURN_TYPES = (POSE_KEYPOINT, "FLOAT", "INT")
     RETURN_NAMES = ("pose_keypoint", "fps", "frame_count")
+    OUTPUT_TOOLTIPS = (
+        "The clip's poses, one frame per entry (POSE_KEYPOINT).",
+        "The clip's frame rate.",
+        'How many frames the clip has.',
+    )
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "Load a keyframed dance shipped with the pack as POSE_KEYPOINT frames."
@@ -179,7 +191,7 @@ NODE_CLASS_MAPPINGS = {
     "DanceReenactLoadMotionClip": LoadMotionClip,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "DanceReenactRenderPose": "Render Pose (Dance Reenact)",
+    "DanceReenactRenderPose": "Render Pose · Stick figures (Dance Reenact)",
     "DanceReenactParsingPreview": "Parsing Preview / Mask (Dance Reenact)",
     "DanceReenactLoadMotionClip": "Load Motion Clip (Dance Reenact)",
 }

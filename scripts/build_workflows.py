@@ -96,7 +96,14 @@ class Graph:
     def note(self, column: int, text: str) -> None:
         self.notes.append((text.strip(), column))
 
+    def report(self, column: int, source: str, slot: int, title: str) -> str:
+        """A core Preview Any node showing a report STRING (what a node skipped or degraded)
+        next to the node that wrote it."""
+        return self.add("PreviewAny", column, f"Report: {title}", source=[source, slot])
+
     def _height(self, nid: str) -> int:
+        if self.api[nid]["class_type"] == "PreviewAny":
+            return 150  # room for a few lines of text
         defn = self.defs[self.api[nid]["class_type"]]
         inputs = self.api[nid]["inputs"]
         slots = sum(1 for name, kind, _ in _inputs(defn)
@@ -138,10 +145,10 @@ class Graph:
 
 WEIGHTLESS = {"pose": "mediapipe", "parse": "geometric", "densepose": "weightless",
               "p2b": "warp", "appearance": "weightless", "b2f": "warp",
-              "inpaint": "patchmatch", "face": "weightless"}
+              "inpaint": "patchmatch", "face": "warp"}
 LEARNED = {"pose": "dwpose", "parse": "schp_lip", "densepose": "densepose_r50",
            "p2b": "local", "appearance": "pretrained", "b2f": "local", "inpaint": "lama",
-           "face": "local_file"}
+           "face": "local"}
 LOCAL_FILES = {"p2b": "p2b.safetensors", "b2f": "b2f.safetensors",
                "face": "face_refine.safetensors"}
 
@@ -199,7 +206,21 @@ def _pipeline(g: Graph, src: dict[str, str], b: Mapping[str, str], *,
                        appearance=[ids["app"], 0], driver_pose=dpose)
     ids["stab"] = g.add("DanceReenactStabilizeMask", 6, "Stabilize Mask",
                         mask=[ids["b2f"], 1], image=[ids["b2f"], 0])
+    _pipeline_reports(g, ids)
     return ids
+
+
+def _pipeline_reports(g: Graph, ids: dict[str, str]) -> None:
+    """Preview Any nodes for the reports of the perception and rendering nodes."""
+    if "pose_t" in ids:
+        g.report(1, ids["pose_t"], 4, "target photo's person")
+    g.report(1, ids["pose_d"], 4, "driver frames without a person")
+    if "smooth" in ids:
+        g.report(2, ids["smooth"], 1, "pose smoothing")
+    if "ret" in ids:
+        g.report(2, ids["ret"], 1, "retargeting")
+    g.report(4, ids["crop"], 2, "target parts not found")
+    g.report(5, ids["b2f"], 2, "B2F frames held or empty")
 
 
 def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, str],
@@ -209,12 +230,13 @@ def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, 
     ids["blend"] = g.add("DanceReenactMaskBlend", column, "Mask Blend f0 = z*m + b*(1-m)",
                          image=[ids["b2f"], 0], mask=[ids["stab"], 0], background=background,
                          **blend)
-    face_kw = {"local_file": LOCAL_FILES["face"]} if b["face"] == "local_file" else {}
+    face_kw = {"local_file": LOCAL_FILES["face"]} if b["face"] == "local" else {}
     ids["face_model"] = g.add("DanceReenactLoadFaceRefine", column + 1, "Load FaceRefine",
-                              source=b["face"], **face_kw)
+                              backend=b["face"], **face_kw)
     ids["face"] = g.add("DanceReenactFaceRefine", column + 1, "FaceRefine",
                         face_model=[ids["face_model"], 0], frames=[ids["blend"], 0],
                         target=[src["target"], 0], parsing=[ids["p2b"], 0])
+    g.report(column + 1, ids["face"], 2, "FaceRefine")
     ids["video"] = g.add("CreateVideo", column + 2, "Create video (driver fps + audio)",
                          images=[ids["face"], 0], fps=[src["frames"], 2],
                          audio=[src["frames"], 1])
@@ -315,6 +337,8 @@ def preprocessing(defs: Mapping[str, Any]) -> dict[str, Any]:
     pose = g.add("DanceReenactOpenPose", 1, "OpenPose", image=frames)
     smooth = g.add("DanceReenactSmoothPose", 1, "Smooth Pose", pose_keypoint=[pose, 0],
                    fps=[src, 2])
+    g.report(1, pose, 4, "frames without a person")
+    g.report(1, smooth, 1, "pose smoothing")
     stick = g.add("DanceReenactRenderPose", 2, "Render Pose (smoothed stick figures)",
                   pose_keypoint=[smooth, 0])
     dense = g.add("DanceReenactDensePose", 2, "DensePose", image=frames,
@@ -376,6 +400,8 @@ def target_video(defs: Mapping[str, Any]) -> dict[str, Any]:
                   backend="mediapipe", on_no_person="empty")
     best = g.add("DanceReenactBestAppearanceFrame", 1, "Best Appearance Frame",
                  video=[tframes, 0], pose_keypoint=[tpose, 0])
+    g.report(1, tpose, 4, "target frames without a person")
+    g.report(1, best, 3, "best target frames and scores")
     src = {"target": best, "frames": frames}
     ids = _pipeline(g, src, WEIGHTLESS, target_image=[best, 0], target_pose=[best, 2])
     plate = _target_plate(g, src, ids, WEIGHTLESS["inpaint"], image=[best, 0])
@@ -419,6 +445,7 @@ def retarget_in_photo(defs: Mapping[str, Any]) -> dict[str, Any]:
                        parsing=[ids["p2b"], 0], appearance=[ids["app"], 0], driver_pose=dpose)
     ids["stab"] = g.add("DanceReenactStabilizeMask", 6, "Stabilize Mask",
                         mask=[ids["b2f"], 1], image=[ids["b2f"], 0])
+    _pipeline_reports(g, ids)
     plate = _target_plate(g, src, ids, WEIGHTLESS["inpaint"])
     _finish(g, src, ids, b, [plate, 0], "retarget_in_photo")
     g.note(0, """

@@ -39,6 +39,9 @@ CORE_NODE_DEFS: dict[str, dict[str, Any]] = {
                     "output": ("IMAGE",), "output_name": ("IMAGE",)},
     "PreviewImage": {"input": {"required": {"images": ("IMAGE", {})}},
                      "output": (), "output_name": ()},
+    # comfy_extras/nodes_preview_any.py: shows any value (our report STRINGs) as text
+    "PreviewAny": {"input": {"required": {"source": ("*", {})}},
+                   "output": (), "output_name": ()},
 }
 
 

@@ -2,7 +2,8 @@
 
 ``run_workflow(prompt, mappings)`` runs ``{"id": {"class_type": ..., "inputs": {name: value |
 ["id", slot]}}}`` in dependency order through node classes, the way ComfyUI calls them:
-``getattr(cls(), cls.FUNCTION)(**inputs)`` returning a tuple (or a ``{"result": tuple}`` dict
+``getattr(cls(), cls.FUNCTION)(**inputs)`` (hidden ``PROMPT`` / ``UNIQUE_ID`` inputs get the
+prompt and the node id) returning a tuple (or a ``{"result": tuple}`` dict
 for output nodes). Returns every node's outputs by id.
 
 With ``cache`` (a dict kept between runs) a node is re-run only when its input signature
@@ -104,6 +105,11 @@ def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str,
                                         f"{want}, but {src_id} slot {slot} gives {src_type}")
                 value = outputs[src_id][slot]
             kwargs[name] = value
+        for name, kind in declared.get("hidden", {}).items():  # as ComfyUI fills them
+            if kind == "PROMPT":
+                kwargs[name] = prompt
+            elif kind == "UNIQUE_ID":
+                kwargs[name] = node_id
         missing = [n for n in declared.get("required", {}) if n not in kwargs]
         if missing:
             raise WorkflowError(f"node {node_id} ({class_type}): missing inputs {missing}")

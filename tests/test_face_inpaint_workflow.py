@@ -24,7 +24,7 @@ def test_photo_clean_plate_and_face_refine_workflow(astronaut):
                   "inputs": {"image": photo, "backend": "opencv_telea", "dilate": 6,
                              "radius": 5, "output": "video", "mask": ["pose", 2]}},
         "face_model": {"class_type": "DanceReenactLoadFaceRefine",
-                       "inputs": {"source": "weightless", "landmarks": "mediapipe",
+                       "inputs": {"backend": "weightless", "landmarks": "mediapipe",
                                   "blend": "feather", "color_match": True, "feather": 0}},
         "face": {"class_type": "DanceReenactFaceRefine",
                  "inputs": {"face_model": ["face_model", 0], "frames": photo,
@@ -37,7 +37,7 @@ def test_photo_clean_plate_and_face_refine_workflow(astronaut):
     changed = (plate != photo).any(-1)
     grown = torch.nn.functional.max_pool2d(mask[None], 13, 1, 6)[0] > 0.5  # dilate 6
     assert changed[mask > 0.5].float().mean() > 0.5 and not changed[~grown].any()
-    frames, missing = out["face"]
+    frames, missing, _ = out["face"]
     assert missing == 0 and frames.shape == photo.shape
     # the target is the frame itself: refining it changes it only a little
     assert float((frames - photo).abs().mean()) < 0.01

@@ -14,6 +14,7 @@ from dance_reenact.models import weights
 from dance_reenact.models.face_refine import FaceRefineNet, refine_face_network, target_embedding
 from dance_reenact.models.loading import save_model
 from dance_reenact.models.perception.mediapipe_holistic import FACE68_FROM_MESH
+from dance_reenact.models.schema import LABEL
 from dance_reenact.nodes.face import FaceRefine, LoadFaceRefine
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image
@@ -96,7 +97,7 @@ def test_weightless_paste_improves_the_face_and_leaves_the_rest(scene):
 
 
 def _node_run(model, frames, target, parsing=None):
-    return FaceRefine().refine(model, frames, target, parsing)
+    return FaceRefine().refine(model, frames, target, parsing)[:2]
 
 
 def test_face_refine_node_weightless_and_no_face_passthrough(scene):
@@ -132,17 +133,19 @@ def test_face_refine_bad_inputs(scene):
     (model,) = LoadFaceRefine().load("weightless", "mediapipe")
     tiny = torch.rand(1, 16, 16, 3)
     # a 16x16 frame has no detectable face: passes through, counted
-    out, missing = node.refine(model, tiny, rgb_uint8_to_image(scene["img"]))
-    assert missing == 1 and torch.equal(out, tiny)
+    out, missing, report = node.refine(model, tiny, rgb_uint8_to_image(scene["img"]))
+    assert missing == 1 and torch.equal(out, tiny) and "frame(s) 0" in report
     # grayscale / RGBA frames are accepted and give RGB
     gray = rgb_uint8_to_image(scene["bad"]).mean(-1, keepdim=True)
-    out, missing = node.refine(model, gray, rgb_uint8_to_image(scene["img"]))
+    out, missing, _ = node.refine(model, gray, rgb_uint8_to_image(scene["img"]))
     assert out.shape == (1, 512, 512, 3) and missing == 0
     rgba = torch.cat([rgb_uint8_to_image(scene["bad"]), torch.ones(1, 512, 512, 1)], -1)
-    out, missing = node.refine(model, rgba, rgb_uint8_to_image(scene["img"]))
+    out, missing, _ = node.refine(model, rgba, rgb_uint8_to_image(scene["img"]))
     assert out.shape == (1, 512, 512, 3) and missing == 0
-    with pytest.raises(NodeInputError, match=r"\[FaceRefine\] input 'target': no face"):
-        node.refine(model, rgb_uint8_to_image(scene["bad"]), tiny)
+    # a target photo without a face never stops the graph: all frames pass, the report says
+    out, missing, report = node.refine(model, rgb_uint8_to_image(scene["bad"]), tiny)
+    assert missing == 1 and torch.equal(out, rgb_uint8_to_image(scene["bad"]))
+    assert "skipped" in report and "16x16" in report
     with pytest.raises(NodeInputError, match="'parsing'.*same size"):
         node.refine(model, rgb_uint8_to_image(scene["bad"]), rgb_uint8_to_image(scene["img"]),
                     Parsing(torch.zeros(1, 64, 64, dtype=torch.uint8)))
@@ -183,8 +186,8 @@ def test_loader_local_file_hub_and_wrong_files(scene, weights_dir, hub):
     save_model(net, weights_dir / "my_face.safetensors")
     (handle,) = LoadFaceRefine().load("local_file", "mediapipe", local_file="my_face.safetensors")
     assert handle.backend == "network" and handle.module.config == net.config
-    out, missing = FaceRefine().refine(handle, rgb_uint8_to_image(scene["bad"]),
-                                       rgb_uint8_to_image(scene["img"]))
+    out, missing, _ = FaceRefine().refine(handle, rgb_uint8_to_image(scene["bad"]),
+                                          rgb_uint8_to_image(scene["img"]))
     assert missing == 0 and out.shape == (1, 512, 512, 3)
     # from the (loopback) Hub, by repo id and file name
     buf = (weights_dir / "my_face.safetensors").read_bytes()
@@ -264,8 +267,8 @@ def test_fan68_backend_through_the_registry(scene, hub, weights_dir, monkeypatch
     assert y - 0.2 * h < lm[:, 1].min() and lm[:, 1].max() < y + 1.2 * h
     assert lm[36:42, 0].mean() < lm[42:48, 0].mean()
     # the whole node runs with these landmarks
-    out, missing = FaceRefine().refine(handle, rgb_uint8_to_image(scene["img"]),
-                                       rgb_uint8_to_image(scene["img"]))
+    out, missing, _ = FaceRefine().refine(handle, rgb_uint8_to_image(scene["img"]),
+                                          rgb_uint8_to_image(scene["img"]))
     assert missing == 0 and out.shape == (1, 512, 512, 3)
 
 
@@ -273,3 +276,106 @@ def test_fan68_missing_offline_is_a_clear_node_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(NodeInputError, match=r"Load FaceRefine.*landmarks.*fan2_68_landmark"):
         LoadFaceRefine().load("weightless", "fan68")
+
+
+def _small_scene(img: np.ndarray, face_px: float, size: int = 350):
+    """The astronaut shrunk so her face is ``face_px`` wide in a ``size`` frame over a scene
+    (as a full-body person in a driver-sized frame), clean and with a mangled face. Returns
+    (clean, bad, face mask)."""
+    from skimage import data
+
+    with F.MediaPipeFaceLandmarks() as det:
+        lm = det(img)
+    s = face_px / F.face_size(lm)
+    mat = np.array([[s, 0, 0.3 * size], [0, s, 0.1 * size]])
+    blurred = cv2.GaussianBlur(img, (0, 0), 0.5 / s)
+    clean = cv2.warpAffine(blurred, mat, (size, size), dst=cv2.resize(data.rocket(), (size, size)),
+                           flags=cv2.INTER_AREA, borderMode=cv2.BORDER_TRANSPARENT)
+    lm_s = F.transform_points(lm, mat)
+    face = F.face_hull_mask(lm_s, size, size).astype(bool)
+    # the bad face: a flat blur of the face with its colours shifted (a poor render)
+    bad = clean.copy()
+    smear = cv2.GaussianBlur(clean, (0, 0), 0.04 * face_px).astype(np.int16) + (25, -10, -20)
+    bad[face] = smear.clip(0, 255).astype(np.uint8)[face]
+    return clean, bad, face
+
+
+def _ncc(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+    """Correlation of the gray faces: the structure, whatever the colour grading."""
+    x, y = (cv2.cvtColor(v, cv2.COLOR_RGB2GRAY)[m].astype(np.float64) for v in (a, b))
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+
+
+def test_small_faces_are_found_and_refined_towards_the_target(scene):
+    """A 32 px face in a 350 px frame over a scene (the astronaut as a full-body person at the
+    driver's size): the face mesh alone misses it (why the astronaut frames came out
+    unchanged), the upscaled crop finds it, and the output face differs from the input and
+    is closer to the target's face (the clean frame): in structure with the frame's colours
+    kept (color_match), in colour too without."""
+    clean, bad, face = _small_scene(scene["img"], 32)
+    with F.MediaPipeFaceLandmarks() as det:
+        assert det(bad) is None
+    target = rgb_uint8_to_image(scene["img"])
+    for color_match in (True, False):
+        (model,) = LoadFaceRefine().load("weightless", "mediapipe", color_match=color_match)
+        out, missing, report = FaceRefine().refine(model, rgb_uint8_to_image(bad), target)
+        got = (out[0].numpy() * 255 + 0.5).astype(np.uint8)
+        assert missing == 0 and "refined the face in 1 of 1" in report, report
+        assert (got != bad)[face].any(-1).mean() > 0.5  # the face region visibly changed
+        assert _ncc(got, clean, face) > _ncc(bad, clean, face) + 0.003
+        if not color_match:
+            assert psnr(got, clean, face) > psnr(bad, clean, face) + 3.0
+    # found through the parsing's face box (as in the workflows): the same
+    labels = np.zeros((1, 350, 350), np.uint8)
+    labels[0][face] = LABEL["face"]
+    out2, missing2, _ = FaceRefine().refine(model, rgb_uint8_to_image(bad), target,
+                                            Parsing(torch.from_numpy(labels)))
+    got2 = (out2[0].numpy() * 255 + 0.5).astype(np.uint8)
+    assert missing2 == 0 and psnr(got2, clean, face) > psnr(bad, clean, face) + 2.0
+
+
+def test_tiny_faces_pass_through_with_a_report(scene):
+    """A full-body target whose face is ~14 px, and a frame whose face is ~14 px: nothing
+    stops, the frames come back unchanged and the report says why."""
+    import time
+
+    clean, _, _ = _small_scene(scene["img"], 14, size=256)
+    _, bad, _ = _small_scene(scene["img"], 14, size=512)
+    (model,) = LoadFaceRefine().load("weightless", "mediapipe")
+    frames = rgb_uint8_to_image([scene["bad"], bad])
+    t0 = time.perf_counter()
+    out, missing, report = FaceRefine().refine(model, frames, rgb_uint8_to_image(clean))
+    assert time.perf_counter() - t0 < 5
+    assert missing == 2 and torch.equal(out, frames)
+    assert "skipped" in report and "passed through" in report, report
+    # a good target, a frame with a face under min_face_px: that frame passes, named
+    out, missing, report = FaceRefine().refine(model, frames, rgb_uint8_to_image(scene["img"]))
+    assert missing == 1 and torch.equal(out[1], frames[1]) and not torch.equal(out[0], frames[0])
+    assert "refined the face in 1 of 2" in report and "frame(s) 1" in report, report
+    # the widget decides: a face of 40 px is refused at min_face_px=64
+    _, bad40, _ = _small_scene(scene["img"], 40)
+    out, missing, report = FaceRefine().refine(model, rgb_uint8_to_image(bad40),
+                                               rgb_uint8_to_image(scene["img"]), None, 64)
+    assert missing == 1 and "min_face_px=64" in report, report
+
+
+def test_min_face_px_default_is_where_landmarks_stay_accurate(scene):
+    """The default is the measured limit: just above MIN_FACE_PX the crop-and-upscale
+    landmarks are within 1.5% of the face size of the full-size face's; at half of it, no
+    usable face."""
+    img, lm0 = scene["img"], scene["lm_t"]
+    with F.MediaPipeFaceLandmarks() as det:
+        find = F.FaceFinder(det)
+        for px, ok in ((F.MIN_FACE_PX + 3, True), (F.MIN_FACE_PX // 2, False)):
+            s = px / F.face_size(lm0)
+            mat = np.array([[s, 0, 60.3], [0, s, 40.7]])
+            small = cv2.warpAffine(cv2.GaussianBlur(img, (0, 0), 0.5 / s), mat, (256, 256),
+                                   flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+            found = find(small)
+            if ok:
+                err = np.abs(found.landmarks - F.transform_points(lm0, mat)).mean()
+                assert found.status == "ok" and err < 0.015 * px, (found.status, err)
+            else:
+                assert found.landmarks is None and found.status in ("small", "none")
+        find.close()

@@ -145,3 +145,25 @@ def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     res = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_output_of_every_node_has_a_tooltip_and_a_weightless_default():
+    from dance_reenact.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    for key, cls in NODE_CLASS_MAPPINGS.items():
+        tips = getattr(cls, "OUTPUT_TOOLTIPS", None)
+        assert tips is not None and len(tips) == len(cls.RETURN_TYPES), key
+        assert all(isinstance(t, str) and len(t) > 10 for t in tips), key
+        assert key in NODE_DISPLAY_NAME_MAPPINGS, key
+        # a node added from the menu downloads nothing until the user picks a learned backend
+        spec = cls.INPUT_TYPES()
+        for name in ("backend", "source"):
+            entry = spec.get("required", {}).get(name)
+            if entry and isinstance(entry[0], list):
+                default = entry[1].get("default", entry[0][0])
+                assert default in ("warp", "mediapipe", "geometric", "weightless",
+                                   "opencv_telea"), (key, default)
+    # the display names say what a node does, after the paper's name
+    names = NODE_DISPLAY_NAME_MAPPINGS
+    assert names["DanceReenactP2B"].startswith("P2B · Body layout in the driver's pose")
+    assert names["DanceReenactB2F"].startswith("B2F · Render the target in that pose")

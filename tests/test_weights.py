@@ -55,12 +55,38 @@ def test_offline_with_nothing_cached_names_repo_file_and_path(hub, weights_dir, 
     assert hub.requests == []
 
 
-def test_unreachable_hub_gives_actionable_error(weights_dir):
-    # conftest points HF_ENDPOINT at a closed port
+def test_unreachable_hub_gives_actionable_error_within_2_s(weights_dir, monkeypatch):
+    # conftest points HF_ENDPOINT at a closed port; nothing is cached
+    import time
+
+    weights._probes.clear()
+    t0 = time.perf_counter()
     with pytest.raises(WeightError) as err:
         weights.resolve(_spec("0" * 64))
-    assert "download failed" in str(err.value)
-    assert "https://huggingface.co/acme/tiny/blob/main/tiny.safetensors" in str(err.value)
+    assert time.perf_counter() - t0 < 2.0
+    assert "download failed" in str(err.value) and "did not answer" in str(err.value)
+    # the direct download URL, not the file's web page
+    assert "https://huggingface.co/acme/tiny/resolve/main/tiny.safetensors" in str(err.value)
+    # a port that accepts but never answers (a black-holed proxy): still under 2 s
+    import socket
+
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(1)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sink.getsockname()[1]}")
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(WeightError, match="did not answer within 1.5 s"):
+            weights.resolve(_spec("1" * 64))
+    finally:
+        sink.close()
+    assert time.perf_counter() - t0 < 2.0
+    # offline mode: no probe at all, at once
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(WeightError, match="offline"):
+        weights.resolve(_spec("2" * 64))
+    assert time.perf_counter() - t0 < 0.5
 
 
 def test_missing_file_on_hub_is_a_weight_error(hub):

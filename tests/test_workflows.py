@@ -46,6 +46,7 @@ class Files:
     videos: dict[str, FakeVideo] = {}
     saved_videos: list[tuple[str, FakeVideo]] = []
     saved_images: list[tuple[str, torch.Tensor]] = []
+    previews: list[str] = []
 
 
 class FakeLoadImage:
@@ -144,7 +145,22 @@ class FakeMaskToImage:  # ComfyUI's MaskToImage, exactly
                 .expand(-1, -1, -1, 3),)
 
 
-CORE = {"LoadImage": FakeLoadImage, "LoadVideo": FakeLoadVideo,
+class FakePreviewAny:  # comfy_extras/nodes_preview_any.py: any value shown as text
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "main"
+    OUTPUT_NODE = True
+
+    def main(self, source=None):
+        value = source if isinstance(source, str) else repr(source)
+        Files.previews.append(value)
+        return {"ui": {"text": (value,)}}
+
+
+CORE = {"PreviewAny": FakePreviewAny, "LoadImage": FakeLoadImage, "LoadVideo": FakeLoadVideo,
         "GetVideoComponents": FakeGetVideoComponents, "CreateVideo": FakeCreateVideo,
         "SaveVideo": FakeSaveVideo, "SaveImage": FakeSaveImage, "MaskToImage": FakeMaskToImage}
 MAPPINGS = {**NODE_CLASS_MAPPINGS, **CORE}
@@ -198,7 +214,7 @@ def load_api(name: str) -> dict[str, dict[str, Any]]:
 def run(name: str, images: dict[str, torch.Tensor], videos: dict[str, FakeVideo],
         api: dict | None = None, cache: dict | None = None) -> tuple[dict, dict]:
     Files.images, Files.videos = dict(images), dict(videos)
-    Files.saved_videos, Files.saved_images = [], []
+    Files.saved_videos, Files.saved_images, Files.previews = [], [], []
     api = api or load_api(name)
     return api, run_workflow(api, MAPPINGS, cache=cache)
 
@@ -295,7 +311,7 @@ def test_the_learned_workflow_uses_the_learned_backends():
     assert by_type["DanceReenactDensePose"][0]["backend"] == "densepose_r50"
     assert by_type["DanceReenactP2BLoader"][0]["local_file"] == "p2b.safetensors"
     assert by_type["DanceReenactB2FLoader"][0]["local_file"] == "b2f.safetensors"
-    assert by_type["DanceReenactLoadFaceRefine"][0]["source"] == "local_file"
+    assert by_type["DanceReenactLoadFaceRefine"][0]["backend"] == "local"
     assert by_type["DanceReenactAppearanceEncoder"][0]["backend"] == "pretrained"
     assert by_type["DanceReenactInpaint"][0]["backend"] == "lama"
     for key in ("DanceReenactSmoothPose", "DanceReenactStabilizeMask"):
@@ -359,7 +375,8 @@ def test_background_swap_reruns_only_the_blend_and_what_follows(driver, target):
     api2[bg_node]["inputs"]["image"] = "other.png"  # the user picks another background
     second = run_workflow(api2, counted, cache=cache)
     assert sorted(calls) == sorted(["LoadImage", "DanceReenactMaskBlend", "SaveImage",
-                                    "DanceReenactFaceRefine", "CreateVideo", "SaveVideo"])
+                                    "DanceReenactFaceRefine", "PreviewAny", "CreateVideo",
+                                    "SaveVideo"])
     # ComfyUI would re-run a node that declares itself changed or not idempotent: none does
     for cls in NODE_CLASS_MAPPINGS.values():
         assert not hasattr(cls, "IS_CHANGED") and not getattr(cls, "NOT_IDEMPOTENT", False)
@@ -668,3 +685,103 @@ def test_full_method_with_the_learned_backends(learned_files, weights_dir, monke
     m = out[node_of(api, "DanceReenactB2F")][1]
     assert float(m.sum()) > 0
     print(f"full_method.json, learned backends, 3 frames 256x192: {elapsed:.1f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# Failing fast: the whole graph's problems at once, within seconds of queueing
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_missing_weights_are_listed_all_at_once_within_seconds(driver, target, monkeypatch,
+                                                               offline):
+    """full_method.json with no weight file on disk, offline or with the Hub unreachable (the
+    conftest's closed port): the first node to run answers with ONE error that lists every
+    file of every loader, each with its folder and a direct download URL."""
+    import time
+
+    from dance_reenact.models import weights
+    from dance_reenact.nodes import preflight
+    from dance_reenact.nodes.runtime import NodeInputError
+
+    weights._probes.clear()
+    preflight._checked.clear()
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(NodeInputError) as err:
+        run("full_method.json", {"target.png": target},
+            {"driver.mp4": FakeVideo(driver.frames, 24.0)})
+    assert time.perf_counter() - t0 < 5.0
+    msg = str(err.value)
+    folder = str(weights.search_roots()[0])
+    for name in ("dwpose_detector", "dwpose_wholebody", "schp_lip", "densepose_r50",
+                 "facenet_vggface2", "vgg19", "big_lama"):
+        spec = weights.REGISTRY[name]
+        assert spec.disk_name in msg and spec.url in msg, name
+        assert "/resolve/" in spec.url and "/blob/" not in msg
+    for local in ("p2b.safetensors", "b2f.safetensors", "face_refine.safetensors"):
+        assert local in msg
+    assert msg.count(f"{folder}/") == 10  # each file once, with where to put it
+    assert ("offline" if offline else "did not answer") in msg
+    assert err.value.input_name == "(workflow)"
+
+
+def test_a_target_without_a_person_answers_within_seconds(driver):
+    import time
+
+    from skimage import data
+
+    from dance_reenact.nodes.runtime import NodeInputError
+
+    t0 = time.perf_counter()
+    with pytest.raises(NodeInputError, match=r"OpenPose.*no person"):
+        run("offline_weightless.json", {"target.png": rgb_uint8_to_image(data.coffee())},
+            {"driver.mp4": FakeVideo(driver.frames, 24.0)})
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_loaders_share_one_vocabulary_and_empty_choice(weights_dir):
+    from dance_reenact.nodes.runtime import NO_FILE
+
+    loaders = ("DanceReenactP2BLoader", "DanceReenactB2FLoader", "DanceReenactLoadFaceRefine")
+    for key in loaders:
+        cls = NODE_CLASS_MAPPINGS[key]
+        spec = cls.INPUT_TYPES()
+        assert spec["required"]["backend"][0] == ["warp", "hub", "local"], key
+        assert spec["required"]["backend"][1]["default"] == "warp", key
+        choices, opts = spec["optional"]["local_file"]
+        assert choices[0] == NO_FILE == opts["default"] and "put .safetensors files in" in NO_FILE
+        # older saved values still pass ComfyUI's validation and load
+        for legacy in ("weightless", "local_file"):
+            assert cls.VALIDATE_INPUTS(backend=legacy) is True
+        assert cls.VALIDATE_INPUTS(backend="nope") is not True
+    (handle,) = NODE_CLASS_MAPPINGS["DanceReenactLoadFaceRefine"]().load("weightless")
+    assert handle.backend == "weightless"
+    # the lists create the models folder, so "put files in ..." points at a real folder
+    import shutil
+
+    shutil.rmtree(weights_dir)
+    NODE_CLASS_MAPPINGS["DanceReenactP2BLoader"].INPUT_TYPES()
+    assert weights_dir.is_dir()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.json")))
+def test_every_report_is_shown_in_a_preview_any_node(name):
+    """Each STRING output that says what a node skipped or degraded (report / scores /
+    missing) is wired to a core Preview Any node, so the artist sees it after a run."""
+    api = load_api(name)
+    shown = {tuple(s["inputs"]["source"]) for s in api.values()
+             if s["class_type"] == "PreviewAny"}
+    for nid, spec in api.items():
+        cls = MAPPINGS[spec["class_type"]]
+        for slot, (kind, out) in enumerate(zip(cls.RETURN_TYPES,
+                                               getattr(cls, "RETURN_NAMES", ()))):
+            if kind == "STRING" and out in ("report", "scores", "missing"):
+                assert (nid, slot) in shown, (name, spec["class_type"], out)
+
+
+def test_offline_run_shows_the_face_refine_report(driver, target):
+    api, out = run("offline_weightless.json", {"target.png": target},
+                   {"driver.mp4": FakeVideo(driver.frames, 12.0)})
+    face = out[node_of(api, "DanceReenactFaceRefine")]
+    assert face[2] in Files.previews and face[2].startswith("FaceRefine:")

@@ -15,6 +15,8 @@ Mapping:
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,9 +70,48 @@ MAX_SIDE = 1280  # larger inputs are downscaled to this long side (the models ru
 VISIBILITY_THRESHOLD = 0.1  # BlazePose landmarks less visible than this count as missing
 
 
+DEBUG_ENV = "DANCE_REENACT_DEBUG"  # set (to anything but 0) to see MediaPipe's native logs
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Keep MediaPipe's native log lines ("All log messages before absl::InitializeLog()",
+    "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires ...") off the
+    console while a graph starts and runs its first frame.
+
+    MediaPipe 0.10.21 logs through C++ absl, which reads neither ``GLOG_minloglevel`` nor
+    ``TF_CPP_MIN_LOG_LEVEL`` (mediapipe issue #5737), so the only switch is the process's
+    file descriptor 2: it points at the null device for the duration of the block (keep the
+    block short; Python's own ``sys.stderr`` is flushed first). With ``DANCE_REENACT_DEBUG``
+    set nothing is hidden.
+    """
+    os.environ.setdefault("GLOG_minloglevel", "2")  # for builds that do read it
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
+        yield
+        return
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no fd 2 (an embedded interpreter): nothing to hide
+            yield
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
 def _require_mediapipe():
     try:
-        import mediapipe as mp
+        with quiet_native_logs():
+            import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "the mediapipe backend needs the 'offline' extra: pip install 'mediapipe==0.10.21' "
@@ -99,14 +140,17 @@ class HolisticDetector:
         mp = _require_mediapipe()
         self.with_mask = with_mask
         self.derive_hands = derive_hands
-        self._graph = mp.solutions.holistic.Holistic(
-            static_image_mode=static_image_mode, model_complexity=model_complexity,
-            enable_segmentation=with_mask, refine_face_landmarks=True,
-            min_detection_confidence=min_detection_confidence)
+        with quiet_native_logs():
+            self._graph = mp.solutions.holistic.Holistic(
+                static_image_mode=static_image_mode, model_complexity=model_complexity,
+                enable_segmentation=with_mask, refine_face_landmarks=True,
+                min_detection_confidence=min_detection_confidence)
         self._lock = threading.Lock()
+        self._started = False
 
     def close(self) -> None:
-        self._graph.close()
+        with quiet_native_logs():  # the graph flushes its last warnings as it stops
+            self._graph.close()
 
     def __enter__(self) -> HolisticDetector:
         return self
@@ -139,7 +183,12 @@ class HolisticDetector:
             work = cv2.resize(rgb, size, interpolation=interp)
         work = np.ascontiguousarray(work)
         with self._lock:
-            res = self._graph.process(work)
+            if self._started:
+                res = self._graph.process(work)
+            else:  # the graph logs natively while it starts on its first frame
+                with quiet_native_logs():
+                    res = self._graph.process(work)
+                self._started = True
         if res.pose_landmarks is None:
             return []
         # Landmarks are normalised to the (resized) frame: 0..1 of it is 0..1 of the original.
