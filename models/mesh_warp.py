@@ -125,6 +125,8 @@ SCALE_LINKS: tuple[tuple[str, str], ...] = (
 )
 
 _HAND_LABELS = {"right": LABEL["right_hand"], "left": LABEL["left_hand"]}
+_LOOSE_LABELS = (LABEL["dress"], LABEL["skirt"], LABEL["coat"])
+_SKIRT_BONES = ("torso", "right_thigh", "left_thigh")
 _SKIN_LABELS = (LABEL["face"], LABEL["left_arm"], LABEL["right_arm"], LABEL["torso_skin"])
 
 
@@ -697,6 +699,15 @@ class BodyRig:
         layer_masks: dict[str, np.ndarray] = {}
         for name, parts in LAYERS.items():
             layer_masks[name] = np.isin(part_map, [PART_ID[p] for p in parts])
+        # a skirt, dress or coat below the hips hangs from the torso and stretches between the
+        # thighs when the legs spread (split between the two leg layers, it would open like
+        # trousers)
+        loose = np.isin(labels, _LOOSE_LABELS) & (layer_masks["right_leg"]
+                                                  | layer_masks["left_leg"])
+        if loose.any():
+            layer_masks["torso"] |= loose
+            layer_masks["right_leg"] &= ~loose
+            layer_masks["left_leg"] &= ~loose
         torso_px = layer_masks["torso"]
         thick: dict[str, float] = {}
         own: dict[str, np.ndarray] = {}
@@ -746,15 +757,10 @@ class BodyRig:
             tex = rgb.copy()
             lab = np.where(m, labels, 0).astype(np.uint8)
             if name == "torso" and hidden.any():
-                own = torso_px
-                # the hidden torso takes the nearest torso label and colour
-                _fill_labels_from(lab, own, hidden)
-                _fill_from_inside(tex, own & ~hidden, hidden)
-                # soften the filled streaks (a blur normalised over the torso only)
-                wt = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 2.0)
-                blur = cv2.GaussianBlur(tex.astype(np.float32) * m[..., None], (0, 0), 2.0)
-                blur /= np.maximum(wt, 1e-4)[..., None]
-                tex[hidden] = np.clip(blur[hidden] + 0.5, 0, 255).astype(np.uint8)
+                # the hidden torso takes the nearest torso label, and texture copied by
+                # PatchMatch from the torso's own pixels only (never from the arm over it)
+                _fill_labels_from(lab, torso_px, hidden)
+                tex = _complete_hidden(tex, hidden, torso_px & ~hidden)
             core = _texture_core(rgb, m, fringe, bg_centres)
             around = cv2.dilate(m.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1),
                                                            np.uint8)) > 0
@@ -782,6 +788,14 @@ class BodyRig:
                     # no clear hand in the photo: its few pixels follow the forearm
                     bones = tuple(b for b in bones if not b.endswith("_hand"))
             wts = skinning_weights(v, rest, bones)
+            if name == "torso" and loose.any() and len(v):
+                # skirt vertices follow the torso near the hips and the thighs further down
+                vx = np.clip(np.round(v[:, 0]).astype(int), 0, w - 1)
+                vy = np.clip(np.round(v[:, 1]).astype(int), 0, h - 1)
+                near = cv2.dilate(loose.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                sel = near[vy, vx]
+                if sel.any():
+                    wts[sel] = skinning_weights(v[sel], rest, _SKIRT_BONES)
             if name in own and len(v):
                 # vertices of the root band (torso pixels) follow the torso alone
                 limb = cv2.dilate(own[name].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -932,6 +946,19 @@ class BodyRig:
 def _rig_bones_shown(j: Mapping[str, np.ndarray]) -> set[str]:
     return {b for b, (a, c) in BONES.items() if a in j and c in j} | \
         {f"{s}_forearm" for s in ("right", "left") if f"{s}_wrist" in j and f"{s}_elbow" in j}
+
+
+def _complete_hidden(tex: np.ndarray, hidden: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Texture for torso pixels an arm covered in the photo: PatchMatch from ``source`` pixels
+    only (nearest colour when PatchMatch has nothing to copy from)."""
+    from .inpaint import inpaint_patchmatch
+
+    try:
+        return inpaint_patchmatch(tex, hidden, source_mask=source)
+    except ValueError:
+        out = tex.copy()
+        _fill_from_inside(out, source, hidden)
+        return out
 
 
 def _fill_labels_from(lab: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:

@@ -288,3 +288,24 @@ def test_a_target_elbow_the_detector_missed_still_lets_the_arm_follow(body_and_r
     # upper arm would stay hanging, rigid with the torso)
     x, y = (int(round(c)) for c in drv.person.body[BODY["right_elbow"], :2])
     assert m[y - 2:y + 3, x - 2:x + 3].any()
+
+
+def test_a_skirt_stretches_between_the_legs_instead_of_opening_like_trousers():
+    from dataclasses import replace
+
+    body = replace(S.random_body(np.random.default_rng(8)), bottom="skirt", top="shirt")
+    src = S.render(body, S.SyntheticPose(), H, W, seed=2)
+    assert (src.labels == LABEL["skirt"]).sum() > 200
+    rig = BodyRig.build(src.image, src.labels, src.person)
+    split = S.SyntheticPose(right_thigh=-0.75, left_thigh=0.75, right_shin=-0.4, left_shin=0.4,
+                            cy=0.3, scale=0.7)
+    drv = S.render(body, split, H, W, seed=2)
+    (s,) = clip_scales(src.person, [drv.person])
+    r = rig.render(drv.person, s, (H, W))
+    skirt = (r.labels == LABEL["skirt"]).astype(np.uint8)
+    assert pieces(skirt.astype(np.float32)) == 1
+    # the skirt fills its outline (split between the legs it would cover < 50 % of its hull)
+    hull = cv2.convexHull(np.stack(np.nonzero(skirt)[::-1], 1).astype(np.int32))
+    inside = np.zeros_like(skirt)
+    cv2.fillConvexPoly(inside, hull, 1)
+    assert skirt.sum() / inside.sum() > 0.65
