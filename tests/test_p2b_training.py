@@ -157,7 +157,6 @@ def test_vip_layout_prepare_and_train(tmp_path) -> None:
 def test_prepare_runs_the_perception_backends_by_name(tmp_path) -> None:
     """``reenact prepare`` with the offline backends (MediaPipe + weightless DensePose) on a
     tiny VIP-layout folder: every annotated frame gets a POSE_KEYPOINT file and DensePose."""
-    pytest.importorskip("mediapipe")
     from dance_reenact.training.prepare import prepare_dataset
 
     root = tmp_path / "VIP"

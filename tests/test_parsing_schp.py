@@ -291,7 +291,6 @@ def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, serv
                                                           monkeypatch, astronaut):
     """The node resolves 'schp_lip' through the registry (entry pointed at the generated file),
     parses with SCHP, and draws the hands from MediaPipe's hand keypoints."""
-    pytest.importorskip("mediapipe")
     from dance_reenact.models.perception.mediapipe_holistic import detect_people
 
     monkeypatch.setitem(weights.REGISTRY, "schp_lip", served_spec)

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("mediapipe")
-
 from dance_reenact.models.perception.densepose import densepose_from_keypoints  # noqa: E402
 from dance_reenact.models.schema import (  # noqa: E402
     BODY,

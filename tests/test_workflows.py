@@ -20,8 +20,6 @@ from dance_reenact.models.synthetic import random_body, random_pose, render
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes.sockets import rgb_uint8_to_image
 
-pytest.importorskip("mediapipe")
-
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
 WEIGHTLESS_FILES = ("background_swap.json", "driver_background.json", "preprocessing.json",
@@ -551,7 +549,6 @@ def learned_files(astronaut, tmp_path_factory):
     random values (SCHP LIP at full size; DWPose ONNX and DensePose TorchScript stand-ins whose
     person box follows the non-black pixels; facenet + sparse vgg19; a LaMa stand-in; tiny
     P2B / B2F / FaceRefine checkpoints under the file names the workflow selects)."""
-    pytest.importorskip("onnx")
     from test_inpaint import _scripted_lama
     from test_parsing_schp import _checkpoint_bytes
     from weight_fakes import (
