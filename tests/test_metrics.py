@@ -212,6 +212,7 @@ def _pair(h=64, w=64, sigma=0.1, seed=0):
     return a, b
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
 def test_lpips_vgg_through_the_registry_matches_the_reference(hub, weights_dir, monkeypatch,
                                                               vgg16_file):

@@ -443,6 +443,7 @@ def test_retarget_in_photo_dances_on_the_targets_canvas(driver, target):
     assert np.all(np.diff(xs) > 0), xs  # moves right with the driver
 
 
+@pytest.mark.slow
 def test_large_target_and_a_driver_of_another_aspect(driver, astronaut):
     """Issue 7: a 1200x900 target photo and a 128x192 (portrait) driver: no crash, output at
     the driver's size, the person not distorted (the face keeps its aspect)."""
@@ -467,6 +468,7 @@ def test_large_target_and_a_driver_of_another_aspect(driver, astronaut):
     assert_follows_driver(out[node_of(api, "DanceReenactB2F")][1], driver)
 
 
+@pytest.mark.slow
 def test_full_hd_driver_and_a_12_megapixel_target(astronaut):
     """Issue 8: a 1920x1080 driver and a 3000x4000 target photo through the whole offline
     workflow: the output is 1920x1080 with the person at the driver's position."""
@@ -622,6 +624,7 @@ def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
     pose_mod.clear_cache()
 
 
+@pytest.mark.slow
 def test_full_method_with_the_learned_backends(learned_files, weights_dir, monkeypatch,
                                                astronaut):
     """full_method.json end to end with every learned backend loading its (generated) file
