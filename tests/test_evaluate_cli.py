@@ -135,6 +135,7 @@ def test_pipeline_hook_excludes_the_target_frame(data):
     assert rows2[0]["frame"] == "1" and float(rows2[-1]["psnr"]) < 30
 
 
+@pytest.mark.slow
 def test_lpips_and_fid_columns_through_the_registry(data, hub, weights_dir, monkeypatch):
     import torchvision
 

@@ -107,6 +107,7 @@ def test_tiny_16x16():
     assert int(_run(noise, if_no_person="empty")[0].labels.max()) == 0
 
 
+@pytest.mark.slow
 def test_huge_6000x4000(astronaut, mediapipe):
     import cv2
 

@@ -232,6 +232,7 @@ def openpose_files():
                                            FaceNet().state_dict().items()})}
 
 
+@pytest.mark.slow
 def test_openpose_loads_registry_files_and_runs(weights_dir, monkeypatch, openpose_files):
     for name, data in openpose_files.items():
         _place(weights_dir, monkeypatch, name, data)

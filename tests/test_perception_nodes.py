@@ -236,6 +236,7 @@ def test_tiny_16x16_image():
     assert dp.index.shape == (1, 16, 16)
 
 
+@pytest.mark.slow
 def test_huge_6000x4000_image(astro_image):
     import cv2
 

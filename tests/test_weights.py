@@ -55,6 +55,7 @@ def test_offline_with_nothing_cached_names_repo_file_and_path(hub, weights_dir, 
     assert hub.requests == []
 
 
+@pytest.mark.slow
 def test_unreachable_hub_gives_actionable_error(weights_dir):
     # conftest points HF_ENDPOINT at a closed port
     with pytest.raises(WeightError) as err:
