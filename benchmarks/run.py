@@ -658,7 +658,7 @@ def run(cfg: BenchConfig, stages: list[str] | None = None,
                          "gflop_per_frame": flop / 1e9 if flop else None,
                          "gflops": flop * t.fps / 1e9 if flop else None,
                          "pct_of_roof": None, "x_vs_careful": None, "x_vs_naive": None,
-                         "notes": "; ".join(notes) or None})
+                         "notes": "; ".join(notes) or None, "mm_share": share})
             logger.info("%s / %s: %.3g fps", st.name, variant, t.fps)
         careful = next((v for k, v in fps.items() if k.startswith("careful")), None)
         naive = next((v for k, v in fps.items() if not k.startswith("careful")
@@ -741,10 +741,16 @@ def limits_text(res: RunResult, cfg: BenchConfig) -> list[str]:
            + ("(the goal is met)." if h["learned_pct"] >= ROOF_GOAL else
               f"(goal {ROOF_GOAL:.0f} %: not reached). What limits it, measured in this run:")]
     for r in ours:
-        out.append(f"- `{r['stage']}`: {_cell(r['pct_of_roof'])} % of the roof; {r['notes']}. "
-                   "The rest of the op time is memory-bound work (normalisation, activations, "
-                   "upsampling, concatenation, copies, argmax) that the FLOP count does not "
-                   "credit and the matmul roof does not measure.")
+        share = r.get("mm_share")
+        kernels = (f"; its conv/matmul kernels alone run at about "
+                   f"{r['pct_of_roof'] / share:.0f} % of the roof"
+                   if share and r["pct_of_roof"] else "")
+        out.append(f"- `{r['stage']}`: {_cell(r['pct_of_roof'])} % of the roof; conv/matmul "
+                   f"take {100 * share:.0f} % of its op time{kernels}. The other "
+                   f"{100 * (1 - share):.0f} % is memory-bound work (normalisation, "
+                   "activations, upsampling, concatenation, copies, argmax) that the FLOP "
+                   "count does not credit and the matmul roof does not measure."
+                   if share else f"- `{r['stage']}`: {_cell(r['pct_of_roof'])} % of the roof.")
     load = max(res.quiet_load, res.end_load)
     out.append(f"- Roof and networks share {os.cpu_count()} CPUs with whatever else runs (load "
                f"average {res.quiet_load:.2f} before, {res.end_load:.2f} after): the roof is the "
@@ -772,9 +778,10 @@ def doc_text(res: RunResult, cfg: BenchConfig, command: str) -> str:
               "under the profiler); `peak_rss_mb` the whole process; `rss_rise_mb` what the "
               "variant added; `gflop_per_frame` counted around the timed step itself; "
               "`pct_of_roof` = achieved GFLOP/s / the run's roof; `x_vs_careful` / `x_vs_naive` "
-              "= fps / the fps of the `careful:` / `naive:` (or reference) baseline of the same "
-              "stage. Baselines: `naive:` the obvious way; `careful:` what a careful engineer "
-              "writes (per-target work once, plain eval network, eager fp32, inference mode); "
+              "= fps / the fps of the `careful:` / `naive:` (or `reference:`, `previous:`) "
+              "baseline of the same stage. Baselines: `naive:` the obvious way; `careful:` what "
+              "a careful engineer writes (per-target work once, plain eval network, eager "
+              "fp32, inference mode); "
               "`reference:` a reference library; `previous:` the implementation ours replaced. "
               "The metric networks (LPIPS, FID) and the learned networks use random weights of "
               "the exact architectures: same cost, meaningless outputs."]
