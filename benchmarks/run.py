@@ -1,23 +1,25 @@
 """Benchmark harness: per-stage speed and memory at 512x320, against this machine's limit.
 
-    python benchmarks/run.py                       # all stages, 512x320, 24 frames
-    python benchmarks/run.py --frames 300 --stages render_pose parsing_iou
-    python benchmarks/run.py --size 64x40 --frames 2   # a smoke run
+    python benchmarks/run.py --doc docs/benchmarks.md   # the committed table (all stages)
+    python benchmarks/run.py --quick                    # tiny networks, tiny frames (tests)
+    python benchmarks/run.py --stages p2b b2f --heavy-frames 2
 
 In ONE run it measures
-- this machine's fp32 matmul throughput (GFLOP/s, square matmuls, all threads torch uses);
-- per stage: frames per second over N streamed frames, peak resident memory (RSS, sampled
-  every few ms with psutil; ``resource`` as fallback) and its rise above the RSS before the
-  stage;
-- for stages that declare a torch module: FLOPs per frame (``torch.utils.flop_counter.
-  FlopCounterMode``), achieved GFLOP/s and that as a fraction of the matmul throughput;
-- a naive baseline variant where a stage has one (eager NCHW without inference mode, one-hot
-  label maps, a reference library), so speed-ups are ratios measured in the same run.
+- the roof: this machine's fp32 matmul throughput (GFLOP/s, square matmuls, all threads torch
+  uses), probed before anything of ours runs (with the load average at that moment), between
+  the frames of every FLOP-counted stage and at the end. The best probe of the whole run is
+  THE roof: every row's share of it is divided by that one number;
+- per stage and variant: frames per second, peak resident memory (RSS, sampled every few ms)
+  and its rise above the RSS before the stage;
+- FLOPs per frame, counted (``torch.utils.flop_counter``) around one call of the very step
+  that is timed, so everything a variant runs per frame counts (a baseline that re-encodes
+  the appearance every frame is charged for the encoder);
+- baselines named for what they are (``naive: re-encode each frame``, ``careful: encode once,
+  eager fp32``, ``reference: scikit-image``) in the same run, and speed-ups against them.
 
-Stages others add: implement ``benchmark_stage(config) -> Stage`` (or a list of them) in a module
-named in :data:`HOOKS` (P2B, B2F, FaceRefine, the whole pipeline); missing modules are skipped.
-Inputs are synthesised per index (a figure moving over a gradient) and cycled through a ring of
-8, so no video is held and synthesis stays out of the timings.
+Stages of the networks and the pipeline are hooks (:data:`HOOKS`, in ``benchmarks/stages.py``);
+a hook that is missing or fails is an error. Inputs are synthesised per index and cycled
+through a ring of 8, so no video is held and synthesis stays out of the timings.
 """
 
 from __future__ import annotations
@@ -60,15 +62,21 @@ from dance_reenact.models.render import draw_pose  # noqa: E402
 from dance_reenact.models.schema import BODY, NUM_LABELS, Person  # noqa: E402
 
 COLUMNS = ("stage", "variant", "frames", "fps", "peak_rss_mb", "rss_rise_mb", "gflop_per_frame",
-           "gflops", "pct_of_matmul", "speedup_vs_baseline", "notes")
+           "gflops", "pct_of_roof", "x_vs_careful", "x_vs_naive", "notes")
 
-# "module:function" returning a Stage or a list of Stages; filled in by the other stages.
+# "module:function" returning a stage (or a list of them); a missing or failing hook is an error
 HOOKS: list[str] = [
-    "dance_reenact.models.p2b:benchmark_stage",
-    "dance_reenact.models.b2f:benchmark_stage",
-    "dance_reenact.models.facerefine:benchmark_stage",
-    "dance_reenact.models.pipeline:benchmark_stage",
+    "dance_reenact.benchmarks.stages:p2b",
+    "dance_reenact.benchmarks.stages:b2f",
+    "dance_reenact.benchmarks.stages:face_refine",
+    "dance_reenact.benchmarks.stages:renderer",
+    "dance_reenact.benchmarks.stages:pipeline",
 ]
+
+# the learned networks whose FLOPs make the headline "learned path" ratio
+LEARNED = ("p2b", "b2f", "face_refine_net")
+RENDERER = "renderer_weightless"
+ROOF_GOAL = 70.0  # % of the run's roof the learned networks aim for
 
 
 @dataclass
@@ -77,8 +85,8 @@ class BenchConfig:
     height: int = 512
     frames: int = 24
     device: str = "cpu"
-    nets: str = "paper"  # P2B/B2F size: "paper" (the default configs) or "tiny" (smoke tests)
-    heavy_frames: int = 3  # frames for the paper-size P2B/B2F (seconds per frame on a CPU)
+    nets: str = "paper"  # network size: "paper" (the default configs) or "tiny" (smoke tests)
+    heavy_frames: int = 3  # frames for the paper-size networks (seconds per frame on a CPU)
     stream_frames: int = 300  # driver length of the streamed whole-chain memory run
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
 
@@ -88,16 +96,18 @@ class Stage:
     """A benchmarked stage.
 
     ``setup(config)`` returns ``step(i)`` that processes frame ``i`` (setup time is not
-    counted); ``baseline`` the same for the naive variant; ``flops(config)`` returns
-    ``(module, args)`` whose one call is one frame's work, for FLOP counting; ``frames``
-    how many frames to time (default ``config.frames``). A ``step`` may carry a ``stats`` dict
-    (e.g. encoder calls) that the table's notes show.
+    counted); ``baselines`` are ``(name, setup)`` pairs named for what they are (a name
+    starting ``careful:`` is the denominator of ``x_vs_careful``, one starting ``naive:`` of
+    ``x_vs_naive``); ``flops``: count FLOPs around one call of each variant's step;
+    ``frames(config)`` how many frames to time (default ``config.frames``). A ``step`` may
+    carry a ``stats`` dict (e.g. encoder calls) that the table's notes show.
     """
 
     name: str
     setup: Callable[[BenchConfig], Callable[[int], Any]]
-    baseline: Callable[[BenchConfig], Callable[[int], Any]] | None = None
-    flops: Callable[[BenchConfig], tuple[torch.nn.Module, tuple]] | None = None
+    baselines: list[tuple[str, Callable[[BenchConfig], Callable[[int], Any]]]] = \
+        field(default_factory=list)
+    flops: bool = False
     frames: Callable[[BenchConfig], int] | None = None
 
 
@@ -125,8 +135,9 @@ def measure_matmul_gflops(n: int = 1024, min_seconds: float = 0.5) -> float:
             return best
 
 
-def count_flops(module: torch.nn.Module, *args: Any) -> int:
-    """FLOPs of one call (matmul/conv counted by torch's FlopCounterMode)."""
+def count_flops(module: Callable[..., Any], *args: Any) -> int:
+    """FLOPs of one call ``module(*args)`` (matmul/conv counted by torch's FlopCounterMode):
+    whatever the call runs is counted, networks it calls inside included."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
@@ -134,20 +145,33 @@ def count_flops(module: torch.nn.Module, *args: Any) -> int:
     return int(fc.get_total_flops())
 
 
-def module_efficiency(module: torch.nn.Module, args: tuple, matmul_gflops: float,
-                      calls: int = 3) -> dict[str, float]:
-    """Achieved throughput of ``module(*args)`` (inference mode, best of ``calls`` timed calls
-    after one warm-up) as GFLOP per call, GFLOP/s and the fraction of ``matmul_gflops``."""
-    flop = count_flops(module, *args)
-    with torch.inference_mode():
-        module(*args)
-        best = math.inf
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            module(*args)
-            best = min(best, time.perf_counter() - t0)
-    gflops = flop / best / 1e9
-    return {"gflop": flop / 1e9, "gflops": gflops, "fraction_of_matmul": gflops / matmul_gflops}
+def step_flops(step: Callable[[int], Any], i: int) -> int:
+    """FLOPs of ``step(i)`` itself, the call that is timed (autograd left as the step has it)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        step(i)
+    return int(fc.get_total_flops())
+
+
+MATMUL_OPS = ("conv", "mm", "matmul", "linear", "bmm", "mkldnn")
+
+
+def op_time_share(step: Callable[[int], Any], i: int) -> float:
+    """Share of the CPU op time of ``step(i)`` spent in conv/matmul kernels (the ops the FLOP
+    count covers); the rest (norms, activations, upsampling, copies, argmax) is memory-bound
+    work the roof does not measure."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(i)
+    total = mm = 0.0
+    for ev in prof.key_averages():
+        t = ev.self_cpu_time_total
+        total += t
+        if any(k in ev.key.lower() for k in MATMUL_OPS):
+            mm += t
+    return mm / total if total > 0 else math.nan
 
 
 def _rss_bytes() -> int:
@@ -215,19 +239,18 @@ def release_memory() -> None:
 
 
 def time_stage(step: Callable[[int], Any], frames: int, warmup: int = 1,
-               probe: Callable[[], float] | None = None) -> Timing:
-    """Run ``step(i)`` for i in 0..frames-1 after ``warmup`` untimed calls; fps and RSS.
+               probe: Callable[[], float] | None = None, start: int = 0) -> Timing:
+    """Run ``step(i)`` for i in start..start+frames-1 after ``warmup`` untimed calls; fps, RSS.
 
-    ``probe`` (the matmul roof) runs untimed before every frame and after the last: on a
-    shared machine whose load changes by the minute, the roof is measured under the same
-    conditions as the frames, and its best value is kept (a conservative denominator).
+    ``probe`` (the matmul roof) runs untimed before every frame and after the last, so the
+    roof is also measured under the conditions of the frames; its best value is returned.
     """
     for i in range(warmup):
         step(i)
     roof = None
     dt = 0.0
     with PeakRSS() as mem:
-        for i in range(frames):
+        for i in range(start, start + frames):
             if probe is not None:
                 roof = max(roof or 0.0, probe())
             t0 = time.perf_counter()
@@ -382,12 +405,6 @@ def _lpips(backbone: str, naive: bool) -> Callable[[BenchConfig], Callable[[int]
     return setup
 
 
-def _lpips_flops(backbone: str) -> Callable[[BenchConfig], tuple[torch.nn.Module, tuple]]:
-    def f(cfg: BenchConfig) -> tuple[torch.nn.Module, tuple]:
-        return generated_lpips(cfg, backbone), _pair(cfg, 0)
-    return f
-
-
 def generated_fid_inception(cfg: BenchConfig) -> M.FIDInceptionV3:
     path = cfg.workdir / "fid_inception.pth"
     if not path.exists():
@@ -411,10 +428,6 @@ def _fid(naive: bool) -> Callable[[BenchConfig], Callable[[int], Any]]:
                 return model(x)
         return fast
     return setup
-
-
-def _fid_flops(cfg: BenchConfig) -> tuple[torch.nn.Module, tuple]:
-    return generated_fid_inception(cfg), (_pair(cfg, 0)[0],)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,37 +522,22 @@ def _chain_naive(cfg: BenchConfig) -> Callable[[int], Any]:
     return step
 
 
-def _pipeline_stream(cfg: BenchConfig) -> Callable[[int], Any]:
-    """The whole pipeline's per-frame loop (``models.pipeline.render``, weightless backends,
-    MediaPipe face landmarks on each output frame) over the streamed driver."""
-    from dance_reenact.models import pipeline as P
-
-    sc = stream_scene(cfg, cfg.stream_frames)
-    state = P.TargetState(image=sc.image, person=sc.person, labels=sc.labels,
-                          background=sc.background, warp_parts=sc.parts, face=sc.face)
-    frames = P.render(state, sc.people, cfg.height, cfg.width, P.Background(still=sc.background),
-                      P.PipelineConfig(device=cfg.device))
-    out = np.empty_like(sc.video)
-
-    def step(i: int) -> Any:
-        out[i % len(out)] = next(frames)
-    step.scene = sc  # type: ignore[attr-defined]
-    return step
-
+NAIVE_EAGER = "naive: eager NCHW, no_grad"
 
 STAGES: list[Stage] = [
     Stage("render_pose", _render_pose),
-    Stage("parsing_iou", _parsing_iou, baseline=_parsing_iou_onehot),
-    Stage("ssim", _ssim, baseline=_ssim_skimage),
+    Stage("parsing_iou", _parsing_iou,
+          [("naive: one-hot maps, a loop over labels", _parsing_iou_onehot)]),
+    Stage("ssim", _ssim, [("reference: scikit-image", _ssim_skimage)]),
     Stage("masked_psnr", _psnr),
-    Stage("lpips_vgg", _lpips("vgg16", False), baseline=_lpips("vgg16", True),
-          flops=_lpips_flops("vgg16")),
+    Stage("lpips_vgg", _lpips("vgg16", False), [(NAIVE_EAGER, _lpips("vgg16", True))],
+          flops=True),
     Stage("lpips_squeeze", _lpips("squeezenet1_1", False),
-          baseline=_lpips("squeezenet1_1", True), flops=_lpips_flops("squeezenet1_1")),
-    Stage("fid_inception", _fid(False), baseline=_fid(True), flops=_fid_flops),
-    Stage("stream_weightless_chain", _chain_stream, baseline=_chain_naive,
+          [(NAIVE_EAGER, _lpips("squeezenet1_1", True))], flops=True),
+    Stage("fid_inception", _fid(False), [(NAIVE_EAGER, _fid(True))], flops=True),
+    Stage("stream_weightless_chain", _chain_stream,
+          [("naive: every stage's output held as float", _chain_naive)],
           frames=_stream_frames),
-    Stage("stream_pipeline", _pipeline_stream, frames=_stream_frames),
 ]
 
 
@@ -552,26 +550,33 @@ def _heavy_frames(cfg: BenchConfig) -> int:
     return min(cfg.frames, cfg.heavy_frames) if cfg.nets == "paper" else cfg.frames
 
 
-def _notes(stats: dict[str, int] | None, frames: int) -> str | None:
+def _notes(stats: dict[str, int] | None, frames: int, untimed: int) -> str | None:
     if not stats:
         return None
     calls = ", ".join(f"{k} {v}x" for k, v in stats.items())
-    return f"{calls} for {frames}+1 warm-up frames"
+    return f"{calls} for {frames} timed + {untimed} untimed frames"
 
 
-def load_hooks(cfg: BenchConfig) -> None:
-    for hook in HOOKS:
+class HookError(RuntimeError):
+    """A benchmark hook is missing or failed: the run stops instead of dropping its rows."""
+
+
+def load_hooks(cfg: BenchConfig, hooks: list[str] | None = None) -> None:
+    """Register the stages of every hook; a missing module or function, or a hook that
+    raises, is a :class:`HookError` naming it (a silently skipped hook hides its rows)."""
+    for hook in HOOKS if hooks is None else hooks:
         mod, _, fn = hook.partition(":")
         try:
             made = getattr(importlib.import_module(mod), fn)(cfg)
-        except (ImportError, AttributeError):
-            logger.debug("benchmark hook %s not available yet", hook)
-            continue
+        except Exception as exc:  # noqa: BLE001 - any failure of a hook stops the run
+            raise HookError(f"benchmark hook {hook} failed: {type(exc).__name__}: {exc}") \
+                from exc
         for st in made if isinstance(made, (list, tuple)) else [made]:
-            # hook stages are networks: paper-size ones run ``heavy_frames`` frames
-            register_stage(Stage(st.name, st.setup, getattr(st, "baseline", None),
-                                 getattr(st, "flops", None),
-                                 getattr(st, "frames", None) or _heavy_frames))
+            frames = getattr(st, "frames", None)
+            if frames is None and getattr(st, "heavy", False):
+                frames = _heavy_frames  # paper-size networks: seconds per frame on a CPU
+            register_stage(Stage(st.name, st.setup, list(getattr(st, "baselines", [])),
+                                 bool(getattr(st, "flops", False)), frames))
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,50 +584,100 @@ def load_hooks(cfg: BenchConfig) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RunResult:
+    """The rows, the roof (best matmul probe of the whole run) and the quiet probe."""
+
+    rows: list[dict[str, Any]]
+    roof: float
+    quiet_roof: float
+    quiet_load: float
+    end_load: float
+    probes: int
+
+    def headlines(self) -> dict[str, Any]:
+        """The learned path (every LEARNED network's ours row: their FLOPs over their time)
+        as % of the roof, and the weightless renderer's frames/s."""
+        ours = {r["stage"]: r for r in self.rows if r["variant"] == "ours"}
+        learned = [ours[n] for n in LEARNED if n in ours and ours[n]["gflop_per_frame"]]
+        out: dict[str, Any] = {"learned_stages": [r["stage"] for r in learned]}
+        if learned:
+            gflop = sum(r["gflop_per_frame"] for r in learned)
+            sec = sum(1.0 / r["fps"] for r in learned)
+            out.update(learned_gflop=gflop, learned_gflops=gflop / sec,
+                       learned_pct=100 * gflop / sec / self.roof, learned_fps=1.0 / sec)
+        if RENDERER in ours:
+            out["renderer_fps"] = ours[RENDERER]["fps"]
+        return out
+
+
 def run(cfg: BenchConfig, stages: list[str] | None = None,
-        matmul_n: int = 1024) -> tuple[float, list[dict[str, Any]]]:
-    """Measure the matmul roof, then every selected stage (and its baseline)."""
-    roof = measure_matmul_gflops(matmul_n)
-    rows: list[dict[str, Any]] = []
+        matmul_n: int = 1024) -> RunResult:
+    """Probe the roof while nothing of ours runs, then time every selected stage and its
+    baselines; every row's share of the roof uses the best probe of the whole run."""
     chosen = [s for s in STAGES if stages is None or s.name in stages]
     unknown = set(stages or []) - {s.name for s in STAGES}
     if unknown:
         raise SystemExit(f"unknown stages {sorted(unknown)}; known: "
                          f"{', '.join(s.name for s in STAGES)}")
+    release_memory()
+    quiet_load = os.getloadavg()[0]
+    quiet = measure_matmul_gflops(matmul_n)
+    probes = [quiet]
+
+    def probe() -> float:
+        probes.append(measure_matmul_gflops(matmul_n, 0.3))
+        return probes[-1]
+
+    rows: list[dict[str, Any]] = []
     for st in chosen:
-        flop = None
-        if st.flops is not None:
-            module, args = st.flops(cfg)
-            flop = count_flops(module, *args)
-        base_fps = None
-        variants = [("baseline", st.baseline)] if st.baseline is not None else []
-        variants.append(("ours", st.setup))
         n_frames = st.frames(cfg) if st.frames is not None else cfg.frames
-        probe = (functools.partial(measure_matmul_gflops, matmul_n, 0.3)
-                 if flop else None)
-        for variant, setup in variants:
+        fps: dict[str, float] = {}
+        for variant, setup in [*st.baselines, ("ours", st.setup)]:
             release_memory()
             step = setup(cfg)
-            t = time_stage(step, n_frames, probe=probe)
-            notes = _notes(getattr(step, "stats", None), n_frames)
+            step(0)  # warm-up (caches, lazily prepared inference copies)
+            flop = share = None
+            untimed = 1
+            if st.flops:  # around the very step that is timed, after the warm-up
+                flop = step_flops(step, 1)
+                share = op_time_share(step, 2)
+                untimed = 3
+            t = time_stage(step, n_frames, warmup=0, probe=probe if st.flops else None,
+                           start=untimed)
+            notes = [x for x in (_notes(getattr(step, "stats", None), n_frames, untimed),)
+                     if x]
+            if share is not None:
+                notes.append(f"conv/matmul {100 * share:.0f} % of op time")
             del step
             gc.collect()
-            gflops = flop * t.fps / 1e9 if flop else None
-            stage_roof = max(roof, t.roof_gflops or 0.0)
-            if t.roof_gflops:
-                notes = "; ".join(x for x in (notes, f"roof {stage_roof:.0f} GFLOP/s") if x)
-            row = {"stage": st.name, "variant": variant, "frames": t.frames, "fps": t.fps,
-                   "peak_rss_mb": t.peak_rss_mb, "rss_rise_mb": t.rss_rise_mb,
-                   "gflop_per_frame": flop / 1e9 if flop else None, "gflops": gflops,
-                   "pct_of_matmul": 100 * gflops / stage_roof if gflops else None,
-                   "speedup_vs_baseline": None, "notes": notes}
-            if variant == "baseline":
-                base_fps = t.fps
-            elif base_fps:
-                row["speedup_vs_baseline"] = t.fps / base_fps
-            rows.append(row)
-            logger.info("%s/%s: %.2f fps", st.name, variant, t.fps)
-    return roof, rows
+            fps[variant] = t.fps
+            rows.append({"stage": st.name, "variant": variant, "frames": t.frames,
+                         "fps": t.fps, "peak_rss_mb": t.peak_rss_mb,
+                         "rss_rise_mb": t.rss_rise_mb,
+                         "gflop_per_frame": flop / 1e9 if flop else None,
+                         "gflops": flop * t.fps / 1e9 if flop else None,
+                         "pct_of_roof": None, "x_vs_careful": None, "x_vs_naive": None,
+                         "notes": "; ".join(notes) or None, "mm_share": share})
+            logger.info("%s / %s: %.3g fps", st.name, variant, t.fps)
+        careful = next((v for k, v in fps.items() if k.startswith("careful")), None)
+        naive = next((v for k, v in fps.items() if not k.startswith("careful")
+                      and k != "ours"), None)
+        for r in rows:
+            if r["stage"] != st.name:
+                continue
+            if careful and r["variant"] == "ours":
+                r["x_vs_careful"] = r["fps"] / careful
+            if naive and r["variant"] in ("ours",) + tuple(k for k in fps
+                                                          if k.startswith("careful")):
+                r["x_vs_naive"] = r["fps"] / naive
+    end_load = os.getloadavg()[0]
+    probes.append(measure_matmul_gflops(matmul_n, 0.3))
+    roof = max(probes)
+    for r in rows:  # one denominator for every row
+        if r["gflops"]:
+            r["pct_of_roof"] = 100 * r["gflops"] / roof
+    return RunResult(rows, roof, quiet, quiet_load, end_load, len(probes))
 
 
 def _cell(v: Any) -> str:
@@ -633,32 +688,133 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def format_table(roof: float, rows: list[dict[str, Any]], cfg: BenchConfig) -> str:
-    """A Markdown table (the README shows the latest one)."""
-    lines = [f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads, device {cfg.device}; "
-             f"fp32 matmul: {roof:.1f} GFLOP/s; frames {cfg.width}x{cfg.height}",
+def machine_line(cfg: BenchConfig) -> str:
+    """CPU model, SIMD flags (from /proc/cpuinfo), torch threads and device."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{model} ({simd}), {os.cpu_count()} CPUs, torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads, device {cfg.device}")
+
+
+def format_table(res: RunResult, cfg: BenchConfig) -> str:
+    """The roof lines and one Markdown table, every row against the same roof."""
+    lines = [f"machine: {machine_line(cfg)}; frames {cfg.width}x{cfg.height}",
+             f"roof (best fp32 {'matmul'} probe of the run, {res.probes} probes): "
+             f"{res.roof:.1f} GFLOP/s; probe before any stage ran: {res.quiet_roof:.1f} "
+             f"GFLOP/s at load average {res.quiet_load:.2f} (end of run: {res.end_load:.2f})",
              "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
+    for r in res.rows:
         lines.append("| " + " | ".join(_cell(r[c]) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
+def headline_lines(res: RunResult, cfg: BenchConfig) -> list[str]:
+    h = res.headlines()
+    out = []
+    if "learned_pct" in h:
+        size = "the paper's size" if cfg.nets == "paper" else "TINY networks (not a claim)"
+        out.append(f"learned path ({' + '.join(h['learned_stages'])}, ours, {size}, "
+                   f"{cfg.width}x{cfg.height}): {h['learned_gflop']:.0f} GFLOP per frame at "
+                   f"{h['learned_gflops']:.1f} GFLOP/s = {h['learned_pct']:.1f} % of the run's "
+                   f"roof (goal >= {ROOF_GOAL:.0f} %), {h['learned_fps']:.3g} frames/s")
+    if "renderer_fps" in h:
+        out.append(f"weightless renderer (BodyRig.render + warp_frame_mesh, "
+                   f"{cfg.width}x{cfg.height}): {h['renderer_fps']:.1f} frames/s")
+    return out
+
+
+def limits_text(res: RunResult, cfg: BenchConfig) -> list[str]:
+    """What keeps the learned networks below the goal, from this run's own measurements."""
+    h = res.headlines()
+    if "learned_pct" not in h:
+        return []
+    ours = [r for r in res.rows if r["variant"] == "ours" and r["stage"] in LEARNED]
+    out = [f"The learned path reaches {h['learned_pct']:.1f} % of the run's roof "
+           + ("(the goal is met)." if h["learned_pct"] >= ROOF_GOAL else
+              f"(goal {ROOF_GOAL:.0f} %: not reached). What limits it, measured in this run:")]
+    for r in ours:
+        share = r.get("mm_share")
+        kernels = (f"; its conv/matmul kernels alone run at about "
+                   f"{r['pct_of_roof'] / share:.0f} % of the roof"
+                   if share and r["pct_of_roof"] else "")
+        out.append(f"- `{r['stage']}`: {_cell(r['pct_of_roof'])} % of the roof; conv/matmul "
+                   f"take {100 * share:.0f} % of its op time{kernels}. The other "
+                   f"{100 * (1 - share):.0f} % is memory-bound work (normalisation, "
+                   "activations, upsampling, concatenation, copies, argmax) that the FLOP "
+                   "count does not credit and the matmul roof does not measure."
+                   if share else f"- `{r['stage']}`: {_cell(r['pct_of_roof'])} % of the roof.")
+    load = max(res.quiet_load, res.end_load)
+    out.append(f"- Roof and networks share {os.cpu_count()} CPUs with whatever else runs (load "
+               f"average {res.quiet_load:.2f} before, {res.end_load:.2f} after): the roof is the "
+               "best probe of the run, so any moment of contention during a network's frames "
+               "lowers its share" + (" -- this run was loaded." if load > 1.5 * (
+                   os.cpu_count() or 1) else "."))
+    out.append("- Not measured in this run, a likely factor: convolutions whose shapes suit a "
+               "GEMM poorly (3-channel stems, 1x1 heads, 7x7 stems; where the CPU backend "
+               "lowers a conv to im2col + GEMM, the im2col copy is memory traffic) reach less "
+               "than a square 1024x1024 matmul.")
+    return out
+
+
+def doc_text(res: RunResult, cfg: BenchConfig, command: str) -> str:
+    """``docs/benchmarks.md``: generated, never edited by hand."""
+    parts = ["# Benchmarks", "",
+             f"Generated by `{command}` (this file is its output; rerun it to refresh). "
+             "Every row is measured in the same run and divided by the same roof: the best "
+             "fp32 matmul probe of the whole run. The numbers move with the machine's load.",
+             "", "## Headlines", ""]
+    parts += [f"- {x}" for x in headline_lines(res, cfg)] or ["- (no headline stage ran)"]
+    parts += ["", "## Table", "", format_table(res, cfg), "",
+              "Columns: `fps` frames per second over `frames` timed frames (after one warm-up; "
+              "FLOP-counted stages also run one untimed frame under the FLOP counter and one "
+              "under the profiler); `peak_rss_mb` the whole process; `rss_rise_mb` what the "
+              "variant added; `gflop_per_frame` counted around the timed step itself; "
+              "`pct_of_roof` = achieved GFLOP/s / the run's roof; `x_vs_careful` / `x_vs_naive` "
+              "= fps / the fps of the `careful:` / `naive:` (or `reference:`, `previous:`) "
+              "baseline of the same stage. Baselines: `naive:` the obvious way; `careful:` what "
+              "a careful engineer writes (per-target work once, plain eval network, eager "
+              "fp32, inference mode); "
+              "`reference:` a reference library; `previous:` the implementation ours replaced. "
+              "The metric networks (LPIPS, FID) and the learned networks use random weights of "
+              "the exact architectures: same cost, meaningless outputs."]
+    lim = limits_text(res, cfg)
+    if lim:
+        parts += ["", "## What limits the learned networks", "", *lim]
+    return "\n".join(parts) + "\n"
+
+
+QUICK = ["--frames", "2", "--size", "48x64", "--matmul-n", "256", "--nets", "tiny",
+         "--stream-frames", "3"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run: {' '.join(QUICK)} (later options still win)")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--size", default="320x512", help="WIDTHxHEIGHT (default 320x512)")
     p.add_argument("--stages", nargs="*", help="stage names (default: all)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--matmul-n", type=int, default=1024)
     p.add_argument("--nets", choices=("paper", "tiny"), default="paper",
-                   help="P2B/B2F configs: the paper's (default) or tiny (a smoke run)")
+                   help="network configs: the paper's (default) or tiny (a smoke run)")
     p.add_argument("--heavy-frames", type=int, default=3,
-                   help="frames timed for the paper-size P2B/B2F (default 3)")
+                   help="frames timed for the paper-size networks (default 3)")
     p.add_argument("--stream-frames", type=int, default=300,
                    help="driver length of the streamed whole-chain memory run (default 300)")
     p.add_argument("--out", help="also write the table to this Markdown file")
-    args = p.parse_args(argv)
+    p.add_argument("--doc", help="write the generated benchmark page (docs/benchmarks.md)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/run.py " + " ".join(argv)
+    args = p.parse_args((QUICK if "--quick" in argv else []) + argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     w, _, h = args.size.lower().partition("x")
     cfg = BenchConfig(width=int(w), height=int(h), frames=args.frames, device=args.device,
@@ -666,13 +822,19 @@ def main(argv: list[str] | None = None) -> int:
                       stream_frames=args.stream_frames)
     load_hooks(cfg)
     try:
-        roof, rows = run(cfg, args.stages, args.matmul_n)
+        res = run(cfg, args.stages, args.matmul_n)
     finally:
         shutil.rmtree(cfg.workdir, ignore_errors=True)  # the generated weight files
-    table = format_table(roof, rows, cfg)
+    table = format_table(res, cfg)
     print(table)
+    print()
+    for line in headline_lines(res, cfg):
+        print(line)
     if args.out:
         Path(args.out).write_text(table + "\n")
+    if args.doc:
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.doc).write_text(doc_text(res, cfg, command.strip()))
     return 0
 
 

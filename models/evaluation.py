@@ -44,15 +44,30 @@ class EvaluationResult:
 
     @property
     def mean(self) -> dict[str, float]:
+        """Per column, the mean over the frames that have a score (NaN = no score, e.g. SSBS
+        on a frame where both parsings are empty: left out, see :attr:`both_empty`)."""
         out: dict[str, float] = {}
         for c in self.columns:
-            vals = [r[c] for r in self.rows if c in r and r[c] is not None]
+            vals = [r[c] for r in self.rows
+                    if c in r and r[c] is not None and not math.isnan(r[c])]
             out[c] = float(np.mean(vals)) if vals else float("nan")
         return out
 
+    @property
+    def both_empty(self) -> dict[str, int]:
+        """Frames left out of the shift-invariant scores because both maps were empty:
+        ``{"parsing": n}`` (SSBS/SSIS) and/or ``{"densepose": n}`` (DPBS/DPIS)."""
+        out = {}
+        for kind, col in (("parsing", "ssbs"), ("densepose", "dpbs")):
+            if col in self.columns:
+                out[kind] = sum(1 for r in self.rows if math.isnan(r.get(col, 0.0)))
+        return out
+
     def table(self, max_rows: int = 12) -> str:
-        """A fixed-width text table: the first ``max_rows`` frames and the mean."""
-        return format_table(self.rows, self.columns, self.mean, self.fid, max_rows=max_rows)
+        """A fixed-width text table: the first ``max_rows`` frames, the mean, and how many
+        frames the shift-invariant scores left out (both maps empty)."""
+        text = format_table(self.rows, self.columns, self.mean, self.fid, max_rows=max_rows)
+        return text + "\n" + both_empty_note(self.both_empty, len(self.rows))
 
     def write(self, out_dir: str | os.PathLike[str], stem: str = "metrics") -> tuple[Path, Path]:
         """Write ``<stem>.csv`` (one row per frame + a ``mean`` row) and ``<stem>.json``."""
@@ -70,9 +85,20 @@ class EvaluationResult:
             w.writerow(["mean", *(_fmt(v) for v in self.mean.values()),
                         *([_fmt(self.fid)] if extra else [])])
         doc = {"columns": self.columns, "frames": [_jsonable(r) for r in self.rows],
-               "mean": _jsonable(self.mean), "fid": self.fid, "config": self.config}
+               "mean": _jsonable(self.mean), "fid": self.fid, "both_empty": self.both_empty,
+               "config": self.config}
         json_path.write_text(json.dumps(doc, indent=1))
         return csv_path, json_path
+
+
+def both_empty_note(counts: Mapping[str, int], frames: int) -> str:
+    """One line saying how many frames SSBS/SSIS and DPBS/DPIS left out (both maps empty)."""
+    if not counts:
+        return "both-empty frames: no parsing or DensePose scored"
+    what = {"parsing": "SSBS/SSIS: both parsings empty", "densepose":
+            "DPBS/DPIS: both DensePose maps empty"}
+    return "; ".join(f"{what[k]} in {n} of {frames} frames (left out of the mean)"
+                     for k, n in counts.items())
 
 
 def _fmt(v: Any) -> str:
@@ -164,16 +190,18 @@ def evaluate_reconstruction(
     dev = torch.device(device) if device is not None else torch.device("cpu")
     lpips_models = dict(lpips_models or {})
     columns = ["ssim", "psnr"] + [f"lpips_{k}" for k in lpips_models]
-    if pred_parsing is not None or gt_parsing is not None:
-        if pred_parsing is None or gt_parsing is None:
-            raise ValueError("give both predicted and ground-truth parsing, or neither")
-    if pred_densepose is not None or gt_densepose is not None:
-        if pred_densepose is None or gt_densepose is None:
-            raise ValueError("give both predicted and ground-truth DensePose, or neither")
-    parse_given, dp_given = pred_parsing is not None, pred_densepose is not None
-    if parse_given or parsing_estimator is not None:
+    # a map that is not given is estimated (e.g. the ground truth's maps computed once and
+    # reused for several methods, the prediction's estimated here)
+    if (pred_parsing is None) != (gt_parsing is None) and parsing_estimator is None:
+        raise ValueError("give both predicted and ground-truth parsing, or neither (or a "
+                         "parsing estimator for the missing one)")
+    if (pred_densepose is None) != (gt_densepose is None) and densepose_estimator is None:
+        raise ValueError("give both predicted and ground-truth DensePose, or neither (or a "
+                         "DensePose estimator for the missing one)")
+    if pred_parsing is not None or gt_parsing is not None or parsing_estimator is not None:
         columns += ["ssbs", "ssis"]
-    if dp_given or densepose_estimator is not None:
+    if (pred_densepose is not None or gt_densepose is not None
+            or densepose_estimator is not None):
         columns += ["dpbs", "dpis"]
     its = {k: _opt_iter(v) for k, v in (("pred_parsing", pred_parsing),
                                          ("gt_parsing", gt_parsing),
@@ -215,22 +243,15 @@ def evaluate_reconstruction(
         for name, model in lpips_models.items():
             row[f"lpips_{name}"] = float(M.lpips_distance(model, a, b)[0])
         if "ssbs" in columns:
-            if parse_given:
-                pp, gp = _next(its["pred_parsing"], "pred_parsing", i), _next(
-                    its["gt_parsing"], "gt_parsing", i)
-            else:
-                assert parsing_estimator is not None
-                pp, gp = parsing_estimator(pred), parsing_estimator(gt)
+            pp = _map(its["pred_parsing"], "pred_parsing", i, parsing_estimator, pred)
+            gp = _map(its["gt_parsing"], "gt_parsing", i, parsing_estimator, gt)
+            # NaN where both parsings are empty: no score, left out of the mean and counted
             s_b, s_i = M.parsing_similarity(_labels(pp, a, i, "parsing"),
                                             _labels(gp, a, i, "parsing"))
             row["ssbs"], row["ssis"] = float(s_b[0]), float(s_i[0])
         if "dpbs" in columns:
-            if dp_given:
-                pd, gd = _next(its["pred_densepose"], "pred_densepose", i), _next(
-                    its["gt_densepose"], "gt_densepose", i)
-            else:
-                assert densepose_estimator is not None
-                pd, gd = densepose_estimator(pred), densepose_estimator(gt)
+            pd = _map(its["pred_densepose"], "pred_densepose", i, densepose_estimator, pred)
+            gd = _map(its["gt_densepose"], "gt_densepose", i, densepose_estimator, gt)
             d_b, d_i = M.densepose_similarity(_labels(pd, a, i, "DensePose"),
                                               _labels(gd, a, i, "DensePose"))
             row["dpbs"], row["dpis"] = float(d_b[0]), float(d_i[0])
@@ -252,6 +273,36 @@ def evaluate_reconstruction(
     return EvaluationResult(rows, columns, fid,
                             {"frames": i, "lpips": list(lpips_models), "fid": fid is not None,
                              "psnr_cap_db": psnr_cap, "masked": masks is not None})
+
+
+def _map(it: Iterator[Any] | None, name: str, i: int,
+         estimator: Callable[[np.ndarray], np.ndarray] | None, rgb: np.ndarray) -> Any:
+    """The ``i``-th given map, or ``estimator(rgb)`` when none is given."""
+    if it is not None:
+        return _next(it, name, i)
+    assert estimator is not None
+    return estimator(rgb)
+
+
+def make_parsing_estimator(backend: str = "geometric", *, pose_backend: str = "mediapipe",
+                           device: torch.device | str = "cpu"
+                           ) -> Callable[[np.ndarray], np.ndarray]:
+    """``rgb -> parsing (H, W) uint8`` (22-label schema) of the largest person, all background
+    when nobody is found. ``backend``: a :class:`.perception.human_parsing.HumanParser`
+    backend (``geometric``: no download; ``schp_lip``/``schp_lip_onnx``: the paper's
+    parser); people are found with ``pose_backend``."""
+    from .perception.human_parsing import HumanParser
+    from .perception.pose import PoseEstimator
+
+    parser = HumanParser(backend, device=device)
+    estimator = PoseEstimator(pose_backend, device=device, video=False)
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(rgb)
+        labels = parser.parse_frame(rgb, detections=estimator(rgb))
+        return np.zeros(rgb.shape[:2], np.uint8) if labels is None else labels
+
+    return run
 
 
 def make_densepose_estimator(backend: str = "weightless", *, pose_backend: str = "mediapipe",

@@ -82,15 +82,27 @@ def confusion_matrices(pred: torch.Tensor, gt: torch.Tensor, num_labels: int,
     return torch.cat(out) if out else torch.zeros(0, L, L, dtype=torch.long)
 
 
-def iou_scores(conf: torch.Tensor, background: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def both_empty(conf: torch.Tensor, background: int = 0) -> np.ndarray:
+    """Per frame of confusion matrices ``(B, L, L)``: True where neither map has a single
+    non-background pixel (no person predicted, none in the ground truth)."""
+    fg = [i for i in range(conf.shape[1]) if i != background]
+    return ((conf[:, fg, :].sum(dim=(1, 2)) + conf[:, :, fg].sum(dim=(1, 2))) == 0).numpy()
+
+
+def iou_scores(conf: torch.Tensor, background: int = 0, *,
+               empty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """From confusion matrices ``(B, L, L)``: binary IoU and mean per-part IoU per frame.
 
     Binary IoU compares ``label != background`` in both maps. The per-part IoU is averaged over
     the non-background labels present in either map. A frame where both maps are empty (no
-    foreground / no part) scores 1.0: the prediction agrees exactly with the ground truth.
+    foreground in either) has no IoU: it scores ``empty``. The default 1.0 is the metric
+    nodes' long-standing convention; :func:`parsing_similarity` and
+    :func:`densepose_similarity` give NaN so such frames can be left out of a mean and
+    counted (:func:`both_empty`) instead of rewarding a method that shows nobody where
+    nobody is.
 
     Returns:
-        (binary (B,), part (B,)) float64 arrays in 0..1.
+        (binary (B,), part (B,)) float64 arrays in 0..1 (``empty`` on both-empty frames).
     """
     conf = conf.double()
     B, L, _ = conf.shape
@@ -100,31 +112,36 @@ def iou_scores(conf: torch.Tensor, background: int = 0) -> tuple[np.ndarray, np.
     pred_fg = conf[:, fg, :].sum(dim=(1, 2))
     gt_fg = conf[:, :, fg].sum(dim=(1, 2))
     union_b = pred_fg + gt_fg - inter_b
-    binary = torch.where(union_b > 0, inter_b / union_b.clamp(min=1), torch.ones_like(union_b))
+    fill = torch.full_like(union_b, empty)
+    binary = torch.where(union_b > 0, inter_b / union_b.clamp(min=1), fill)
     diag = torch.diagonal(conf, dim1=1, dim2=2)
     union = conf.sum(dim=2) + conf.sum(dim=1) - diag  # (B, L)
     per = diag / union.clamp(min=1)
     present = union[:, fg] > 0
     n = present.sum(dim=1)
     part_sum = (per[:, fg] * present).sum(dim=1)
-    part = torch.where(n > 0, part_sum / n.clamp(min=1), torch.ones_like(part_sum))
+    part = torch.where(n > 0, part_sum / n.clamp(min=1), fill)
     return binary.numpy(), part.numpy()
 
 
 def parsing_similarity(pred: torch.Tensor | np.ndarray, gt: torch.Tensor | np.ndarray,
-                       num_labels: int = NUM_LABELS) -> tuple[np.ndarray, np.ndarray]:
+                       num_labels: int = NUM_LABELS, *,
+                       empty: float = math.nan) -> tuple[np.ndarray, np.ndarray]:
     """SSBS and SSIS per frame of two parsing label maps ``(B, H, W)`` (22-label schema).
 
     Returns:
-        (ssbs (B,), ssis (B,)) in 0..1, 1 = identical.
+        (ssbs (B,), ssis (B,)) in 0..1, 1 = identical; ``empty`` (NaN) where both maps are
+        all background (no score: leave the frame out of means and count it).
     """
-    return iou_scores(confusion_matrices(pred, gt, num_labels))
+    return iou_scores(confusion_matrices(pred, gt, num_labels), empty=empty)
 
 
 def densepose_similarity(pred_index: torch.Tensor | np.ndarray,
-                         gt_index: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DPBS and DPIS per frame of two DensePose part-index maps ``(B, H, W)`` in 0..24."""
-    return iou_scores(confusion_matrices(pred_index, gt_index, DENSEPOSE_INDICES))
+                         gt_index: torch.Tensor | np.ndarray, *,
+                         empty: float = math.nan) -> tuple[np.ndarray, np.ndarray]:
+    """DPBS and DPIS per frame of two DensePose part-index maps ``(B, H, W)`` in 0..24;
+    ``empty`` (NaN) where both maps are all background."""
+    return iou_scores(confusion_matrices(pred_index, gt_index, DENSEPOSE_INDICES), empty=empty)
 
 
 # --------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def _parts(astronaut):
     return PartCropper().crop(image, parsing)[0]
 
 
+@pytest.mark.slow
 def test_pretrained_encoder_through_the_registry(registry_with_fakes, weights_dir, astronaut):
     torch.manual_seed(0)
     parts = _parts(astronaut)

@@ -232,19 +232,3 @@ def test_weightless_b2f_chain_as_a_workflow(scene):
         assert torch.allclose(comp[i][away], bg[away])
         inside = torch.from_numpy(d.mask) & (alpha[i] > 0.99)
         assert torch.allclose(comp[i][inside], out["4"][0][i][inside], atol=1e-2)
-
-
-def test_benchmark_hook_runs_a_tiny_b2f():
-    from types import SimpleNamespace
-
-    from dance_reenact.models.b2f import benchmark_stage
-
-    st = benchmark_stage(SimpleNamespace(height=96, width=64, device="cpu"), **TINY)
-    assert st.name == "b2f"
-    z, m = st.setup(SimpleNamespace(height=96, width=64, device="cpu"))(3)
-    assert z.shape == (96, 64, 3) and m.shape == (96, 64)
-    zb, mb = st.baseline(SimpleNamespace(height=96, width=64, device="cpu"))(0)
-    assert zb.shape == (1, 3, 64, 40)
-    module, args = st.flops(SimpleNamespace(height=96, width=64, device="cpu"))
-    z2, m2 = module(*args)
-    assert m2.shape == (1, 1, 64, 40)

@@ -135,6 +135,7 @@ def test_pipeline_hook_excludes_the_target_frame(data):
     assert rows2[0]["frame"] == "1" and float(rows2[-1]["psnr"]) < 30
 
 
+@pytest.mark.slow
 def test_lpips_and_fid_columns_through_the_registry(data, hub, weights_dir, monkeypatch):
     import torchvision
 
@@ -236,3 +237,103 @@ def test_reconstruction_protocol_with_the_offline_pipeline(astronaut, tmp_path):
         assert len(rows) == 4  # 3 rendered frames + the mean row
         scores[name] = float(rows[-1]["psnr"])
     assert scores["offline"] > scores["still"]
+
+
+# ------------------------------------------------------------------ metrics that cannot be gamed
+
+
+def _red_parsing(rgb):
+    """A stand-in parser for the synthetic figure: its red pixels are upper clothes."""
+    red = (rgb[..., 0] > 195) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)  # not the gradient
+    return red.astype(np.uint8) * LABEL["upper_clothes"]
+
+
+def _red_densepose(rgb):
+    return (_red_parsing(rgb) > 0).astype(np.uint8) * 2
+
+
+def _random_lpips():
+    from dance_reenact.models import metrics as M
+
+    torch.manual_seed(0)
+    net = M.LPIPS(backbone="squeezenet1_1")
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if k.startswith("lin"):
+                v.abs_()  # the heads weight squared differences: non-negative
+    return net.eval()
+
+
+def test_a_blank_prediction_scores_below_the_still_baseline_on_every_metric(data):
+    """Blank frames (nobody shown) against the target frame held still, on the moving figure:
+    the still baseline must win on SSIM, PSNR, LPIPS, FID, SSBS, SSIS, DPBS and DPIS, so no
+    metric rewards showing nothing. Both-empty frames cannot rescue the blank: the ground
+    truth always shows the figure."""
+    from metrics_fixtures import fid_inception_state
+
+    from dance_reenact.evaluate import PIPELINES
+    from dance_reenact.models import metrics as M
+
+    gt = list(read_video(data["video"]))
+    fid = M.FIDInceptionV3()
+    fid.load_state_dict({**fid.state_dict(), **fid_inception_state()})
+    fid.eval()
+    lp = {"squeeze": _random_lpips()}
+    res = {}
+    for name in ("still", "blank"):
+        pred = list(PIPELINES[name](gt[0], iter(gt)))[1:]  # the target frame left out
+        res[name] = evaluate_reconstruction(
+            pred, gt[1:], parsing_estimator=_red_parsing, densepose_estimator=_red_densepose,
+            lpips_models=lp, fid_model=fid)
+    still, blank = res["still"].mean, res["blank"].mean
+    for higher_is_better in ("ssim", "psnr", "ssbs", "ssis", "dpbs", "dpis"):
+        assert blank[higher_is_better] < still[higher_is_better], higher_is_better
+    assert blank["lpips_squeeze"] > still["lpips_squeeze"]
+    assert res["blank"].fid > res["still"].fid
+    assert blank["ssbs"] == blank["ssis"] == 0.0  # a person missed entirely scores 0
+    assert res["blank"].both_empty == {"parsing": 0, "densepose": 0}
+
+
+def test_frames_where_both_maps_are_empty_are_left_out_and_counted():
+    """A frame where neither the prediction nor the ground truth shows a person has no IoU:
+    it is not a free 1.0 in the mean; the report counts it."""
+    gt = [_frame(1), _frame(2), np.full((H, W, 3), 30, np.uint8)]  # the last: nobody there
+    pred = [_frame(1, shift=4), _frame(2, shift=4), np.full((H, W, 3), 30, np.uint8)]
+    r = evaluate_reconstruction(pred, gt, parsing_estimator=_red_parsing,
+                                densepose_estimator=_red_densepose)
+    iou = (20 - 4) / (20 + 4)
+    assert np.isnan(r.rows[2]["ssbs"]) and np.isnan(r.rows[2]["dpis"])
+    assert r.mean["ssbs"] == pytest.approx(iou) and r.mean["dpbs"] == pytest.approx(iou)
+    assert r.both_empty == {"parsing": 1, "densepose": 1}
+    assert "both parsings empty in 1 of 3 frames" in r.table()
+
+
+@pytest.mark.slow  # the whole pipeline + MediaPipe on every frame: ~20 s on 2 cores
+def test_protocol_runs_the_whole_paper_protocol_in_one_command(astronaut, tmp_path, capsys):
+    """``--protocol`` on a ground-truth video: the target is the first frame with a person
+    (frame 0 here shows nobody, and the output says frame 1), the weightless pipeline and the
+    still baseline are rendered from it and scored in one table with parsing and DensePose of
+    both, by named backends."""
+    import cv2
+
+    small = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)
+    frames = [np.full_like(small, 90)] + [np.roll(small, 3 * t, axis=1) for t in range(4)]
+    video = tmp_path / "gt.mp4"
+    write_mp4(frames, video, fps=8)
+    out = tmp_path / "proto"
+    assert main(["evaluate", "--gt", str(video), "--protocol", "--lpips", "--no-fid",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "target: frame 1 of" in printed and "the first frame with a person" in printed
+    doc = json.loads((out / "protocol.json").read_text())
+    assert doc["target_frame"] == 1 and doc["parsing_backend"] == "geometric"
+    assert doc["densepose_backend"] == "weightless"
+    assert list(doc["methods"]) == ["offline", "still"]
+    for m in doc["methods"].values():
+        assert m["frames"] == 4  # 5 frames, the target left out
+        assert set(m["mean"]) >= {"ssim", "psnr", "ssbs", "ssis", "dpbs", "dpis"}
+        # frame 0 (nobody in the ground truth) has a parsing only if the method invents one
+        assert m["both_empty"]["parsing"] <= 1
+    table = (out / "protocol.md").read_text()
+    assert "| offline: weightless pipeline" in table and "| still: still baseline" in table
+    assert (out / "metrics_offline.csv").exists() and (out / "metrics_still.csv").exists()

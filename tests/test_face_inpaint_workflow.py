@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from executor import run_workflow
 
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes.sockets import rgb_uint8_to_image
-
-pytest.importorskip("mediapipe")
 
 
 def test_photo_clean_plate_and_face_refine_workflow(astronaut):

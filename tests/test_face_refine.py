@@ -19,8 +19,6 @@ from dance_reenact.nodes.face import FaceRefine, LoadFaceRefine
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image
 
-pytest.importorskip("mediapipe")
-
 
 def psnr(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
     err = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[m].mean()
@@ -248,7 +246,6 @@ def _fake_fan_onnx() -> bytes:
 
 
 def test_fan68_backend_through_the_registry(scene, hub, weights_dir, monkeypatch):
-    pytest.importorskip("onnx")
     data = _fake_fan_onnx()
     real = weights.REGISTRY["fan68"]
     sha = hub.add(real.repo_id, real.filename, data, revision=real.revision)

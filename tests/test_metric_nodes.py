@@ -145,6 +145,7 @@ def test_image_metrics_lpips_squeeze_without_backbone_names_the_fix(hub):
         ImageMetrics().evaluate(_video(2), _video(2), lpips="squeeze")
 
 
+@pytest.mark.slow
 def test_image_metrics_lpips_and_fid_in_a_workflow(hub, weights_dir, monkeypatch):
     """LPIPS (SqueezeNet from a user file + the real head through the Hub) and FID (Inception
     through the registry), wired through the executor like a ComfyUI graph."""

@@ -26,6 +26,7 @@ from dance_reenact.training.p2b import P2BTrainConfig, P2BTrainer, evaluate
 SMALL = dict(work_height=64, work_width=40, ngf=8, n_down=2, n_res=2, ndf=8, d_layers=2)
 
 
+@pytest.mark.slow
 def test_short_training_beats_copy_and_untrained(tmp_path) -> None:
     """A small P2B trained with the paper's objective (LSGAN + feature matching λ_D = 40 +
     cross-entropy) for 320 steps (~45 s of one CPU core) on synthetic pairs scores higher SSIS
@@ -80,6 +81,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_and_the_checkpoint_loads_into_the_node(tmp_path,
                                                                        weights_dir) -> None:
     out = tmp_path / "ddp"
@@ -157,7 +159,6 @@ def test_vip_layout_prepare_and_train(tmp_path) -> None:
 def test_prepare_runs_the_perception_backends_by_name(tmp_path) -> None:
     """``reenact prepare`` with the offline backends (MediaPipe + weightless DensePose) on a
     tiny VIP-layout folder: every annotated frame gets a POSE_KEYPOINT file and DensePose."""
-    pytest.importorskip("mediapipe")
     from dance_reenact.training.prepare import prepare_dataset
 
     root = tmp_path / "VIP"

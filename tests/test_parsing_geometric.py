@@ -197,7 +197,6 @@ def test_paint_hands_only_touches_arm_and_nearby_background():
 
 @pytest.fixture(scope="module")
 def astro_parse(astronaut):
-    pytest.importorskip("mediapipe")
     from dance_reenact.models.perception.mediapipe_holistic import detect_people
     from dance_reenact.nodes.parsing import HumanParse
 
@@ -304,7 +303,6 @@ def test_back_view_head_is_hair_not_face():
 
 def test_cameraman_profile_grayscale():
     """skimage's cameraman: a grayscale photo, the face in profile, dark hair and coat."""
-    pytest.importorskip("mediapipe")
     from skimage import data
 
     from dance_reenact.models.perception.mediapipe_holistic import detect_people

@@ -151,6 +151,7 @@ def test_affine_equals_schp_three_point_construction():
         assert np.allclose(ours @ [(w - 1) / 2, (h - 1) / 2, 1], [236, 236], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_registry_download_strict_load_and_schp_pipeline(served_spec, weights_dir, astronaut,
                                                         schp_checkpoint):
     t0 = time.perf_counter()
@@ -179,6 +180,7 @@ def _forced_class(net: schp.SCHPNet, lip_class: int) -> None:
     head.bias.data[lip_class] = 10.0
 
 
+@pytest.mark.slow
 def test_lip_labels_map_to_schema_and_hands_are_painted(schp_checkpoint, tmp_path):
     data, _ = schp_checkpoint
     path = tmp_path / "schp.pth"
@@ -258,6 +260,7 @@ def test_missing_weights_offline_is_a_clear_error(monkeypatch, weights_dir):
     assert "exp-schp-201908261155-lip.pth" in msg and str(weights_dir) in msg
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_backend_matches_torch(tmp_path):
     """The ONNX backend runs an export of the same network (a small variant keeps it fast)."""
@@ -287,11 +290,11 @@ def fresh_node_cache(monkeypatch):
     return parsing_nodes
 
 
+@pytest.mark.slow
 def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, served_spec,
                                                           monkeypatch, astronaut):
     """The node resolves 'schp_lip' through the registry (entry pointed at the generated file),
     parses with SCHP, and draws the hands from MediaPipe's hand keypoints."""
-    pytest.importorskip("mediapipe")
     from dance_reenact.models.perception.mediapipe_holistic import detect_people
 
     monkeypatch.setitem(weights.REGISTRY, "schp_lip", served_spec)

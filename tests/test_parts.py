@@ -105,7 +105,6 @@ def test_bad_inputs(astronaut):
 
 def test_astronaut_with_the_weightless_parser(astronaut):
     """The real pipeline: Human Parse (geometric, MediaPipe keypoints) -> Part Cropper."""
-    pytest.importorskip("mediapipe")
     from dance_reenact.models.perception.mediapipe_holistic import detect_people
     from dance_reenact.nodes.parsing import HumanParse
 

@@ -9,8 +9,10 @@ import io
 import math
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from dance_reenact.models import weights
 from dance_reenact.models.perception import pose as pose_mod
@@ -18,9 +20,6 @@ from dance_reenact.models.schema import BODY, DENSEPOSE_COLORS, DENSEPOSE_PART
 from dance_reenact.nodes import perception as perc
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import DensePose, rgb_uint8_to_image
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -233,6 +232,7 @@ def openpose_files():
                                            FaceNet().state_dict().items()})}
 
 
+@pytest.mark.slow
 def test_openpose_loads_registry_files_and_runs(weights_dir, monkeypatch, openpose_files):
     for name, data in openpose_files.items():
         _place(weights_dir, monkeypatch, name, data)

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("mediapipe")
-
 from dance_reenact.models.perception.base import Detection, derive_hand  # noqa: E402
 from dance_reenact.models.perception.mediapipe_holistic import (  # noqa: E402
     FACE68_FROM_MESH,

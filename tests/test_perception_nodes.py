@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("mediapipe")
-
 from dance_reenact.models.perception.densepose import densepose_from_keypoints  # noqa: E402
 from dance_reenact.models.schema import (  # noqa: E402
     BODY,
@@ -238,6 +236,7 @@ def test_tiny_16x16_image():
     assert dp.index.shape == (1, 16, 16)
 
 
+@pytest.mark.slow
 def test_huge_6000x4000_image(astro_image):
     import cv2
 

@@ -44,6 +44,7 @@ def tiny_config(out, steps: int) -> B2FTrainConfig:
                           device="cpu", lr=1e-3, lambda_l1=30.0, ema=0.95)
 
 
+@pytest.mark.slow
 def test_short_training_run_learns_on_synthetic_people(tmp_path):
     cfg = tiny_config(tmp_path / "run", steps=80)
     h, w = cfg.size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from dance_reenact import cli
@@ -26,6 +27,7 @@ def test_synthetic_faces_vary_by_identity_and_view():
     assert f0.shape == a1.shape and 3 < np.abs(f0.astype(int) - a1).mean() < 60
 
 
+@pytest.mark.slow
 def test_training_improves_held_out_crops(tmp_path):
     """Blur/noise/JPEG-degraded synthetic faces: after 150 steps (all four losses on) the
     composite beats the untrained network on crops of identities it never saw."""

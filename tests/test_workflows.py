@@ -20,8 +20,6 @@ from dance_reenact.models.synthetic import random_body, random_pose, render
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes.sockets import rgb_uint8_to_image
 
-pytest.importorskip("mediapipe")
-
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
 WEIGHTLESS_FILES = ("background_swap.json", "driver_background.json", "preprocessing.json",
@@ -462,6 +460,7 @@ def test_retarget_in_photo_dances_on_the_targets_canvas(driver, target):
     assert np.all(np.diff(xs) > 0), xs  # moves right with the driver
 
 
+@pytest.mark.slow
 def test_large_target_and_a_driver_of_another_aspect(driver, astronaut):
     """Issue 7: a 1200x900 target photo and a 128x192 (portrait) driver: no crash, output at
     the driver's size, the person not distorted (the face keeps its aspect)."""
@@ -486,6 +485,7 @@ def test_large_target_and_a_driver_of_another_aspect(driver, astronaut):
     assert_follows_driver(out[node_of(api, "DanceReenactB2F")][1], driver)
 
 
+@pytest.mark.slow
 def test_full_hd_driver_and_a_12_megapixel_target(astronaut):
     """Issue 8: a 1920x1080 driver and a 3000x4000 target photo through the whole offline
     workflow: the output is 1920x1080 with the person at the driver's position."""
@@ -568,7 +568,6 @@ def learned_files(astronaut, tmp_path_factory):
     random values (SCHP LIP at full size; DWPose ONNX and DensePose TorchScript stand-ins whose
     person box follows the non-black pixels; facenet + sparse vgg19; a LaMa stand-in; tiny
     P2B / B2F / FaceRefine checkpoints under the file names the workflow selects)."""
-    pytest.importorskip("onnx")
     from test_inpaint import _scripted_lama
     from test_parsing_schp import _checkpoint_bytes
     from weight_fakes import (
@@ -642,6 +641,7 @@ def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
     pose_mod.clear_cache()
 
 
+@pytest.mark.slow
 def test_full_method_with_the_learned_backends(learned_files, weights_dir, monkeypatch,
                                                astronaut):
     """full_method.json end to end with every learned backend loading its (generated) file

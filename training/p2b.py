@@ -352,7 +352,11 @@ def evaluate(model: P2BGenerator | None, pairs: list[tuple[np.ndarray, DriverFra
         b, i = parsing_similarity(pred[None], gt[None])
         ssbs.append(float(b[0]))
         ssis.append(float(i[0]))
-    return {"ssbs": float(np.mean(ssbs)), "ssis": float(np.mean(ssis)), "pairs": len(pairs)}
+    # pairs where both parsings are empty have no score (NaN): left out, counted
+    scored = [k for k, v in enumerate(ssbs) if v == v]
+    return {"ssbs": float(np.mean([ssbs[k] for k in scored])) if scored else float("nan"),
+            "ssis": float(np.mean([ssis[k] for k in scored])) if scored else float("nan"),
+            "pairs": len(pairs), "both_empty": len(pairs) - len(scored)}
 
 
 # --------------------------------------------------------------------------------------------
