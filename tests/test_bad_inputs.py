@@ -93,11 +93,11 @@ def test_inpaint_reduces_a_huge_still_and_keeps_unmasked_pixels(monkeypatch):
 
     seen = []
 
-    def fake_fill(rgb, mask, **kw):
+    def fake_fill(rgb, mask, backend, **kw):
         seen.append(rgb.shape[:2])
         return np.where(mask[..., None] > 0, np.uint8(77), rgb)
 
-    monkeypatch.setattr(node, "inpaint_opencv", fake_fill)
+    monkeypatch.setattr(node, "inpaint_still", fake_fill)
     h, w = 2000, 3000
     image = torch.rand(1, h, w, 3)
     mask = torch.zeros(1, h, w)
