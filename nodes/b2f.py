@@ -466,7 +466,9 @@ class B2F:
                     # one slowly changing body scale for the clip (the same as P2B's)
                     scales[k] = clip_scales(t_person, drivers)
                     try:
-                        prepared[k] = BodyRig.build(t_img, t_lab, t_person)
+                        # the per-pixel sampling runs on ComfyUI's device (a GPU if any)
+                        prepared[k] = BodyRig.build(t_img, t_lab, t_person,
+                                                    device=get_device())
                     except ValueError as exc:
                         raise NodeInputError(node, "appearance", f"the target: {exc}",
                                              "give Part Cropper the target's POSE_KEYPOINT "
