@@ -214,8 +214,10 @@ class BestAppearanceFrame:
     FUNCTION = "pick"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Best appearance frame: score = mean keypoint confidence x completeness x "
-                   "frontality (shoulder/hip width vs torso height, eyes/ears visible, facing "
-                   "the camera); outputs that frame, its index and its pose.")
+                   "frontality (shoulder/hip width vs the video's widest, face keypoints "
+                   "confidently seen, facing the camera) x upright (torso and legs as tall as "
+                   "elsewhere in the video: a crouch or bend loses); outputs that frame, its "
+                   "index and its pose.")
 
     def pick(self, video: Any, pose_keypoint: Any, person: str = "largest",
              person_index: int = 0, threshold: float = 0.05,
@@ -244,7 +246,7 @@ class BestAppearanceFrame:
         top = sorted(scores, key=lambda s: -s.score)[:5]
         text = "; ".join(f"frame {s.index}: score {s.score:.3f} (confidence {s.confidence:.2f} "
                          f"x completeness {s.completeness:.2f} x frontality "
-                         f"{s.frontality:.2f})" for s in top)
+                         f"{s.frontality:.2f} x upright {s.upright:.2f})" for s in top)
         return video[index:index + 1].clone(), int(index), [frames[index]], text
 
 
