@@ -452,7 +452,9 @@ def retarget_in_photo(defs: Mapping[str, Any]) -> dict[str, Any]:
 The target dances in its own photo: Retarget Pose moves the driver's skeleton onto the
 target's body (each bone keeps the driver's direction and takes the target's length; scale
 and position anchored on the first frame, feet on the target's ground line), so a tall driver
-does not stretch a short target. The output has the target photo's size.
+does not stretch a short target. keep_in_frame keeps the whole person inside the photo (scaled
+down when the largest pose does not fit, stopped at the edge instead of walking out); its
+report says what it did. The output has the target photo's size.
 """)
     return g.to_ui()
 
