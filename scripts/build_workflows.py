@@ -221,6 +221,10 @@ def _pipeline_reports(g: Graph, ids: dict[str, str]) -> None:
         g.report(2, ids["ret"], 1, "retargeting")
     g.report(4, ids["crop"], 2, "target parts not found")
     g.report(5, ids["b2f"], 2, "B2F frames held or empty")
+    g.report(3, ids["parse"], 3, "target parsing")
+    if "dense" in ids:
+        g.report(3, ids["dense"], 2, "DensePose frames without a person")
+    g.report(4, ids["p2b"], 1, "P2B frames held or empty")
 
 
 def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, str],
@@ -247,9 +251,11 @@ def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, 
 
 def _target_plate(g: Graph, src: dict[str, str], ids: dict[str, str], backend: str,
                   column: int = 6, image: list | None = None) -> str:
-    return g.add("DanceReenactInpaint", column, "Inpaint: the target photo without the person",
-                 image=image or [src["target"], 0], backend=backend, dilate=12,
-                 mask=[ids["parse"], 2])
+    plate = g.add("DanceReenactInpaint", column, "Inpaint: the target photo without the "
+                  "person", image=image or [src["target"], 0], backend=backend, dilate=12,
+                  mask=[ids["parse"], 2])
+    g.report(column, plate, 1, "target background inpainting")
+    return plate
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,6 +322,7 @@ def driver_background(defs: Mapping[str, Any]) -> dict[str, Any]:
     plate = g.add("DanceReenactInpaint", 6, "Inpaint: the driver video without the driver",
                   image=[src["frames"], 0], backend="video_median", dilate=6, output="video",
                   mask=[ids["pose_d"], 2])
+    g.report(6, plate, 1, "driver clean plate")
     _finish(g, src, ids, WEIGHTLESS, [plate, 0], "driver_background", length_mode="trim")
     g.note(0, """
 Driver background (paper Fig. 9c): the target dances in the driver's own scene. The driver is
@@ -345,6 +352,8 @@ def preprocessing(defs: Mapping[str, Any]) -> dict[str, Any]:
                   pose_keypoint=[smooth, 0], person_mask=[pose, 2])
     parse = g.add("DanceReenactHumanParse", 2, "Human Parse", image=frames,
                   pose_keypoint=[smooth, 0])
+    g.report(3, dense, 2, "DensePose frames without a person")
+    g.report(3, parse, 3, "parsing")
     face = g.add("DanceReenactParsingPreview", 3, "Parsing Preview / Mask (face + hair)",
                  parsing=[parse, 0], group="face_hair")
     outputs = [("pose", [stick, 0]), ("densepose", [dense, 1]), ("parsing", [parse, 1])]

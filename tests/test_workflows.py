@@ -531,7 +531,7 @@ def test_warp_backends_reduce_a_huge_target_without_changing_the_result():
         t0 = time.perf_counter()
         parsing = Parsing(torch.from_numpy(labels)[None])
         tpose = [people_to_frame([person], w, h)]
-        (p2b,) = P2B().run(P2BLoader().load("warp")[0], parsing, target_pose=tpose,
+        p2b, _ = P2B().run(P2BLoader().load("warp")[0], parsing, target_pose=tpose,
                            driver_pose=dpose)
         parts = PartCropper().crop(rgb_uint8_to_image(image), parsing, tpose)[0]
         app = AppearanceEncoderNode().encode(parts, "weightless")[0]
