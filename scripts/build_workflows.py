@@ -211,7 +211,12 @@ def _pipeline(g: Graph, src: dict[str, str], b: Mapping[str, str], *,
 
 
 def _pipeline_reports(g: Graph, ids: dict[str, str]) -> None:
-    """Preview Any nodes for the reports of the perception and rendering nodes."""
+    """Preview Any nodes for the reports of the perception and rendering nodes.
+
+    They also order the run: ComfyUI picks, among the ready nodes, an output node first, then
+    a node one or two links from an output (comfy_execution/graph.py ux_friendly_pick_node).
+    The target photo's OpenPose feeds a Preview Any directly, so its checks (a person? how
+    big?) run before the driver video is decoded (tests/test_workflows.py checks it)."""
     if "pose_t" in ids:
         g.report(1, ids["pose_t"], 4, "target photo's person")
     g.report(1, ids["pose_d"], 4, "driver frames without a person")
