@@ -1,23 +1,33 @@
 """Best appearance frame: pick the target frame to use when the target is a video (SPEC §5).
 
-The single-shot method needs one good photo: the person facing the camera, every body part
-visible, keypoints detected confidently. For each frame (its largest person, or the chosen one)
+The single-shot method needs one good photo: the person upright and facing the camera, the
+face and every body part visible, keypoints detected confidently. For each frame (its largest
+person, or the chosen one)
 
-    score = confidence × completeness × frontality
+    score = confidence × completeness × frontality × upright
 
 - ``confidence``: mean confidence (clipped to 0..1) of the body keypoints that are present
   (confidence > ``threshold``);
 - ``completeness``: fraction of the 18 body keypoints present;
 - ``frontality`` = ``width × face × facing``:
-  ``width`` — shoulder width and hip width divided by the torso height (neck to mid-hip; the
-  neck–nose distance ×2 when most frames show no hips), each divided by its largest value in
-  the sequence and averaged over the two (so the widest-looking, i.e. most frontal, frame gets
-  1 and a profile view close to 0; 0 when it cannot be measured);
-  ``face`` — fraction of nose, both eyes and both ears visible;
+  ``width`` — shoulder width and hip width, each divided by its robust maximum over the
+  sequence (90th percentile, capped at 1) and averaged over the two: a profile view is narrow.
+  Widths are not divided by the torso height: a crouch or a bend shortens the torso and
+  would look "most frontal" (it won once with frontality 1.00);
+  ``face`` — the mean confidence of nose, eyes and ears (0 for a missing one), divided by its
+  robust maximum over the sequence: a face the detector only guesses (hidden, turned away,
+  under a hood) scores low even when its keypoints are reported;
   ``facing`` — 1 when the subject's right shoulder (or eye) is on the image's left, i.e. the
   person faces the camera, 0.5 when they show their back.
+- ``upright`` — how tall the person stands compared with the rest of the sequence: the
+  vertical torso (neck to mid-hip) and the vertical leg (hip to the lower ankle of the
+  straighter leg), each divided by its robust maximum over the sequence, multiplied. A crouch
+  (thighs near horizontal) or a bend towards the camera (short torso) scores low; a segment
+  that cannot be measured counts 1 (completeness already penalises missing keypoints).
 
-A frame without a person scores 0. Ties go to the earliest frame.
+Robust maxima are 90th percentiles over the frames where the quantity can be measured, so one
+mis-detected frame cannot set the scale. A frame without a person scores 0. Ties go to the
+earliest frame.
 """
 
 from __future__ import annotations
@@ -33,7 +43,9 @@ _FACE_JOINTS = (BODY["nose"], BODY["right_eye"], BODY["left_eye"], BODY["right_e
                 BODY["left_ear"])
 RS, LS = BODY["right_shoulder"], BODY["left_shoulder"]
 RH, LH = BODY["right_hip"], BODY["left_hip"]
+RA, LA = BODY["right_ankle"], BODY["left_ankle"]
 NECK, NOSE = BODY["neck"], BODY["nose"]
+ROBUST_PERCENTILE = 90.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +57,41 @@ class FrameScore:
     completeness: float
     frontality: float
     score: float
+    upright: float = 1.0
 
 
 def _dist(body: np.ndarray, a: int, b: int) -> float:
     return float(np.linalg.norm(body[a, :2] - body[b, :2]))
+
+
+def _measures(body: np.ndarray, ok: np.ndarray) -> dict[str, float | None]:
+    """Per-frame raw measures in pixels (None where the keypoints are missing)."""
+    m: dict[str, float | None] = {
+        "shoulder": _dist(body, RS, LS) if ok[RS] and ok[LS] else None,
+        "hip": _dist(body, RH, LH) if ok[RH] and ok[LH] else None,
+        "torso": None, "leg": None,
+        "face": float(np.mean([np.clip(body[j, 2], 0, 1) if ok[j] else 0.0
+                               for j in _FACE_JOINTS])),
+    }
+    hips = [j for j in (RH, LH) if ok[j]]
+    if ok[NECK] and hips:
+        mid_hip_y = float(body[hips, 1].mean())
+        m["torso"] = max(mid_hip_y - float(body[NECK, 1]), 0.0)
+    legs = [float(body[a, 1] - body[h, 1]) for h, a in ((RH, RA), (LH, LA)) if ok[h] and ok[a]]
+    if legs:
+        m["leg"] = max(max(legs), 0.0)
+    return m
+
+
+def _robust_max(values: list[float | None]) -> float:
+    vals = [v for v in values if v is not None]
+    return float(np.percentile(vals, ROBUST_PERCENTILE)) if vals else 0.0
+
+
+def _ratio(value: float | None, ref: float) -> float | None:
+    if value is None or ref <= 1e-9:
+        return None
+    return min(value / ref, 1.0)
 
 
 def score_frames(people: Sequence[Person | None], threshold: float = 0.05) -> list[FrameScore]:
@@ -60,47 +103,26 @@ def score_frames(people: Sequence[Person | None], threshold: float = 0.05) -> li
     Returns:
         one :class:`FrameScore` per frame.
     """
-    bodies = [None if p is None else p.body.astype(np.float64) for p in people]
-    oks = [None if b is None else b[:, 2] > threshold for b in bodies]
-    with_person = [ok for ok in oks if ok is not None and ok.any()]
-    use_torso = sum(bool(ok[NECK] and ok[RH] and ok[LH]) for ok in with_person) * 2 >= \
-        max(len(with_person), 1)
-
-    raw_w: list[tuple[float | None, float | None]] = []
-    for body, ok in zip(bodies, oks):
-        if body is None or ok is None or not ok.any():
-            raw_w.append((None, None))
-            continue
-        if use_torso and ok[NECK] and ok[RH] and ok[LH]:
-            height = float(np.linalg.norm(body[NECK, :2] - body[[RH, LH], :2].mean(0)))
-        elif not use_torso and ok[NECK] and ok[NOSE]:
-            height = 2.0 * _dist(body, NECK, NOSE)
-        else:
-            height = 0.0
-        if height <= 1e-6:
-            raw_w.append((None, None))
-            continue
-        sw = _dist(body, RS, LS) / height if ok[RS] and ok[LS] else None
-        hw = _dist(body, RH, LH) / height if ok[RH] and ok[LH] else None
-        raw_w.append((sw, hw))
-    max_s = max((w[0] for w in raw_w if w[0] is not None), default=0.0)
-    max_h = max((w[1] for w in raw_w if w[1] is not None), default=0.0)
+    raw = [None if p is None else p.body.astype(np.float64) for p in people]
+    oks = [None if b is None else np.isfinite(b).all(1) & (np.nan_to_num(b[:, 2]) > threshold)
+           for b in raw]
+    bodies = [None if b is None else np.nan_to_num(b) for b in raw]
+    measures = [None if b is None or ok is None or not ok.any() else _measures(b, ok)
+                for b, ok in zip(bodies, oks)]
+    refs = {k: _robust_max([m[k] for m in measures if m is not None])
+            for k in ("shoulder", "hip", "torso", "leg", "face")}
 
     scores = []
-    for t, (body, ok) in enumerate(zip(bodies, oks)):
-        if body is None or ok is None or not ok.any():
-            scores.append(FrameScore(t, 0.0, 0.0, 0.0, 0.0))
+    for t, (body, ok, m) in enumerate(zip(bodies, oks, measures)):
+        if body is None or ok is None or m is None:
+            scores.append(FrameScore(t, 0.0, 0.0, 0.0, 0.0, 0.0))
             continue
         conf = float(np.clip(body[ok, 2], 0, 1).mean())
         complete = float(ok.sum()) / NUM_BODY
-        terms = []
-        sw, hw = raw_w[t]
-        if sw is not None and max_s > 0:
-            terms.append(sw / max_s)
-        if hw is not None and max_h > 0:
-            terms.append(hw / max_h)
+        terms = [r for r in (_ratio(m["shoulder"], refs["shoulder"]),
+                             _ratio(m["hip"], refs["hip"])) if r is not None]
         width = float(np.mean(terms)) if terms else 0.0
-        face = float(sum(bool(ok[j]) for j in _FACE_JOINTS)) / len(_FACE_JOINTS)
+        face = _ratio(m["face"], refs["face"]) or 0.0
         if ok[RS] and ok[LS]:
             facing = 1.0 if body[RS, 0] < body[LS, 0] else 0.5
         elif ok[BODY["right_eye"]] and ok[BODY["left_eye"]]:
@@ -108,7 +130,13 @@ def score_frames(people: Sequence[Person | None], threshold: float = 0.05) -> li
         else:
             facing = 1.0
         front = width * face * facing
-        scores.append(FrameScore(t, conf, complete, front, conf * complete * front))
+        upright = 1.0
+        for key in ("torso", "leg"):
+            r = _ratio(m[key], refs[key])
+            if r is not None:
+                upright *= r
+        scores.append(FrameScore(t, conf, complete, front, conf * complete * front * upright,
+                                 upright))
     return scores
 
 

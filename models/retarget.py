@@ -32,6 +32,17 @@ skeleton:
 With ``limit_to_target`` the output keeps only the joints the target shows (the legs of a
 waist-up target are dropped; its face/hands only if the target has its nose/wrists).
 Output coordinates are pixels of the target's canvas.
+
+5. **Keep the person in the photo** (``keep_in_frame``, given the canvas size): each frame's
+   person extent is its keypoint box with the head top added (the nose raised by the
+   neck–nose distance) and padded by ``PERSON_PAD`` of its height. The allowed area is the
+   canvas less ``margin`` × its shorter side on every side. When the largest extent of any
+   frame does not fit, every frame is scaled down about the target's anchor (its ground point
+   for ``feet``), once for the whole sequence, so the person keeps one size. Then a frame whose
+   extent still leaves the area is moved by the smallest shift that brings it back: the
+   person stops at the edge instead of walking out. The report says by how much it scaled and
+   how many frames were held, and by how many pixels at most. A target that already leaves
+   the photo (a waist-up crop) is limited on the sides it fits only.
 """
 
 from __future__ import annotations
@@ -57,6 +68,8 @@ _ANKLES = (BODY["right_ankle"], BODY["left_ankle"])
 _HIPS = (BODY["right_hip"], BODY["left_hip"])
 _SHOULDERS = (BODY["right_shoulder"], BODY["left_shoulder"])
 NECK, NOSE = BODY["neck"], BODY["nose"]
+PERSON_PAD = 0.04  # of the person's keypoint height: feet below ankles, hands past the wrists
+DEFAULT_MARGIN = 0.03  # of the canvas' shorter side, kept free around the person
 
 
 @dataclass
@@ -103,7 +116,9 @@ def _anchor_point(body: np.ndarray, ok: np.ndarray, kind: str) -> np.ndarray | N
 
 def retarget_people(target: Person, driver: Sequence[Person | None], *,
                     keep_foreshortening: bool = False, limit_to_target: bool = False,
-                    threshold: float = 0.05) -> tuple[list[Person | None], RetargetReport]:
+                    threshold: float = 0.05, canvas: tuple[int, int] | None = None,
+                    keep_in_frame: bool = True, margin: float = DEFAULT_MARGIN,
+                    ) -> tuple[list[Person | None], RetargetReport]:
     """Move the driver's per-frame skeleton onto the target's body (module docstring).
 
     Args:
@@ -112,6 +127,9 @@ def retarget_people(target: Person, driver: Sequence[Person | None], *,
         keep_foreshortening: scale each bone by how foreshortened the driver's bone is.
         limit_to_target: drop joints the target does not show.
         threshold: confidence above which a keypoint counts as present.
+        canvas: (width, height) of the target's canvas; with ``keep_in_frame`` the person is
+            kept inside it (step 5 of the module docstring). None: no limit.
+        margin: free border kept around the person, as a fraction of the shorter side.
     Returns:
         (per frame the retargeted person in pixels of the target's canvas, or None where the
         driver frame has no person; :class:`RetargetReport`).
@@ -264,7 +282,91 @@ def retarget_people(target: Person, driver: Sequence[Person | None], *,
         out.append(Person(body=ob, face=face, left_hand=lh, right_hand=rh))
     if n_empty:
         report.notes.append(f"{n_empty} driver frame(s) without a person stay empty")
+    if keep_in_frame and canvas is not None:
+        pivot = np.array([t_anchor[0], t_ground]) if anchor == "feet" else t_anchor
+        target_box = _extent(target, threshold)
+        out = _keep_in_frame(out, canvas, margin, pivot, target_box, threshold, report)
     return out, report
+
+
+def _extent(person: Person, threshold: float) -> np.ndarray | None:
+    """(x0, y0, x1, y1) the person covers: keypoints, the head top, ``PERSON_PAD`` around."""
+    pts = person.all_points()
+    pts = pts[(pts[:, 2] > threshold) & np.isfinite(pts).all(1), :2].astype(np.float64)
+    if len(pts) == 0:
+        return None
+    b = person.body
+    if b[NOSE, 2] > threshold and b[NECK, 2] > threshold:
+        head = b[NOSE, :2] - (b[NECK, :2] - b[NOSE, :2])  # the head top, about
+        pts = np.vstack([pts, head[None].astype(np.float64)])
+    lo, hi = pts.min(0), pts.max(0)
+    pad = PERSON_PAD * max(hi[1] - lo[1], hi[0] - lo[0], 1.0)
+    return np.concatenate([lo - pad, hi + pad])
+
+
+def _keep_in_frame(people: list[Person | None], canvas: tuple[int, int], margin: float,
+                   pivot: np.ndarray, target_box: np.ndarray | None, threshold: float,
+                   report: RetargetReport) -> list[Person | None]:
+    """Step 5 of the module docstring: one scale for the sequence, then per-frame shifts."""
+    w, h = canvas
+    m = margin * min(w, h)
+    area = np.array([m, m, w - m, h - m], np.float64)
+    boxes = [None if p is None else _extent(p, threshold) for p in people]
+    # Sides the target photo itself already crosses (a waist-up crop, a hand cut by the
+    # edge) are not limits: moving the whole body to show them would leave the photo's person.
+    free = np.ones(4, bool)
+    if target_box is not None:
+        free[:2] = target_box[:2] >= area[:2]
+        free[2:] = target_box[2:] <= area[2:]
+    present = [b for b in boxes if b is not None]
+    if not present:
+        return people
+    size = np.max([b[2:] - b[:2] for b in present], axis=0)
+    avail = area[2:] - area[:2]
+    fit = 1.0
+    for axis in (0, 1):
+        if free[axis] and free[axis + 2] and size[axis] > avail[axis]:
+            fit = min(fit, float(avail[axis] / size[axis]))
+    if fit < 1.0:
+        people = [None if p is None else p.scaled(fit, fit, pivot[0] * (1 - fit),
+                                                  pivot[1] * (1 - fit)) for p in people]
+        boxes = [None if b is None else np.concatenate([pivot + fit * (b[:2] - pivot),
+                                                        pivot + fit * (b[2:] - pivot)])
+                 for b in boxes]
+        report.scale *= fit
+        report.notes.append(f"scaled down by {fit:.2f} (about the "
+                            f"{'feet' if report.anchor == 'feet' else report.anchor}) so the "
+                            "largest pose fits inside the photo")
+    held, worst = [], 0.0
+    out: list[Person | None] = []
+    for t, (p, b) in enumerate(zip(people, boxes)):
+        if p is None or b is None:
+            out.append(p)
+            continue
+        shift = np.zeros(2)
+        for axis in (0, 1):
+            lo_over = area[axis] - b[axis] if free[axis] else 0.0
+            hi_over = b[axis + 2] - area[axis + 2] if free[axis + 2] else 0.0
+            if lo_over > 0 and hi_over > 0:  # wider than the area on this axis: centre it
+                shift[axis] = (lo_over - hi_over) / 2
+            elif lo_over > 0:
+                shift[axis] = lo_over
+            elif hi_over > 0:
+                shift[axis] = -hi_over
+        if np.abs(shift).max() > 0.5:
+            held.append(t)
+            worst = max(worst, float(np.abs(shift).max()))
+            p = p.scaled(1.0, 1.0, float(shift[0]), float(shift[1]))
+        out.append(p)
+    if held:
+        shown = ", ".join(map(str, held[:12])) + (", ..." if len(held) > 12 else "")
+        report.notes.append(f"held inside the photo in {len(held)} frame(s) ({shown}), moved "
+                            f"by up to {worst:.0f} px")
+    if fit < 1.0 or held:
+        report.notes.append(f"the whole person stays inside the photo with a {m:.0f} px margin")
+    else:
+        report.notes.append("the person stays inside the photo: nothing to limit")
+    return out
 
 
 def _rigid(part: np.ndarray, db: np.ndarray, ob: np.ndarray, d_ok: np.ndarray, joint: int,
@@ -287,7 +389,8 @@ def _name(j: int) -> str:
 
 def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str = "largest",
                            index: int = 0, keep_foreshortening: bool = False,
-                           limit_to_target: bool = False,
+                           limit_to_target: bool = False, keep_in_frame: bool = True,
+                           margin: float = DEFAULT_MARGIN,
                            ) -> tuple[list[dict[str, Any]], RetargetReport]:
     """POSE_KEYPOINT in, POSE_KEYPOINT out: see :func:`retarget_people`.
 
@@ -295,6 +398,8 @@ def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str 
         target_value: the target's POSE_KEYPOINT, exactly one frame.
         driver_value: the driver's POSE_KEYPOINT sequence.
         person: ``largest`` or ``index`` (with ``index``), for both target and driver.
+        keep_in_frame, margin: keep the whole person inside the target's canvas (see
+            :func:`retarget_people`).
     Returns:
         (one POSE_KEYPOINT frame per driver frame on the target's canvas, in the driver's
         convention (normalised or pixels), report).
@@ -312,7 +417,9 @@ def retarget_pose_sequence(target_value: Any, driver_value: Any, *, person: str 
     driver_seq = parse_sequence(driver_value, "driver POSE_KEYPOINT")
     people, report = retarget_people(tgt, driver_seq.select(person, index),
                                      keep_foreshortening=keep_foreshortening,
-                                     limit_to_target=limit_to_target)
+                                     limit_to_target=limit_to_target,
+                                     canvas=(target_seq.width, target_seq.height),
+                                     keep_in_frame=keep_in_frame, margin=margin)
     if driver_seq.collapsed:
         shown = ", ".join(map(str, driver_seq.collapsed[:12]))
         report.notes.append(f"driver person collapses to a few pixels in "

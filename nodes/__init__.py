@@ -31,15 +31,6 @@ for _name in _MODULES:
         NODE_CLASS_MAPPINGS[_key] = _cls
     NODE_DISPLAY_NAME_MAPPINGS.update(_mod.NODE_DISPLAY_NAME_MAPPINGS)
 
-# nodes/inpaint.py is being reworked in parallel: its output tooltip and display name are
-# given here until that lands (move them into the module then)
-_inpaint = NODE_CLASS_MAPPINGS.get("DanceReenactInpaint")
-if _inpaint is not None and not hasattr(_inpaint, "OUTPUT_TOOLTIPS"):
-    _inpaint.OUTPUT_TOOLTIPS = ("The image or video with the masked person filled in (the "
-                                "background plate).",)
-    NODE_DISPLAY_NAME_MAPPINGS["DanceReenactInpaint"] = \
-        "Inpaint · Background without the person (Dance Reenact)"
-
 # every node checks the whole queued graph's weight files once, before its own work: the
 # first node to run answers for all of them (preflight.py)
 for _key, _cls in NODE_CLASS_MAPPINGS.items():

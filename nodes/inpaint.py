@@ -121,8 +121,14 @@ class Inpaint:
             },
         }
 
-    RETURN_TYPES = (IMAGE,)
-    RETURN_NAMES = ("image",)
+    RETURN_TYPES = (IMAGE, "STRING")
+    RETURN_NAMES = ("image", "report")
+    OUTPUT_TOOLTIPS = (
+        "The image or video with the masked person filled in (the background plate).",
+        "What was done: backend, frames whose mask was empty (returned unchanged), how much "
+        "of a median plate was never uncovered, a reduced fill for large frames; connect a "
+        "Preview Any node to read it.",
+    )
     FUNCTION = "inpaint"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Remove the person from a photo or a video: PatchMatch or OpenCV "
@@ -131,7 +137,7 @@ class Inpaint:
 
     def inpaint(self, image: Any, backend: str = DEFAULT_BACKEND, dilate: int = 8,
                 radius: int = 5, output: str = "video", mask: Any = None,
-                parsing: Any = None) -> tuple[torch.Tensor]:
+                parsing: Any = None) -> tuple[torch.Tensor, str]:
         image = check_image(image, NODE, "image")
         b, h, w = (int(s) for s in image.shape[:3])
         if backend not in BACKENDS:
@@ -157,9 +163,17 @@ class Inpaint:
             check_same_length(NODE, image=b, parsing=len(parsing))
             lab_t = parsing.labels
         masks = _Masks(m_t, lab_t, dilate)
+        self._notes: list[str] = []
         if backend == "video_median":
-            return (self._median(image, masks, radius, output),)
-        return (self._per_frame(image, masks, backend, radius),)
+            out = self._median(image, masks, radius, output)
+        else:
+            out = self._per_frame(image, masks, backend, radius)
+            if max(h, w) > MAX_FILL_SIDE:
+                self._notes.append(f"filled at {MAX_FILL_SIDE} px on the long side and "
+                                   "scaled up (only the masked pixels change)")
+        report = "; ".join([f"{backend}: {b} frame(s) at {w}x{h}, mask grown by {dilate} px"]
+                           + self._notes)
+        return out, report
 
     @staticmethod
     def _keep_unmasked(frame: torch.Tensor, rgb_new: np.ndarray, m: np.ndarray) -> torch.Tensor:
@@ -207,6 +221,8 @@ class Inpaint:
         if empty:
             logger.warning("Inpaint: the mask is empty in %d of %d frames; they are returned "
                            "unchanged", empty, b)
+            self._notes.append(f"the mask is empty in {empty} of {b} frame(s): returned "
+                               "unchanged")
         return out
 
     def _median(self, image: torch.Tensor, masks: _Masks, radius: int,
@@ -229,6 +245,10 @@ class Inpaint:
         if never.any():
             logger.info("Inpaint: %.1f%% of the plate was never uncovered and was inpainted",
                         100.0 * never.mean())
+            self._notes.append(f"{100.0 * never.mean():.1f}% of the plate was never uncovered "
+                               "by the person and was inpainted")
+        else:
+            self._notes.append("every plate pixel was seen uncovered in some frame")
         if output == "plate":
             return rgb_uint8_to_image(plate)
         out = torch.empty((b, h, w, 3), dtype=torch.float32)
@@ -241,4 +261,6 @@ class Inpaint:
 
 
 NODE_CLASS_MAPPINGS = {"DanceReenactInpaint": Inpaint}
-NODE_DISPLAY_NAME_MAPPINGS = {"DanceReenactInpaint": "Inpaint (Dance Reenact)"}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DanceReenactInpaint": "Inpaint · Background without the person (Dance Reenact)",
+}

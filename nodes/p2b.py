@@ -182,10 +182,12 @@ class P2B:
             },
         }
 
-    RETURN_TYPES = (PARSING,)
-    RETURN_NAMES = ("parsing",)
+    RETURN_TYPES = (PARSING, "STRING")
+    RETURN_NAMES = ("parsing", "report")
     OUTPUT_TOOLTIPS = (
         "The target's body layout (parsing) in the driver's pose, per driver frame.",
+        "What was done: backend, driver frames without a person and whether they hold the "
+        "previous frame or stay empty; connect a Preview Any node to read it.",
     )
     FUNCTION = "run"
     CATEGORY = CATEGORY
@@ -194,7 +196,7 @@ class P2B:
 
     def run(self, p2b_model: Any, target_parsing: Any, target_pose: Any = None,
             driver_pose: Any = None, driver_stick: Any = None, driver_densepose: Any = None,
-            missing_person: str = "hold", batch_size: int = 4) -> tuple[Parsing]:
+            missing_person: str = "hold", batch_size: int = 4) -> tuple[Parsing, str]:
         node = "P2B"
         if not isinstance(p2b_model, ModelHandle) or p2b_model.stage != "p2b":
             raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
@@ -268,6 +270,7 @@ class P2B:
                                  "frames: there is nothing to hold", "connect the poses of a "
                                  "driver video in which the pose detector finds the dancer")
         out = torch.zeros((n, height, width), dtype=torch.uint8)
+        self._missed: list[int] = []
         if p2b_model.backend == "warp":
             if poses is None:
                 raise NodeInputError(node, "driver_pose", "the warp backend needs the driver's "
@@ -294,10 +297,20 @@ class P2B:
         else:
             raise NodeInputError(node, "p2b_model", f"backend {p2b_model.backend!r} has no "
                                  "network", "reload the model with the P2B Loader")
-        return (Parsing(out),)
+        kind = "weightless warp" if p2b_model.backend == "warp" else \
+            f"network ({p2b_model.source or p2b_model.backend})"
+        report = f"{kind}: {n} driver frame(s) at {width}x{height}"
+        missed = self._missed
+        if missed:
+            shown = ", ".join(map(str, missed[:12])) + (", ..." if len(missed) > 12 else "")
+            how = "hold the previous frame" if missing_person == "hold" else "stay empty"
+            report += f"; no driver person in {len(missed)} frame(s) ({shown}): they {how}"
+        else:
+            report += "; a driver person in every frame"
+        return Parsing(out), report
 
-    @staticmethod
-    def _missing(i: int, policy: str, out: torch.Tensor) -> None:
+    def _missing(self, i: int, policy: str, out: torch.Tensor) -> None:
+        self._missed.append(i)
         if policy == "error":
             raise NodeInputError("P2B", "driver_pose", f"driver frame {i} shows no person",
                                  "fix the pose/DensePose of that frame, or set missing_person "

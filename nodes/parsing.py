@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.perception.geometric_parsing import is_grayscale
 from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
 from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
 from ..models.schema import (
@@ -114,12 +115,14 @@ class HumanParse:
             },
         }
 
-    RETURN_TYPES = (PARSING, IMAGE, MASK)
-    RETURN_NAMES = ("parsing", "preview", "mask")
+    RETURN_TYPES = (PARSING, IMAGE, MASK, "STRING")
+    RETURN_NAMES = ("parsing", "preview", "mask", "report")
     OUTPUT_TOOLTIPS = (
         'The body-part labels per frame (PARSING, 22 labels).',
         'The labels in colour.',
         'The person (or the chosen label group) as a mask.',
+        'What was done: backend, frames without a person (left as background), a missing '
+        'pose detector; connect a Preview Any node to read it.',
     )
     FUNCTION = "parse"
     CATEGORY = "dance_reenact/perception"
@@ -130,7 +133,8 @@ class HumanParse:
     def parse(self, image: Any, backend: str = WEIGHTLESS, person: str = "largest",
               person_index: int = 0, mask_group: str = "person", if_no_person: str = "error",
               pose_keypoint: Any = None, draw_hands: bool = True, crop_to_person: bool = False,
-              pose_backend: str = "mediapipe") -> tuple[Parsing, torch.Tensor, torch.Tensor]:
+              pose_backend: str = "mediapipe",
+              ) -> tuple[Parsing, torch.Tensor, torch.Tensor, str]:
         image = check_image(image, NODE, "image")
         if backend not in BACKENDS:
             raise NodeInputError(NODE, "backend", f"unknown backend {backend!r}",
@@ -150,6 +154,9 @@ class HumanParse:
                                  f"({exc})", "place the file as the message says, allow the "
                                  "download, or use the geometric backend") from exc
         labels_out = np.zeros((b, h, w), dtype=np.uint8)
+        empty: list[int] = []
+        gray = False
+        detector = None
         with ExitStack() as stack:
             detector = None
             if given is None or parser.needs_keypoints:
@@ -158,15 +165,29 @@ class HumanParse:
             bar = stack.enter_context(Progress(b, NODE))
             for i in range(b):
                 rgb = frame_to_rgb_uint8(image[i])
+                gray = gray or is_grayscale(rgb)
                 labels_out[i] = self._parse_frame(
                     i, rgb, parser, detector, None if given is None else given[i], person,
                     person_index, if_no_person, draw_hands, crop_to_person)
+                if not labels_out[i].any():
+                    empty.append(i)
                 bar.update()
         labels = torch.from_numpy(labels_out)
         parsing = Parsing(labels)
         preview = rgb_uint8_to_image(colorize_labels(labels_out))
         mask = torch.from_numpy(group_mask(labels_out, mask_group).astype(np.float32))
-        return parsing, preview, mask
+        report = f"{backend}: {b} frame(s), keypoints " + (
+            "from the connected POSE_KEYPOINT" if given is not None else
+            f"found by {pose_backend}" if detector is not None else "unavailable (no hand "
+            "labels)")
+        if empty:
+            shown = ", ".join(map(str, empty[:12])) + (", ..." if len(empty) > 12 else "")
+            report += f"; no person in {len(empty)} frame(s) ({shown}): left as background"
+        else:
+            report += "; a person in every frame"
+        if gray and backend == WEIGHTLESS:
+            report += "; grayscale: skin told from clothes by brightness only"
+        return parsing, preview, mask, report
 
     @staticmethod
     def _detector(stack: ExitStack, n_frames: int, pose_backend: str, need: bool):

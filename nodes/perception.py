@@ -289,11 +289,13 @@ class DensePoseNode:
             },
         }
 
-    RETURN_TYPES = (DENSEPOSE, IMAGE)
-    RETURN_NAMES = ("densepose", "preview")
+    RETURN_TYPES = (DENSEPOSE, IMAGE, "STRING")
+    RETURN_NAMES = ("densepose", "preview", "report")
     OUTPUT_TOOLTIPS = (
         'The body-surface coordinates (IUV) per frame.',
         'The DensePose drawn in colour.',
+        'What was done: backend, frames without a person and how they were filled; connect '
+        'a Preview Any node to read it.',
     )
     FUNCTION = "estimate"
     CATEGORY = CATEGORY
@@ -304,7 +306,7 @@ class DensePoseNode:
     def estimate(self, image: Any, backend: str = "weightless",
                  on_no_person: str = "interpolate",
                  pose_keypoint: Any = None, person_mask: Any = None
-                 ) -> tuple[DensePose, torch.Tensor]:
+                 ) -> tuple[DensePose, torch.Tensor, str]:
         node = "DensePose"
         image = check_image(image, node, "image")
         if backend not in DENSEPOSE_BACKENDS:
@@ -366,12 +368,21 @@ class DensePoseNode:
         missing = [i for i, p in enumerate(people) if p is None]
         if missing and on_no_person == "interpolate":
             self._fill(missing, people, runner is not None, person_mask, index, u, v, node)
+        source = ("the DensePose R50-FPN network" if runner is not None else
+                  "keypoints from the connected POSE_KEYPOINT" if pose_keypoint is not None
+                  else "keypoints found by MediaPipe")
+        report = f"{backend}: {n} frame(s) from {source}"
         if missing:
+            how = ("held from the nearest frame with a person" if runner is not None
+                   else "interpolated from the neighbouring frames") \
+                if on_no_person == "interpolate" else "left empty"
             logger.warning("%s: no person in %d of %d frame(s) (%s): %s", node, len(missing), n,
-                           _few(missing), "filled from the neighbouring frames"
-                           if on_no_person == "interpolate" else "left empty")
+                           _few(missing), how)
+            report += f"; no person in {len(missing)} frame(s) ({_few(missing)}): {how}"
+        else:
+            report += "; a person in every frame"
         previews = [colorize_densepose(index[i].numpy()) for i in range(n)]
-        return DensePose(index=index, u=u, v=v), rgb_uint8_to_image(previews)
+        return DensePose(index=index, u=u, v=v), rgb_uint8_to_image(previews), report
 
     @staticmethod
     def _fill(missing: list[int], people: list[Person | None], network: bool, person_mask: Any,

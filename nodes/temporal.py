@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..models.best_frame import best_frame
 from ..models.pose_sequence import ASPECT_TOLERANCE, as_frame_list, parse_sequence
-from ..models.retarget import retarget_pose_sequence
+from ..models.retarget import DEFAULT_MARGIN, retarget_pose_sequence
 from ..models.temporal import (
     PERSON_MODES,
     SMOOTHING_METHODS,
@@ -134,6 +134,15 @@ class RetargetPose:
                 "limit_to_target": ("BOOLEAN", {"default": False, "tooltip":
                                     "Drop joints the target does not show (e.g. the legs of "
                                     "a waist-up photo)."}),
+                "keep_in_frame": ("BOOLEAN", {"default": True, "tooltip":
+                                  "Keep the whole person inside the photo: scale the motion "
+                                  "down when the largest pose does not fit, and stop the "
+                                  "person at the edge instead of walking out. The report "
+                                  "says what it did."}),
+                "margin": ("FLOAT", {"default": DEFAULT_MARGIN, "min": 0.0, "max": 0.25,
+                                     "step": 0.01, "tooltip": "Free border kept around the "
+                                     "person with keep_in_frame, as a fraction of the photo's "
+                                     "shorter side."}),
             },
         }
 
@@ -149,11 +158,13 @@ class RetargetPose:
     DESCRIPTION = ("Move the driver's skeleton onto the target's body: each bone keeps the "
                    "driver's direction and the target's length; scale and position anchored "
                    "on the first frame (feet on the target's ground line, or hips/shoulders "
-                   "for a waist-up target). Output on the target's canvas.")
+                   "for a waist-up target). Output on the target's canvas, the whole person "
+                   "kept inside it (keep_in_frame).")
 
     def retarget(self, target_pose: Any, driver_pose: Any, person: str = "largest",
                  person_index: int = 0, keep_foreshortening: bool = False,
-                 limit_to_target: bool = False) -> tuple[list, str]:
+                 limit_to_target: bool = False, keep_in_frame: bool = True,
+                 margin: float = DEFAULT_MARGIN) -> tuple[list, str]:
         node = "Retarget Pose"
         target = _frames(target_pose, node, "target_pose")
         driver = _frames(driver_pose, node, "driver_pose")
@@ -178,7 +189,8 @@ class RetargetPose:
             out, report = retarget_pose_sequence(target, driver, person=person,
                                                  index=person_index,
                                                  keep_foreshortening=keep_foreshortening,
-                                                 limit_to_target=limit_to_target)
+                                                 limit_to_target=limit_to_target,
+                                                 keep_in_frame=keep_in_frame, margin=margin)
         except ValueError as exc:
             which = "driver_pose" if "driver" in str(exc) else "target_pose"
             raise NodeInputError(node, which, str(exc), "check that the pose detector found the "
@@ -214,8 +226,10 @@ class BestAppearanceFrame:
     FUNCTION = "pick"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Best appearance frame: score = mean keypoint confidence x completeness x "
-                   "frontality (shoulder/hip width vs torso height, eyes/ears visible, facing "
-                   "the camera); outputs that frame, its index and its pose.")
+                   "frontality (shoulder/hip width vs the video's widest, face keypoints "
+                   "confidently seen, facing the camera) x upright (torso and legs as tall as "
+                   "elsewhere in the video: a crouch or bend loses); outputs that frame, its "
+                   "index and its pose.")
 
     def pick(self, video: Any, pose_keypoint: Any, person: str = "largest",
              person_index: int = 0, threshold: float = 0.05,
@@ -244,7 +258,7 @@ class BestAppearanceFrame:
         top = sorted(scores, key=lambda s: -s.score)[:5]
         text = "; ".join(f"frame {s.index}: score {s.score:.3f} (confidence {s.confidence:.2f} "
                          f"x completeness {s.completeness:.2f} x frontality "
-                         f"{s.frontality:.2f})" for s in top)
+                         f"{s.frontality:.2f} x upright {s.upright:.2f})" for s in top)
         return video[index:index + 1].clone(), int(index), [frames[index]], text
 
 

@@ -211,7 +211,12 @@ def _pipeline(g: Graph, src: dict[str, str], b: Mapping[str, str], *,
 
 
 def _pipeline_reports(g: Graph, ids: dict[str, str]) -> None:
-    """Preview Any nodes for the reports of the perception and rendering nodes."""
+    """Preview Any nodes for the reports of the perception and rendering nodes.
+
+    They also order the run: ComfyUI picks, among the ready nodes, an output node first, then
+    a node one or two links from an output (comfy_execution/graph.py ux_friendly_pick_node).
+    The target photo's OpenPose feeds a Preview Any directly, so its checks (a person? how
+    big?) run before the driver video is decoded (tests/test_workflows.py checks it)."""
     if "pose_t" in ids:
         g.report(1, ids["pose_t"], 4, "target photo's person")
     g.report(1, ids["pose_d"], 4, "driver frames without a person")
@@ -221,6 +226,10 @@ def _pipeline_reports(g: Graph, ids: dict[str, str]) -> None:
         g.report(2, ids["ret"], 1, "retargeting")
     g.report(4, ids["crop"], 2, "target parts not found")
     g.report(5, ids["b2f"], 2, "B2F frames held or empty")
+    g.report(3, ids["parse"], 3, "target parsing")
+    if "dense" in ids:
+        g.report(3, ids["dense"], 2, "DensePose frames without a person")
+    g.report(4, ids["p2b"], 1, "P2B frames held or empty")
 
 
 def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, str],
@@ -247,9 +256,11 @@ def _finish(g: Graph, src: dict[str, str], ids: dict[str, str], b: Mapping[str, 
 
 def _target_plate(g: Graph, src: dict[str, str], ids: dict[str, str], backend: str,
                   column: int = 6, image: list | None = None) -> str:
-    return g.add("DanceReenactInpaint", column, "Inpaint: the target photo without the person",
-                 image=image or [src["target"], 0], backend=backend, dilate=12,
-                 mask=[ids["parse"], 2])
+    plate = g.add("DanceReenactInpaint", column, "Inpaint: the target photo without the "
+                  "person", image=image or [src["target"], 0], backend=backend, dilate=12,
+                  mask=[ids["parse"], 2])
+    g.report(column, plate, 1, "target background inpainting")
+    return plate
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,6 +327,7 @@ def driver_background(defs: Mapping[str, Any]) -> dict[str, Any]:
     plate = g.add("DanceReenactInpaint", 6, "Inpaint: the driver video without the driver",
                   image=[src["frames"], 0], backend="video_median", dilate=6, output="video",
                   mask=[ids["pose_d"], 2])
+    g.report(6, plate, 1, "driver clean plate")
     _finish(g, src, ids, WEIGHTLESS, [plate, 0], "driver_background", length_mode="trim")
     g.note(0, """
 Driver background (paper Fig. 9c): the target dances in the driver's own scene. The driver is
@@ -345,6 +357,8 @@ def preprocessing(defs: Mapping[str, Any]) -> dict[str, Any]:
                   pose_keypoint=[smooth, 0], person_mask=[pose, 2])
     parse = g.add("DanceReenactHumanParse", 2, "Human Parse", image=frames,
                   pose_keypoint=[smooth, 0])
+    g.report(3, dense, 2, "DensePose frames without a person")
+    g.report(3, parse, 3, "parsing")
     face = g.add("DanceReenactParsingPreview", 3, "Parsing Preview / Mask (face + hair)",
                  parsing=[parse, 0], group="face_hair")
     outputs = [("pose", [stick, 0]), ("densepose", [dense, 1]), ("parsing", [parse, 1])]
@@ -452,7 +466,9 @@ def retarget_in_photo(defs: Mapping[str, Any]) -> dict[str, Any]:
 The target dances in its own photo: Retarget Pose moves the driver's skeleton onto the
 target's body (each bone keeps the driver's direction and takes the target's length; scale
 and position anchored on the first frame, feet on the target's ground line), so a tall driver
-does not stretch a short target. The output has the target photo's size.
+does not stretch a short target. keep_in_frame keeps the whole person inside the photo (scaled
+down when the largest pose does not fit, stopped at the edge instead of walking out); its
+report says what it did. The output has the target photo's size.
 """)
     return g.to_ui()
 

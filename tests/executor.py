@@ -6,6 +6,9 @@
 prompt and the node id) returning a tuple (or a ``{"result": tuple}`` dict
 for output nodes). Returns every node's outputs by id.
 
+``order="comfy"`` runs the nodes in the order ComfyUI's executor picks them (see
+:func:`comfy_order`), ``trace`` (a list) receives the ids of the nodes as they run.
+
 With ``cache`` (a dict kept between runs) a node is re-run only when its input signature
 changes, as ComfyUI's cache does: the class, its widget values, ``IS_CHANGED`` when the class
 defines it, and the signatures of the nodes its links come from.
@@ -49,6 +52,74 @@ def topological_order(prompt: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return order
 
 
+def _is_output(cls: type) -> bool:
+    return getattr(cls, "OUTPUT_NODE", False) is True
+
+
+def comfy_order(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, type],
+                outputs: list[str] | None = None) -> list[str]:
+    """The order ComfyUI executes ``prompt`` in (no cache), as Comfy-Org/ComfyUI does it:
+    ``execution.py`` adds each output node (a *set* of ids from ``validate_prompt``: any order,
+    pass ``outputs`` to choose one) with ``ExecutionList.add_node``, which walks its inputs
+    depth-first into ``pendingNodes``; then ``stage_node_execution`` repeatedly picks among the
+    ready nodes with ``ux_friendly_pick_node``: an output node first, else a node that directly
+    blocks an output node, else one two links from an output, else the first ready node."""
+    if outputs is None:
+        outputs = [n for n, s in prompt.items() if _is_output(mappings[s["class_type"]])]
+    pending: dict[str, bool] = {}
+    block_count: dict[str, int] = {}
+    blocking: dict[str, dict[str, bool]] = {}
+
+    def add_node(start: str) -> None:
+        stack, links = [start], []
+        while stack:
+            uid = stack.pop()
+            if uid in pending:
+                continue
+            pending[uid] = True
+            block_count[uid] = 0
+            blocking[uid] = {}
+            for value in prompt[uid].get("inputs", {}).values():
+                if _is_link(value):
+                    stack.append(value[0])
+                    links.append((value[0], uid))
+        for src, dst in links:
+            add_node(src)
+            if dst not in blocking[src]:
+                blocking[src][dst] = True
+                block_count[dst] += 1
+
+    for out in outputs:
+        add_node(out)
+
+    def is_out(uid: str) -> bool:
+        return _is_output(mappings[prompt[uid]["class_type"]])
+
+    def pick(ready: list[str]) -> str:
+        for uid in ready:
+            if is_out(uid):
+                return uid
+        for uid in ready:
+            if any(is_out(b) for b in blocking[uid]):
+                return uid
+        for uid in ready:
+            if any(is_out(b1) for b in blocking[uid] for b1 in blocking[b]):
+                return uid
+        return ready[0]
+
+    order = []
+    while pending:
+        ready = [uid for uid in pending if block_count[uid] == 0]
+        if not ready:
+            raise WorkflowError("cycle in the graph")
+        uid = pick(ready)
+        order.append(uid)
+        del pending[uid]
+        for b in blocking.pop(uid):
+            block_count[b] -= 1
+    return order
+
+
 def _signature(prompt: Mapping[str, Mapping[str, Any]], node_id: str,
                mappings: Mapping[str, type], memo: dict[str, Any]) -> Any:
     if node_id in memo:
@@ -73,12 +144,16 @@ def _signature(prompt: Mapping[str, Mapping[str, Any]], node_id: str,
 
 
 def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, type],
-                 cache: dict | None = None) -> dict[str, tuple]:
+                 cache: dict | None = None, *, order: str = "topological",
+                 trace: list | None = None) -> dict[str, tuple]:
     """Execute ``prompt``; returns {node id: output tuple}. Checks link types like ComfyUI.
-    ``cache``: see the module docstring."""
+    ``cache``, ``order``, ``trace``: see the module docstring."""
     outputs: dict[str, tuple] = {}
     memo: dict[str, Any] = {}
-    for node_id in topological_order(prompt):
+    sequence = comfy_order(prompt, mappings) if order == "comfy" else topological_order(prompt)
+    for node_id in sequence:
+        if trace is not None:
+            trace.append(node_id)
         if cache is not None:
             key = _signature(prompt, node_id, mappings, memo)
             if key in cache:

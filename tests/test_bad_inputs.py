@@ -102,7 +102,7 @@ def test_inpaint_reduces_a_huge_still_and_keeps_unmasked_pixels(monkeypatch):
     image = torch.rand(1, h, w, 3)
     mask = torch.zeros(1, h, w)
     mask[0, 500:1500, 1000:2000] = 1
-    (out,) = node.Inpaint().inpaint(image, "opencv_telea", dilate=0, mask=mask)
+    out, _ = node.Inpaint().inpaint(image, "opencv_telea", dilate=0, mask=mask)
     assert seen and max(seen[0]) <= node.MAX_FILL_SIDE
     assert out.shape == (1, h, w, 3)
     assert torch.equal(out[0, :400], image[0, :400])  # unmasked: bit-identical

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +117,70 @@ def test_frontality_uses_head_when_hips_are_missing():
                            Person(body=wide.astype(np.float32))])
     assert scores[1].frontality == pytest.approx(1.0)
     assert scores[0].frontality == pytest.approx(0.5, abs=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# Upright and face-visible beats a crouch with the face hidden (real frames + a synthetic one)
+# --------------------------------------------------------------------------------------------
+
+DANCER = Path("/work/shared/dev_clips/pisa_dancer.webp")
+_FACE = ("nose", "right_eye", "left_eye", "right_ear", "left_ear")
+
+
+@pytest.fixture(scope="module")
+def dancer_people() -> list[Person | None]:
+    if not DANCER.is_file():
+        pytest.skip(f"{DANCER} is not on this machine")
+    from PIL import Image
+
+    from dance_reenact.models.perception.mediapipe_holistic import detect_people
+
+    im = Image.open(DANCER)
+    people = []
+    for i in range(0, im.n_frames, 10):
+        im.seek(i)
+        found = detect_people(np.array(im.convert("RGB")), with_mask=False)
+        people.append(found[0].person if found else None)
+    return people
+
+
+def _crouch(face_conf: float, shoulder_width: float) -> Person:
+    """A deep frontal crouch (thighs near horizontal, the torso bent towards the camera so it
+    looks short), scaled to ``shoulder_width``; face keypoints at ``face_conf`` (0 = missing,
+    0.2 = a hidden face the detector only guesses)."""
+    from dance_reenact.models.synthetic import SyntheticBody, SyntheticPose, skeleton
+
+    body = SyntheticBody()
+    body = replace(body, torso_len=0.6 * body.torso_len)
+    pose = SyntheticPose(right_thigh=-1.35, right_shin=-0.05, left_thigh=1.35, left_shin=0.05,
+                         cy=0.4)
+    joints = skeleton(body, pose, 350, 350)
+    kp = np.zeros((18, 3), np.float32)
+    for name, idx in BODY.items():
+        kp[idx] = (*joints[name], 1.0)
+    neck = kp[BODY["neck"], :2].copy()
+    width = np.linalg.norm(kp[BODY["right_shoulder"], :2] - kp[BODY["left_shoulder"], :2])
+    kp[:, :2] = neck + (kp[:, :2] - neck) * shoulder_width / width
+    for name in _FACE:
+        kp[BODY[name], 2] = face_conf
+    return Person(body=kp)
+
+
+@pytest.mark.parametrize("face_conf", [0.0, 0.2, 1.0])
+def test_a_crouch_with_the_face_hidden_loses_to_upright_dancer_frames(face_conf, dancer_people):
+    people = dancer_people
+    widths = [np.linalg.norm(p.body[BODY["right_shoulder"], :2]
+                             - p.body[BODY["left_shoulder"], :2]) for p in people if p]
+    assert len(widths) >= 6
+    crouch = _crouch(face_conf, float(np.median(widths)))
+    seq = people + [crouch]
+    index, scores = best_frame(seq)
+    assert index != len(seq) - 1
+    s = scores[-1]
+    # the crouch is judged not upright, and its guessed face is not a visible face
+    assert s.upright < 0.4
+    if face_conf < 1.0:
+        assert s.frontality < 0.3
+    # every upright dancer frame beats it
+    assert all(scores[i].score > s.score for i, p in enumerate(people) if p is not None)
+    assert min(scores[i].upright for i, p in enumerate(people) if p is not None) > 0.6

@@ -51,7 +51,7 @@ def moving_figure_video(n: int = 24, h: int = 96, w: int = 128, noise: float = 2
 def test_video_median_recovers_the_background():
     frames, masks, bg = moving_figure_video()
     video = rgb_uint8_to_image(frames)
-    (plate,) = Inpaint().inpaint(video, "video_median", dilate=2, output="plate",
+    plate, _ = Inpaint().inpaint(video, "video_median", dilate=2, output="plate",
                                  mask=torch.from_numpy(masks.astype(np.float32)))
     assert plate.shape == (1, 96, 128, 3)
     got = (plate[0].numpy() * 255 + 0.5).astype(np.uint8)
@@ -59,7 +59,7 @@ def test_video_median_recovers_the_background():
     assert ever_uncovered.mean() > 0.95
     assert psnr(got, bg, ever_uncovered) > 40
     # the video output: each frame's person replaced by the plate, the rest untouched
-    (out,) = Inpaint().inpaint(video, "video_median", dilate=2, output="video",
+    out, _ = Inpaint().inpaint(video, "video_median", dilate=2, output="video",
                                mask=torch.from_numpy(masks.astype(np.float32)))
     assert out.shape == video.shape
     grown = np.stack([cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(
@@ -87,7 +87,7 @@ def test_median_plate_streams_in_row_blocks_with_the_same_result():
 def test_parsing_input_is_dilated_person_mask():
     frames, masks, bg = moving_figure_video(n=12)
     labels = torch.from_numpy(masks.astype(np.uint8) * 5)  # upper-clothes = the person
-    (plate,) = Inpaint().inpaint(rgb_uint8_to_image(frames), "video_median", dilate=3,
+    plate, _ = Inpaint().inpaint(rgb_uint8_to_image(frames), "video_median", dilate=3,
                                  output="plate", parsing=Parsing(labels))
     got = (plate[0].numpy() * 255 + 0.5).astype(np.uint8)
     ever = ~np.logical_and.reduce(masks, 0)
@@ -175,7 +175,7 @@ def test_node_patchmatch_is_the_default_and_fills_texture():
     img = woven()
     mask = np.zeros(img.shape[:2], np.float32)
     mask[30:90, 55:100] = 1
-    (out,) = Inpaint().inpaint(rgb_uint8_to_image(img), mask=torch.from_numpy(mask)[None],
+    out, _ = Inpaint().inpaint(rgb_uint8_to_image(img), mask=torch.from_numpy(mask)[None],
                                dilate=0)
     got = (out[0].numpy() * 255 + 0.5).astype(np.uint8)
     assert gradient_ratio(got, mask > 0) >= 0.7
@@ -188,12 +188,12 @@ def test_opencv_inpaint_changes_only_masked_pixels(astronaut, backend):
     img = img + torch.rand_like(img) * 1e-3  # not multiples of 1/255: must survive exactly
     mask = torch.zeros(1, 128, 128)
     mask[0, 40:80, 50:70] = 1.0
-    (out,) = Inpaint().inpaint(img, backend, dilate=0, mask=mask)
+    out, _ = Inpaint().inpaint(img, backend, dilate=0, mask=mask)
     changed = (out != img).any(-1)[0]
     assert changed[40:80, 50:70].float().mean() > 0.9
     assert not changed[mask[0] == 0].any()
     # dilate grows the region that may change, and nothing beyond it
-    (out2,) = Inpaint().inpaint(img, backend, dilate=4, mask=mask)
+    out2, _ = Inpaint().inpaint(img, backend, dilate=4, mask=mask)
     changed2 = (out2 != img).any(-1)[0]
     assert changed2[36:84, 46:74].any() and not changed2[:30].any()
 
@@ -202,8 +202,9 @@ def test_bad_inputs(astronaut):
     node = Inpaint()
     img = rgb_uint8_to_image(astronaut[::4, ::4])
     # empty mask: documented to return the image unchanged
-    (out,) = node.inpaint(img, "opencv_telea", mask=torch.zeros(1, 128, 128))
+    out, report = node.inpaint(img, "opencv_telea", mask=torch.zeros(1, 128, 128))
     assert torch.equal(out, img)
+    assert "the mask is empty in 1 of 1 frame(s): returned unchanged" in report
     # full mask: nothing to inpaint from
     with pytest.raises(NodeInputError, match=r"\[Inpaint\] input 'mask': the mask covers all"):
         node.inpaint(img, "opencv_telea", mask=torch.ones(1, 128, 128))
@@ -225,11 +226,11 @@ def test_bad_inputs(astronaut):
     # grayscale and RGBA in, RGB out, unmasked pixels are the RGB conversion
     mask = torch.zeros(1, 128, 128)
     mask[0, 10:20, 10:20] = 1
-    (out,) = node.inpaint(img.mean(-1, keepdim=True), "opencv_telea", mask=mask)
+    out, _ = node.inpaint(img.mean(-1, keepdim=True), "opencv_telea", mask=mask)
     assert out.shape == (1, 128, 128, 3)
     assert torch.allclose(out[0, 50, 50], img.mean(-1)[0, 50, 50].expand(3), atol=1 / 255)
     rgba = torch.cat([img, torch.ones(1, 128, 128, 1)], -1)
-    (out,) = node.inpaint(rgba, "opencv_ns", mask=mask)
+    out, _ = node.inpaint(rgba, "opencv_ns", mask=mask)
     assert out.shape == (1, 128, 128, 3)
     # 16x16 works for every local backend
     tiny = torch.rand(2, 16, 16, 3)
@@ -237,7 +238,7 @@ def test_bad_inputs(astronaut):
     m[:, 4:8, 4:8] = 1
     m[1] = m[1].roll(4, 1)
     for backend in ("patchmatch", "opencv_telea", "opencv_ns", "video_median"):
-        (out,) = node.inpaint(tiny, backend, dilate=1, mask=m)
+        out, _ = node.inpaint(tiny, backend, dilate=1, mask=m)
         assert out.shape == (2, 16, 16, 3) and torch.isfinite(out).all()
 
 
@@ -266,7 +267,7 @@ def test_lama_through_the_registry(astronaut, hub, weights_dir, monkeypatch):
     img = rgb_uint8_to_image(astronaut[:100, :75])  # odd sizes: padded to /8 and cropped
     mask = torch.zeros(1, 100, 75)
     mask[0, 30:60, 20:40] = 1
-    (out,) = Inpaint().inpaint(img, "lama", dilate=0, mask=mask)
+    out, _ = Inpaint().inpaint(img, "lama", dilate=0, mask=mask)
     assert out.shape == (1, 100, 75, 3)
     assert (weights_dir / "big-lama.pt").is_file()
     known = mask[0] == 0

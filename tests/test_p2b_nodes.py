@@ -126,7 +126,7 @@ def _node_inputs(n: int = 3, hw=(128, 80)):
 def test_warp_backend_node_follows_the_driver() -> None:
     target, drivers, parsing, tpose = _node_inputs()
     (model,) = P2BLoader().load("warp")
-    (out,) = P2B().run(model, parsing, target_pose=tpose, driver_pose=_poses(drivers))
+    out, _ = P2B().run(model, parsing, target_pose=tpose, driver_pose=_poses(drivers))
     assert out.labels.shape == (3, 128, 80) and out.labels.dtype == torch.uint8
     for k, d in enumerate(drivers):
         pred = out.labels[k].numpy() > 0
@@ -142,7 +142,7 @@ def test_network_backend_from_a_local_file(weights_dir) -> None:
     (model,) = P2BLoader().load("local", local_file="my_p2b.safetensors")
     assert model.backend == "network" and isinstance(model.module, P2BGenerator)
     sticks = rgb_uint8_to_image([np.zeros((128, 80, 3), np.uint8)] * 2)
-    (out,) = P2B().run(model, parsing, driver_pose=_poses(drivers), driver_stick=sticks,
+    out, _ = P2B().run(model, parsing, driver_pose=_poses(drivers), driver_stick=sticks,
                        driver_densepose=_densepose(drivers))
     assert out.labels.shape == (2, 128, 80)
 
@@ -201,18 +201,20 @@ def test_frame_without_a_person() -> None:
     poses[1] = {"people": [], "canvas_width": 80, "canvas_height": 128}
     with pytest.raises(NodeInputError, match="driver frame 1 shows no person"):
         P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses, missing_person="error")
-    (default,) = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses)  # holds
+    default, _ = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses)  # holds
     assert torch.equal(default.labels[1], default.labels[0])
     nobody = [{"people": [], "canvas_width": 80, "canvas_height": 128}] * 3
     with pytest.raises(NodeInputError, match=r"\[P2B\] input 'driver_pose': no person in any "
                        r"of the 3 driver frames"):
         P2B().run(warp, parsing, target_pose=tpose, driver_pose=nobody)
-    (empty,) = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses,
+    empty, _ = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses,
                          missing_person="empty")
     assert int(empty.labels[1].max()) == 0 and int(empty.labels[2].max()) > 0
-    (held,) = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses,
-                        missing_person="hold")
+    held, report = P2B().run(warp, parsing, target_pose=tpose, driver_pose=poses,
+                             missing_person="hold")
     assert torch.equal(held.labels[1], held.labels[0])
+    assert report.startswith("weightless warp: 3 driver frame(s)")
+    assert "no driver person in 1 frame(s) (1): they hold the previous frame" in report
     assert int(held.labels[0].max()) > 0
     # the network path: an empty DensePose and no keypoints in that frame
     net = ModelHandle("p2b", "network", P2BGenerator(**TINY).eval())
@@ -225,9 +227,9 @@ def test_frame_without_a_person() -> None:
 def test_normalised_driver_keypoints_are_accepted() -> None:
     target, drivers, parsing, tpose = _node_inputs(1)
     norm = [people_to_frame([d.person], 80, 128, normalized=True) for d in drivers]
-    (a,) = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose,
+    a, _ = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose,
                      driver_pose=_poses(drivers))
-    (b,) = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose, driver_pose=norm)
+    b, _ = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose, driver_pose=norm)
     assert (a.labels == b.labels).float().mean() > 0.99
     assert int(a.labels.max()) >= LABEL["face"]
 
@@ -253,7 +255,7 @@ def test_warp_node_with_a_large_target_and_a_small_driver_of_another_aspect() ->
     body = S.random_body(rng)
     target = S.render(body, S.random_pose(rng, body), 400, 400)
     driver = S.render(body, S.random_pose(rng, body), 120, 200)
-    (out,) = P2B().run(ModelHandle("p2b", "warp"),
+    out, _ = P2B().run(ModelHandle("p2b", "warp"),
                        Parsing(torch.from_numpy(target.labels[None])),
                        target_pose=_poses([target]), driver_pose=_poses([driver]))
     assert out.labels.shape == (1, 120, 200)

@@ -103,7 +103,7 @@ def test_torchrun_two_processes_and_the_checkpoint_loads_into_the_node(tmp_path,
     _, a, b = S.random_pair(np.random.default_rng(0), 96, 60)
     dp = DensePose(torch.from_numpy(b.densepose_i[None]), torch.from_numpy(b.densepose_u[None]),
                    torch.from_numpy(b.densepose_v[None]))
-    (parsing,) = P2B().run(model, Parsing(torch.from_numpy(a.labels[None])),
+    parsing, _ = P2B().run(model, Parsing(torch.from_numpy(a.labels[None])),
                            driver_pose=[people_to_frame([b.person], 60, 96)],
                            driver_densepose=dp)
     assert parsing.labels.shape == (1, 96, 60)

@@ -162,7 +162,7 @@ def test_every_output_of_every_node_has_a_tooltip_and_a_weightless_default():
             if entry and isinstance(entry[0], list):
                 default = entry[1].get("default", entry[0][0])
                 assert default in ("warp", "mediapipe", "geometric", "weightless",
-                                   "opencv_telea"), (key, default)
+                                   "opencv_telea", "patchmatch"), (key, default)
     # the display names say what a node does, after the paper's name
     names = NODE_DISPLAY_NAME_MAPPINGS
     assert names["DanceReenactP2B"].startswith("P2B · Body layout in the driver's pose")

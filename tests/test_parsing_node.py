@@ -36,7 +36,8 @@ def test_no_person_is_an_error_or_empty(mediapipe):
         _run(blank)
     msg = str(err.value)
     assert "[Human Parse]" in msg and "no person found in frame 0" in msg and "empty" in msg
-    parsing, preview, mask = _run(blank, if_no_person="empty")
+    parsing, preview, mask, report = _run(blank, if_no_person="empty")
+    assert "no person in 1 frame(s) (0): left as background" in report
     assert isinstance(parsing, Parsing) and parsing.labels.shape == (1, 96, 128)
     assert parsing.labels.dtype == torch.uint8 and int(parsing.labels.max()) == 0
     assert preview.shape == (1, 96, 128, 3) and float(preview.max()) == 0.0
@@ -48,7 +49,7 @@ def test_pose_keypoint_with_empty_people():
     pose = [{"people": [], "canvas_width": 256, "canvas_height": 320}]
     with pytest.raises(NodeInputError, match="no person found in frame 0"):
         _run(_img(img), pose_keypoint=pose)
-    parsing, _, _ = _run(_img(img), pose_keypoint=pose, if_no_person="empty")
+    parsing, _, _, _ = _run(_img(img), pose_keypoint=pose, if_no_person="empty")
     assert int(parsing.labels.max()) == 0
 
 
@@ -82,7 +83,7 @@ def test_two_people_largest_or_by_index():
 
 def test_grayscale_and_rgba_inputs(astronaut, mediapipe):
     gray = np.asarray(astronaut.mean(-1), np.float32)[None, :, :, None] / 255
-    parsing, preview, _ = _run(torch.from_numpy(gray))
+    parsing, preview, _, _ = _run(torch.from_numpy(gray))
     labels = parsing.labels[0].numpy()
     assert labels.shape == (512, 512) and preview.shape == (1, 512, 512, 3)
     assert (labels == L["face"]).sum() > 3000 and (labels == L["hair"]).sum() > 1000
@@ -100,7 +101,7 @@ def test_tiny_16x16():
 
     tiny = cv2.resize(img, (16, 20), interpolation=cv2.INTER_AREA)
     pose = [people_to_frame([person], 256, 320, normalized=True)]  # rescaled to 16x20
-    parsing, _, mask = _run(_img(tiny), pose_keypoint=pose, mask_group="person")
+    parsing, _, mask, _ = _run(_img(tiny), pose_keypoint=pose, mask_group="person")
     assert parsing.labels.shape == (1, 20, 16)
     assert 20 < float(mask.sum()) < 200  # the figure covers part of the tiny frame
     noise = torch.rand(1, 16, 16, 3)
@@ -113,7 +114,7 @@ def test_huge_6000x4000(astronaut, mediapipe):
 
     canvas = np.full((4000, 6000, 3), 200, np.uint8)
     canvas[:, 1000:5000] = cv2.resize(astronaut, (4000, 4000), interpolation=cv2.INTER_LINEAR)
-    parsing, _, mask = _run(_img(canvas), mask_group="face")
+    parsing, _, mask, _ = _run(_img(canvas), mask_group="face")
     labels = parsing.labels[0].numpy()
     assert labels.shape == (4000, 6000)
     # the astronaut's nose (222, 128 in the 512 photo) is inside the face label
@@ -125,7 +126,7 @@ def test_huge_6000x4000(astronaut, mediapipe):
 def test_one_frame_video_and_mismatched_pose_lengths():
     img, _, person = drawn_person()
     frame = people_to_frame([person], 256, 320)
-    parsing, _, _ = _run(_img(img), pose_keypoint=[frame])
+    parsing, _, _, _ = _run(_img(img), pose_keypoint=[frame])
     assert parsing.labels.shape == (1, 320, 256)
     video = _img(img).repeat(3, 1, 1, 1)
     with pytest.raises(NodeInputError, match="1 pose frame for a 3-frame video"):
@@ -141,7 +142,7 @@ def test_video_streams_and_follows_the_person():
         frames.append(img)
         poses.append(people_to_frame([person], 256, 320, normalized=True))
     video = torch.from_numpy(np.stack(frames)).float() / 255
-    parsing, preview, mask = _run(video, pose_keypoint=poses, mask_group="upper_clothes")
+    parsing, preview, mask, _ = _run(video, pose_keypoint=poses, mask_group="upper_clothes")
     assert parsing.labels.shape == (3, 320, 256) and preview.shape == (3, 320, 256, 3)
     xs = [np.nonzero(parsing.labels[i].numpy() == L["face"])[1].mean() for i in range(3)]
     assert xs[0] + 20 < xs[1] < xs[2] - 20  # the face moves with the person

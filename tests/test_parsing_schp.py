@@ -299,7 +299,7 @@ def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, serv
 
     monkeypatch.setitem(weights.REGISTRY, "schp_lip", served_spec)
     image = torch.from_numpy(astronaut).float()[None] / 255
-    parsing, preview, mask = fresh_node_cache.HumanParse().parse(
+    parsing, preview, mask, _ = fresh_node_cache.HumanParse().parse(
         image, backend="schp_lip", mask_group="hands")
     labels = parsing.labels[0].numpy()
     assert labels.shape == (512, 512) and preview.shape == (1, 512, 512, 3)

@@ -109,7 +109,7 @@ def test_astronaut_with_the_weightless_parser(astronaut):
     from dance_reenact.nodes.parsing import HumanParse
 
     image = rgb_uint8_to_image(astronaut)
-    parsing, _, _ = HumanParse().parse(image, backend="geometric", mask_group="person")
+    parsing, _, _, _ = HumanParse().parse(image, backend="geometric", mask_group="person")
     parts, _, missing = PartCropper().crop(image, parsing)
     present = parts.present[0].tolist()
     assert present[0] and present[1]  # face+hair, upper clothes (the suit)

@@ -311,7 +311,7 @@ def _torchscript_bytes() -> bytes:
 def test_densepose_r50_contract_through_hub(hub, monkeypatch):
     _serve(hub, monkeypatch, "densepose_r50", _torchscript_bytes())
     img = np.full((200, 300, 3), 128, np.uint8)
-    dp, preview = perc.DensePoseNode().estimate(rgb_uint8_to_image(img), backend="densepose_r50")
+    dp, preview, _ = perc.DensePoseNode().estimate(rgb_uint8_to_image(img), backend="densepose_r50")
     assert isinstance(dp, DensePose) and dp.index.shape == (1, 200, 300)
     idx = dp.index[0].numpy()
     # The box covers the central half of the (resized, padded) frame.
@@ -334,7 +334,7 @@ def test_densepose_r50_no_person_and_empty(hub, monkeypatch):
         perc.DensePoseNode().estimate(black, backend="densepose_r50", on_no_person="error")
     with pytest.raises(NodeInputError, match="no person was found in any of the 2 frames"):
         perc.DensePoseNode().estimate(black, backend="densepose_r50")  # nothing to hold
-    dp, preview = perc.DensePoseNode().estimate(black, backend="densepose_r50",
+    dp, preview, _ = perc.DensePoseNode().estimate(black, backend="densepose_r50",
                                                 on_no_person="empty")
     assert len(dp) == 2 and int(dp.index.max()) == 0 and preview.shape == (2, 64, 64, 3)
 

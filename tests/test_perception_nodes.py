@@ -91,7 +91,7 @@ def test_pose_keypoint_round_trip_through_render(astro_image, coordinates):
 
 def test_densepose_weightless_astronaut(astro_image, astro_pose):
     frames, _, mask, _, _ = astro_pose
-    dp, preview = DensePoseNode().estimate(astro_image, backend="weightless")
+    dp, preview, _ = DensePoseNode().estimate(astro_image, backend="weightless")
     assert isinstance(dp, DensePose) and dp.index.shape == (1, 512, 512)
     assert preview.shape == (1, 512, 512, 3)
     idx = dp.index[0].numpy()
@@ -125,7 +125,7 @@ def test_densepose_weightless_astronaut(astro_image, astro_pose):
     b = (rs[:2] * 0.2 + re[:2] * 0.8).astype(int)
     assert u[a[1], a[0]] < u[b[1], b[0]]
     # The same result from the OpenPose node's keypoints and mask.
-    dp2, _ = DensePoseNode().estimate(astro_image, pose_keypoint=frames, person_mask=mask)
+    dp2, _, _ = DensePoseNode().estimate(astro_image, pose_keypoint=frames, person_mask=mask)
     assert (dp2.index == dp.index).float().mean() > 0.99
 
 
@@ -159,7 +159,7 @@ def test_no_person_blank_image():
     assert float(stick.max()) == 0 and float(mask.max()) == 0
     with pytest.raises(NodeInputError, match=r"\[DensePose\].*no person"):
         DensePoseNode().estimate(blank)
-    dp, _ = DensePoseNode().estimate(blank, on_no_person="empty")
+    dp, _, _ = DensePoseNode().estimate(blank, on_no_person="empty")
     assert int(dp.index.max()) == 0
 
 
@@ -182,8 +182,9 @@ def test_video_names_the_frame_without_person(astro_image):
     ok = (b0[:, 2] > 0.5) & (b1[:, 2] > 0)
     assert ok.sum() >= 8 and np.abs(b1[ok, :2] - b0[ok, :2]).max() < 3  # same still frames
     assert float(stick[1].max()) > 0 and float(mask[1].max()) > 0.5
-    dp, _ = DensePoseNode().estimate(video)
+    dp, _, report = DensePoseNode().estimate(video)
     assert int((dp.index[1] > 0).sum()) > 0.5 * int((dp.index[0] > 0).sum())
+    assert "no person in 1 frame(s) (1): interpolated from the neighbouring frames" in report
     with pytest.raises(NodeInputError, match="frame 1 of 3"):
         DensePoseNode().estimate(video, on_no_person="error")
 
@@ -223,7 +224,7 @@ def test_grayscale_and_rgba(astro_image, astro_pose, channels):
     ref = _body(astro_pose[0][0])[BODY["nose"], :2]
     got = _body(frames[0])[BODY["nose"], :2]
     assert np.hypot(*(ref - got)) < 10
-    dp, preview = DensePoseNode().estimate(img)
+    dp, preview, _ = DensePoseNode().estimate(img)
     assert preview.shape == (1, 512, 512, 3) and int(dp.index.max()) > 0
 
 
@@ -232,7 +233,7 @@ def test_tiny_16x16_image():
     frames, stick, mask, counts, _ = OpenPose().detect(tiny, on_no_person="empty")
     assert stick.shape == (1, 16, 16, 3) and mask.shape == (1, 16, 16)
     assert counts in ("0", "1") and len(frames) == 1
-    dp, preview = DensePoseNode().estimate(tiny, on_no_person="empty")
+    dp, preview, _ = DensePoseNode().estimate(tiny, on_no_person="empty")
     assert dp.index.shape == (1, 16, 16)
 
 
@@ -263,7 +264,7 @@ def test_empty_keypoints_input(astro_image):
     empty = [{"people": [], "canvas_width": 512, "canvas_height": 512}]
     with pytest.raises(NodeInputError, match="no person"):
         DensePoseNode().estimate(astro_image, pose_keypoint=empty)
-    dp, _ = DensePoseNode().estimate(astro_image, pose_keypoint=empty, on_no_person="empty")
+    dp, _, _ = DensePoseNode().estimate(astro_image, pose_keypoint=empty, on_no_person="empty")
     assert int(dp.index.max()) == 0
     (rendered,) = RenderPose().render(empty)
     assert rendered.shape == (1, 512, 512, 3) and float(rendered.max()) == 0

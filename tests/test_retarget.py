@@ -276,3 +276,66 @@ def test_retarget_reports_a_collapsed_driver_frame():
     dframes[2] = people_to_frame([tiny], D_W, D_H)
     _, report = RetargetPose().retarget(tframe, dframes)
     assert "collapses to a few pixels in 1 frame(s) (2)" in report
+
+
+# --------------------------------------------------------------------------------------------
+# The whole person stays inside the photo (retarget_in_photo)
+# --------------------------------------------------------------------------------------------
+
+def _extents(frames: list[dict]) -> np.ndarray:
+    """(n, 4) keypoint boxes (x0, y0, x1, y1) in pixels, head top included."""
+    out = []
+    for f in frames:
+        (p,) = frame_to_people(f)
+        pts = p.all_points()
+        pts = pts[pts[:, 2] > 0, :2]
+        head = p.body[BODY["nose"], 1] - (p.body[BODY["neck"], 1] - p.body[BODY["nose"], 1])
+        out.append([pts[:, 0].min(), min(pts[:, 1].min(), head), pts[:, 0].max(),
+                    pts[:, 1].max()])
+    return np.array(out)
+
+
+def test_a_driver_walking_out_of_the_photo_is_held_inside_with_a_margin():
+    target, driver = _target(), _driver(40)
+    driver[:, :, 0] += np.linspace(0, 340, len(driver))[:, None]  # walks to the right edge
+    free, _ = _node_run(target, driver, keep_in_frame=False)
+    assert _extents(free)[:, 2].max() > T_W + 20  # without the limit: out of the photo
+    out, report = _node_run(target, driver)
+    box = _extents(out)
+    margin = 0.03 * min(T_W, T_H)
+    assert box[:, 0].min() >= margin - 1 and box[:, 2].max() <= T_W - margin + 1
+    assert box[:, 1].min() >= margin - 1 and box[:, 3].max() <= T_H - margin + 1
+    assert "held inside the photo in" in report
+    assert "stays inside the photo with a 14 px margin" in report
+    # frames that fit are untouched: the start is where the free motion was
+    np.testing.assert_allclose(frame_to_people(out[0])[0].body, frame_to_people(free[0])[0].body,
+                               atol=1e-3)
+    # the person stops at the edge (moved no further than needed), not back to the middle
+    assert box[-1, 2] > T_W - margin - 30
+
+
+def test_a_pose_too_wide_for_the_photo_is_scaled_down_about_the_feet():
+    narrow = 300  # a portrait photo: the target fits, arms stretched out would not
+    target = on_ground(build_body((150.0, 0.0), bone_lengths(120.0)), T_GROUND)
+    driver = _driver(20)
+    for side, sign in (("right", -1.0), ("left", 1.0)):  # arms out sideways from frame 10
+        sh, el, wr = (BODY[f"{side}_{j}"] for j in ("shoulder", "elbow", "wrist"))
+        driver[10:, el, :2] = driver[10:, sh, :2] + (sign * 80.0, 0.0)
+        driver[10:, wr, :2] = driver[10:, el, :2] + (sign * 70.0, 0.0)
+    tframe = people_to_frame([with_face_and_hands(target)], narrow, T_H)
+    dframes = [people_to_frame([with_face_and_hands(b)], D_W, D_H) for b in driver]
+    free, _ = RetargetPose().retarget(tframe, dframes, keep_in_frame=False)
+    assert _extents(free)[:, 0].min() < 0 and _extents(free)[:, 2].max() > narrow
+    out, report = RetargetPose().retarget(tframe, dframes)
+    box = _extents(out)
+    margin = 0.03 * narrow
+    assert box[:, 0].min() >= margin - 1 and box[:, 2].max() <= narrow - margin + 1
+    assert box[:, 1].min() >= margin - 1 and box[:, 3].max() <= T_H - margin + 1
+    fit = float(report.split("scaled down by ")[1].split()[0])
+    assert 0.6 < fit < 0.95 and "about the feet" in report
+    # one size for the whole sequence, and the feet stay on the target's ground line
+    lengths = np.array([_lengths(frame_to_people(f)[0].body) for f in out])
+    np.testing.assert_allclose(lengths, fit * _lengths(target)[None].repeat(len(out), 0),
+                               rtol=0.05)
+    feet = [frame_to_people(f)[0].body[list(ANKLES), 1].max() for f in out]
+    np.testing.assert_allclose(feet, T_GROUND, atol=2.0)

@@ -531,7 +531,7 @@ def test_warp_backends_reduce_a_huge_target_without_changing_the_result():
         t0 = time.perf_counter()
         parsing = Parsing(torch.from_numpy(labels)[None])
         tpose = [people_to_frame([person], w, h)]
-        (p2b,) = P2B().run(P2BLoader().load("warp")[0], parsing, target_pose=tpose,
+        p2b, _ = P2B().run(P2BLoader().load("warp")[0], parsing, target_pose=tpose,
                            driver_pose=dpose)
         parts = PartCropper().crop(rgb_uint8_to_image(image), parsing, tpose)[0]
         app = AppearanceEncoderNode().encode(parts, "weightless")[0]
@@ -785,3 +785,62 @@ def test_offline_run_shows_the_face_refine_report(driver, target):
                    {"driver.mp4": FakeVideo(driver.frames, 12.0)})
     face = out[node_of(api, "DanceReenactFaceRefine")]
     assert face[2] in Files.previews and face[2].startswith("FaceRefine:")
+
+
+def _downstream(api: dict, roots: set[str]) -> set[str]:
+    """Every node that depends (through links) on one of ``roots``, roots included."""
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for nid, spec in api.items():
+            if nid not in found and any(isinstance(v, list) and len(v) == 2 and v[0] in found
+                                        for v in spec["inputs"].values()):
+                found.add(nid)
+                changed = True
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.json")))
+def test_comfyui_checks_the_target_photo_before_the_driver_video(name):
+    """In ComfyUI's own execution order (tests/executor.py: comfy_order), whatever order its
+    set of output nodes comes in, the target photo's OpenPose (a person? how big?) runs before
+    the driver video is decoded or any stage that reads it."""
+    import random
+
+    from executor import comfy_order
+
+    api = load_api(name)
+    targets = [nid for nid, s in api.items() if s["class_type"] == "DanceReenactOpenPose"
+               and s["inputs"]["image"][0] in {n for n, t in api.items()
+                                               if t["class_type"] == "LoadImage"}]
+    if not targets:
+        pytest.skip(f"{name} has no target photo")
+    videos = {nid for nid, s in api.items() if s["class_type"] == "GetVideoComponents"}
+    driver_nodes = _downstream(api, videos)
+    outputs = [n for n, s in api.items() if getattr(MAPPINGS[s["class_type"]], "OUTPUT_NODE",
+                                                     False) is True]
+    rng = random.Random(0)
+    for _ in range(20):
+        rng.shuffle(outputs)
+        order = comfy_order(api, MAPPINGS, outputs)
+        first_driver = min(order.index(n) for n in driver_nodes if n in order)
+        assert order.index(targets[0]) < first_driver, (name, outputs)
+
+
+def test_a_target_without_a_person_stops_before_any_driver_video_node(driver):
+    from skimage import data
+
+    from dance_reenact.nodes.runtime import NodeInputError
+
+    api = load_api("offline_weightless.json")
+    Files.images = {"target.png": rgb_uint8_to_image(data.coffee())}
+    Files.videos = {"driver.mp4": FakeVideo(driver.frames, 24.0)}
+    Files.saved_videos, Files.saved_images, Files.previews = [], [], []
+    trace: list[str] = []
+    with pytest.raises(NodeInputError, match=r"OpenPose.*no person"):
+        run_workflow(api, MAPPINGS, order="comfy", trace=trace)
+    videos = {nid for nid, s in api.items() if s["class_type"] == "GetVideoComponents"}
+    ran = [api[n]["class_type"] for n in trace[:-1]]
+    assert api[trace[-1]]["class_type"] == "DanceReenactOpenPose"
+    assert not set(trace) & _downstream(api, videos), ran

@@ -16,6 +16,11 @@ between the eyes and the mouth) as a Gaussian in CIE Lab, clothes from the torso
 part: skin -> face / torso-skin / arm / leg, otherwise -> hair (head, above the jaw), upper
 clothes (torso, sleeves), pants (legs) or shoes (feet). Everything stays inside the person mask.
 
+A grayscale photo (R = G = B, e.g. a black-and-white portrait given as RGB) has no chroma to
+tell skin from clothes: the colour models then use luminance only (the skin model's L from the
+face; without a face nothing is called skin rather than every mid-grey garment), on purpose
+rather than by the accident of a flat a/b plane far from the generic skin prior.
+
 Large images are parsed at a working resolution (long side ``work_side``) and the labels are
 resized back with nearest neighbour.
 """
@@ -42,6 +47,18 @@ RADIUS = {"upper_arm": 0.22, "forearm": 0.18, "thigh": 0.3, "shin": 0.22, "foot"
 # Generic skin prior in Lab (OpenCV 8-bit scale: a, b offset by 128) when there is no face.
 _PRIOR_SKIN_MEAN = np.array([160.0, 145.0, 150.0])
 _PRIOR_SKIN_STD = np.array([45.0, 8.0, 10.0])
+
+
+GRAY_TOLERANCE = 2  # 8-bit levels R, G and B may differ by in a grayscale photo (JPEG noise)
+
+
+def is_grayscale(rgb: np.ndarray, tol: int = GRAY_TOLERANCE) -> bool:
+    """True when R, G and B agree within ``tol`` at every pixel (sampled on a 2-pixel grid)."""
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        return True
+    s = rgb[::2, ::2, :3].astype(np.int16)
+    return bool(np.abs(s[..., 0] - s[..., 1]).max() <= tol
+                and np.abs(s[..., 1] - s[..., 2]).max() <= tol)
 
 
 def _seg_dist(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,7 +219,9 @@ class _Gaussian:
 
 
 def _skin_model(lab: np.ndarray, person_mask: np.ndarray, geom: dict | None,
-                h: int, w: int) -> _Gaussian:
+                h: int, w: int, gray: bool = False) -> _Gaussian | None:
+    """The skin colour model from the face's cheeks and nose, else a generic prior; for a
+    grayscale photo a luminance-only model from the face, or None (no skin) without one."""
     if geom is not None and geom["skin_pts"] is not None:
         region = np.zeros((h, w), dtype=np.uint8)
         cv2.fillConvexPoly(region, cv2.convexHull(np.round(geom["skin_pts"]).astype(np.int32)), 1)
@@ -213,7 +232,11 @@ def _skin_model(lab: np.ndarray, person_mask: np.ndarray, geom: dict | None,
             lum = samples[:, 0]
             lo, hi = np.percentile(lum, [10, 90])
             samples = samples[(lum >= lo) & (lum <= hi)]
+            if gray:  # luminance only: the chroma planes are flat, fit no width there
+                return _Gaussian.fit(samples, floor=np.array([14.0, 1.0, 1.0]))
             return _Gaussian.fit(samples, floor=np.array([18.0, 3.0, 3.0]))
+    if gray:
+        return None
     return _Gaussian(_PRIOR_SKIN_MEAN, np.diag(_PRIOR_SKIN_STD ** 2))
 
 
@@ -353,11 +376,16 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
     del stack
 
     # ---- colour: skin vs clothes ------------------------------------------------------
+    gray = is_grayscale(rgb)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    skin_model = _skin_model(lab, m, geom, h, w)
-    skin_d = skin_model.distance(lab)
-    skin = (skin_d < SKIN_DISTANCE).astype(np.uint8)
-    skin = cv2.medianBlur(skin, 5).astype(bool)
+    if gray:  # exactly flat chroma: JPEG noise of 1-2 levels must not count as colour
+        lab[..., 1:] = 128.0
+    skin_model = _skin_model(lab, m, geom, h, w, gray)
+    if skin_model is None:
+        skin = np.zeros((h, w), dtype=bool)
+    else:
+        skin = (skin_model.distance(lab) < SKIN_DISTANCE).astype(np.uint8)
+        skin = cv2.medianBlur(skin, 5).astype(bool)
 
     def where(name: str) -> np.ndarray:
         return (part == names.index(name)) & m if name in names else np.zeros_like(m)
