@@ -729,12 +729,14 @@ class BodyRig:
             # the root band: torso pixels near the joint go with the limb too (skinned to
             # the torso), so the limb never separates from the body
             r = 1.6 * thick[name]
-            ty, tx = np.nonzero(torso_px)
+            # torso-part pixels only: the head (a bent-over or profile head lies next to the
+            # shoulder) must not ride along with the limb and show twice
+            ty, tx = np.nonzero(torso_px & (part_map == PART_ID["torso"]))
             near = np.hypot(tx - jr[0], ty - jr[1]) < r
             band = np.zeros_like(torso_px)
             band[ty[near], tx[near]] = True
             own[name] = layer_masks[name]
-            layer_masks[name] = layer_masks[name] | band
+            layer_masks[name] = _main_pieces(layer_masks[name] | band)
 
         # the torso layer also covers torso area hidden by an arm in the photo (completed below)
         hidden = np.zeros_like(torso_px)
@@ -946,6 +948,18 @@ class BodyRig:
 def _rig_bones_shown(j: Mapping[str, np.ndarray]) -> set[str]:
     return {b for b, (a, c) in BONES.items() if a in j and c in j} | \
         {f"{s}_forearm" for s in ("right", "left") if f"{s}_wrist" in j and f"{s}_elbow" in j}
+
+
+def _main_pieces(mask: np.ndarray, keep: float = 0.25) -> np.ndarray:
+    """The mask's largest connected piece and any piece at least ``keep`` times its size: a
+    limb layer's small islands (a trouser leg seen in a gap of the coat) would float away
+    from the body once posed."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    ok = np.concatenate([[False], areas >= keep * areas.max()])
+    return ok[lab]
 
 
 def _complete_hidden(tex: np.ndarray, hidden: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -309,3 +309,29 @@ def test_a_skirt_stretches_between_the_legs_instead_of_opening_like_trousers():
     inside = np.zeros_like(skirt)
     cv2.fillConvexPoly(inside, hull, 1)
     assert skirt.sum() / inside.sum() > 0.65
+
+
+def test_the_grayscale_camera_man_dances_as_one_person():
+    """The camera man (grayscale, bent over a camera, in profile): one connected person in
+    every frame, and his head drawn once (no second head from the limb root bands)."""
+    from skimage import data
+
+    from dance_reenact.models.motion import load_motion
+    from dance_reenact.models.pipeline import (
+        PipelineConfig,
+        driver_people_from_pose,
+        prepare_target,
+    )
+
+    frames = load_motion()[0][:96:8]
+    people, h, w = driver_people_from_pose(frames)
+    photo = np.repeat(data.camera()[..., None], 3, axis=2)
+    st = prepare_target(photo, PipelineConfig(face="none", inpaint="opencv"), out_hw=(h, w))
+    rig = st.warp_parts
+    scales = clip_scales(st.person, people)
+    head_labels = (LABEL["face"], LABEL["hair"])
+    for i, p in enumerate(people):
+        r = rig.render(p, float(scales[i]), (h, w))
+        assert pieces(r.alpha) == 1, i
+        head = np.isin(r.labels, head_labels).astype(np.float32)
+        assert pieces(head, speck=0.05) == 1, i
