@@ -99,7 +99,7 @@ def test_pyproject_lists_every_subpackage_and_needed_fields():
     assert "reenact" in meta["project"]["scripts"]
     deps = " ".join(meta["project"]["dependencies"])
     for dep in ("torch", "torchvision", "numpy", "pillow", "opencv-python", "safetensors",
-                "huggingface-hub", "controlnet-aux", "kornia"):
+                "huggingface-hub", "controlnet-aux"):
         assert dep in deps, dep
     assert any(d.startswith("mediapipe==0.10.21") for d in
                meta["project"]["optional-dependencies"]["offline"])
