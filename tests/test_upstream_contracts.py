@@ -144,7 +144,6 @@ def test_fan_heatmap_decode_is_get_preds_fromhm():
 
 
 def test_fan68_crop_and_decode_follow_face_alignment(tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
     (tmp_path / "fan.onnx").write_bytes(_fan_standin())
     frame = np.empty((400, 400, 3), np.uint8)
     frame[:] = FAN_RGB
