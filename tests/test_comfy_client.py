@@ -304,25 +304,34 @@ def inputs(tmp_path):
     return target, driver
 
 
+def _ids(name: str, class_type: str) -> list[str]:
+    ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    return [str(n["id"]) for n in ui["nodes"] if n["type"] == class_type]
+
+
 def test_client_uploads_queues_polls_and_downloads(object_info, inputs, tmp_path):
     target, driver = inputs
     out = tmp_path / "runs"
+    (save,) = _ids("offline_weightless", "SaveVideo")
+    (photo,) = _ids("offline_weightless", "LoadImage")
+    (video,) = _ids("offline_weightless", "LoadVideo")
     with FakeComfy(object_info) as fake:
         code = main(["--server", fake.url, "--only", "offline_weightless,preprocessing",
                      "--target", str(target), "--driver", str(driver), "--out", str(out),
-                     "--poll", "0.01", "--set", "21.filename_prefix=mine/out"])
+                     "--poll", "0.01", "--set", f"{save}.filename_prefix=mine/out"])
     assert code == 0
     assert set(fake.uploads) == {"me.png", "dance.mp4"}
     offline = next(p["prompt"] for p in fake.prompts
-                   if p["prompt"].get("21", {}).get("class_type") == "SaveVideo")
-    assert offline["1"]["inputs"]["image"] == "me.png"
-    assert offline["2"]["inputs"]["file"] == "dance.mp4"
-    assert offline["21"]["inputs"]["filename_prefix"] == "mine/out"
+                   if p["prompt"].get(save, {}).get("inputs", {}).get("filename_prefix")
+                   == "mine/out")
+    assert offline[photo]["inputs"]["image"] == "me.png"
+    assert offline[video]["inputs"]["file"] == "dance.mp4"
     summary = json.loads((out / "summary.json").read_text())
     assert [s["status"] for s in summary] == ["success", "success"]
-    assert (out / "offline_weightless" / "dance_reenact" / "21.mp4").read_bytes().startswith(
-        b"VIDEO/view?filename=21.mp4")
-    assert len(summary[1]["files"]) == 3  # preprocessing: pose, densepose, parsing videos
+    assert (out / "offline_weightless" / "dance_reenact" / f"{save}.mp4").read_bytes(
+        ).startswith(f"VIDEO/view?filename={save}.mp4".encode())
+    # preprocessing: one downloaded file per Save Video node
+    assert len(summary[1]["files"]) == len(_ids("preprocessing", "SaveVideo"))
 
 
 def test_client_reports_refusals_and_execution_errors(object_info, inputs, tmp_path):
@@ -334,7 +343,7 @@ def test_client_reports_refusals_and_execution_errors(object_info, inputs, tmp_p
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary[0]["status"] == "refused"
     assert "node 9 (DanceReenactP2BLoader): Value not in list: local_file" in summary[0]["error"]
-    with FakeComfy(object_info, fail_node="19") as fake:
+    with FakeComfy(object_info, fail_node="19") as fake:  # any node id: the text is passed on
         code = main(["--server", fake.url, "--only", "offline_weightless", "--poll", "0.01",
                      "--target", str(target), "--driver", str(driver),
                      "--out", str(tmp_path / "b")])
@@ -362,9 +371,13 @@ def test_dry_run_with_a_bypassed_face_refine(object_info, tmp_path, capsys):
     assert main(["--object-info", str(info), "--dry-run", "--only", "offline_weightless",
                  "--bypass", "DanceReenactFaceRefine", "--target", "me.png"]) == 0
     prompt = json.loads(capsys.readouterr().out)["offline_weightless"]
-    assert "19" not in prompt  # FaceRefine: its frames input goes straight to Create Video
-    assert prompt["20"]["inputs"]["images"] == ["17", 0]
-    assert prompt["1"]["inputs"]["image"] == "me.png"
+    (refine,) = _ids("offline_weightless", "DanceReenactFaceRefine")
+    (blend,) = _ids("offline_weightless", "DanceReenactMaskBlend")
+    (create,) = _ids("offline_weightless", "CreateVideo")
+    (photo,) = _ids("offline_weightless", "LoadImage")
+    assert refine not in prompt  # its frames input goes straight on to Create Video
+    assert prompt[create]["inputs"]["images"] == [blend, 0]
+    assert prompt[photo]["inputs"]["image"] == "me.png"
 
 
 def test_client_stops_when_the_server_goes_away(object_info, inputs, tmp_path):
