@@ -14,7 +14,7 @@ For each workflow (``workflows/*.json``: UI graphs as ComfyUI's editor saves the
    ``background.mp4``, ``target.mp4``);
 3. POSTs the prompt to ``/prompt``, polls ``/history/<id>`` and downloads every output file
    (``/view``) into ``OUT/<workflow>/``; ``OUT/summary.json`` lists status, seconds, the error
-   text of a failed run and the files.
+   text of a failed run, the files and the text reports (Preview Any nodes).
 
 It installs and builds nothing: ComfyUI must already run with the pack in ``custom_nodes/``.
 Standard library only. ``--dry-run`` prints the prompts without queueing; ``--object-info FILE``
@@ -408,6 +408,20 @@ def output_files(entry: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return files
 
 
+def output_texts(entry: Mapping[str, Any], prompt: Mapping[str, Mapping[str, Any]],
+                 ) -> dict[str, str]:
+    """The text outputs (Preview Any reports) of a history entry, by node title."""
+    texts = {}
+    for nid, outputs in (entry.get("outputs") or {}).items():
+        text = outputs.get("text")
+        if isinstance(text, list) and text:
+            spec = prompt.get(nid) or {}
+            title = (spec.get("_meta") or {}).get("title") or spec.get("class_type") or nid
+            texts[f"{nid} {title}"] = "\n".join(str(t) for t in text)
+    return dict(sorted(texts.items(), key=lambda kv: int(kv[0].split()[0])
+                       if kv[0].split()[0].isdigit() else 0))
+
+
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
@@ -521,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         files = {role: getattr(args, role).name for role in set(PLACEHOLDERS.values())
                  if getattr(args, role)}
-        for name, prompt in prompts.items():
+        for prompt in prompts.values():
             bind_inputs(prompt, files)
         print(json.dumps(prompts, indent=1))
         return 0
@@ -592,10 +606,14 @@ def main(argv: list[str] | None = None) -> int:
                 client.download(item, args.out / name / rel)
             files.append({"node": nid, "file": str(rel), "type": item.get("type", "output")})
         status = "error" if error else "success"
+        reports = output_texts(entry, prompt)
         summary.append({**record, "status": status, "prompt_id": prompt_id,
-                        "seconds": round(seconds, 2), "error": error, "files": files})
+                        "seconds": round(seconds, 2), "error": error, "files": files,
+                        "reports": reports})
         print(f"[{name}] {status} in {seconds:.1f} s, {len(files)} file(s)"
               + (f"\n  {error}" if error else ""), flush=True)
+        for title, text in reports.items():
+            print(f"  report {title}: {text}")
 
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"summary: {args.out / 'summary.json'}")

@@ -283,6 +283,8 @@ class FakeComfy:
         outputs = {nid: {"images": [{"filename": f"{nid}.mp4", "subfolder": "dance_reenact",
                                      "type": "output"}], "animated": [True]}
                    for nid, spec in prompt.items() if spec["class_type"] == "SaveVideo"}
+        outputs.update({nid: {"text": [f"report of {nid}"]} for nid, spec in prompt.items()
+                        if spec["class_type"] == "PreviewAny"})
         return {pid: {"outputs": outputs, "status": {"status_str": "success",
                                                       "completed": True, "messages": []}}}
 
@@ -330,6 +332,9 @@ def test_client_uploads_queues_polls_and_downloads(object_info, inputs, tmp_path
     assert [s["status"] for s in summary] == ["success", "success"]
     assert (out / "offline_weightless" / "dance_reenact" / f"{save}.mp4").read_bytes(
         ).startswith(f"VIDEO/view?filename={save}.mp4".encode())
+    previews = _ids("offline_weightless", "PreviewAny")
+    assert len(summary[0]["reports"]) == len(previews)
+    assert all(text.startswith("report of ") for text in summary[0]["reports"].values())
     # preprocessing: one downloaded file per Save Video node
     assert len(summary[1]["files"]) == len(_ids("preprocessing", "SaveVideo"))
 
