@@ -4,12 +4,12 @@ person masks and DensePose I/U/V (SPEC §1-§4)."""
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..models.cache import model_cache
 from ..models.perception.base import Detection, mask_from_keypoints
 from ..models.perception.densepose import (
     DensePoseMap,
@@ -230,24 +230,23 @@ def _pose_estimator(node: str, backend: str, **kw: Any) -> PoseEstimator:
 # --------------------------------------------------------------------------------------------
 
 DENSEPOSE_BACKENDS = ("weightless", "densepose_r50")
-_ts_cache: dict[tuple[str, str], DensePoseTorchScript] = {}
-_ts_lock = threading.Lock()
+DENSEPOSE_KIND = "densepose"  # in the pack's model cache, one network at a time
 
 
 def _torchscript_runner(node: str) -> DensePoseTorchScript:
     path = resolve("densepose_r50")  # sha256-pinned: TorchScript runs code when loaded
     device = get_device()
-    key = (str(path), str(device))
-    with _ts_lock:
-        if key not in _ts_cache:
-            try:
-                module = load_densepose_torchscript(path, device)
-            except ValueError as exc:
-                raise WeightError(f"{exc}. Delete {path} and run again to re-download it.") \
-                    from exc
-            _ts_cache.clear()
-            _ts_cache[key] = DensePoseTorchScript(module, device=device)
-        return _ts_cache[key]
+
+    def load() -> DensePoseTorchScript:
+        try:
+            module = load_densepose_torchscript(path, device)
+        except ValueError as exc:
+            raise WeightError(f"{exc}. Delete {path} and run again to re-download it.") \
+                from exc
+        return DensePoseTorchScript(module, device=device)
+
+    return model_cache().get_or_create(DENSEPOSE_KIND, (str(path), str(device)), load,
+                                       device=device, kind_limit=1)
 
 
 def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str,
