@@ -32,7 +32,7 @@ from .sockets import (
     check_image,
     check_same_length,
     frame_to_rgb_uint8,
-    rgb_uint8_to_image,
+    rgb_frames_to_image,
 )
 from .utility import check_pose_keypoint
 
@@ -171,7 +171,7 @@ class HumanParse:
                 bar.update()
         labels = torch.from_numpy(labels_out)
         parsing = Parsing(labels)
-        preview = rgb_uint8_to_image(colorize_labels(labels_out))
+        preview = rgb_frames_to_image(b, lambda i: colorize_labels(labels_out[i]))
         mask = torch.from_numpy(group_mask(labels_out, mask_group).astype(np.float32))
         report = f"{backend}: {b} frame(s), keypoints " + (
             "from the connected POSE_KEYPOINT" if given is not None else

@@ -40,7 +40,7 @@ from .sockets import (
     check_mask,
     check_pose_frames,
     frame_to_rgb_uint8,
-    rgb_uint8_to_image,
+    rgb_frames_to_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -202,9 +202,8 @@ class OpenPose:
         report = "; ".join([text, *notes])
         frames_out = [people_to_frame(found, w, h, normalized=coordinates == "normalized")
                       for found in persons]
-        sticks = [draw_pose(found, h, w) for found in persons]
-        return (frames_out, rgb_uint8_to_image(sticks), masks, ",".join(map(str, counts)),
-                report)
+        sticks = rgb_frames_to_image(n, lambda i: draw_pose(persons[i], h, w))
+        return frames_out, sticks, masks, ",".join(map(str, counts)), report
 
 
 def _few(frames: list[int], limit: int = 12) -> str:
@@ -380,8 +379,8 @@ class DensePoseNode:
             report += f"; no person in {len(missing)} frame(s) ({_few(missing)}): {how}"
         else:
             report += "; a person in every frame"
-        previews = [colorize_densepose(index[i].numpy()) for i in range(n)]
-        return DensePose(index=index, u=u, v=v), rgb_uint8_to_image(previews), report
+        previews = rgb_frames_to_image(n, lambda i: colorize_densepose(index[i].numpy()))
+        return DensePose(index=index, u=u, v=v), previews, report
 
     @staticmethod
     def _fill(missing: list[int], people: list[Person | None], network: bool, person_mask: Any,
