@@ -5,8 +5,9 @@ loads no weights and downloads nothing.
 """
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .nodes.runtime import register_model_folder
+from .nodes.runtime import register_memory_hooks, register_model_folder
 
 register_model_folder()
+register_memory_hooks()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

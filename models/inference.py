@@ -3,10 +3,10 @@
 :func:`prepare_for_inference` returns an eval-mode copy of a module made for running, not
 training: BatchNorm folded into the convolution before it (eval statistics are constants, so
 ``bn(conv(x))`` is one convolution), weights in channels-last memory format (oneDNN's and
-cuDNN's fast layout for convolutions), and on CUDA half precision. The copy is cached per
-(module, device, options) and rebuilt when the module's parameters change (an optimiser step,
-``load_state_dict``), so library inference functions can call it on every batch. The caller's
-module is never modified.
+cuDNN's fast layout for convolutions), and on CUDA half precision. The copy is kept in the
+pack's model cache (:mod:`.cache`, one entry per module, for its device and options) and
+rebuilt when the module's parameters change (an optimiser step, ``load_state_dict``), so
+library inference functions can call it on every batch. The caller's module is never modified.
 
 Measured on this project's 2-core CPU (README, Benchmark): with inference mode, P2B runs
 1.2x and B2F 2.1x faster than the naive eager NCHW path, at about 75% of the fp32 matmul
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .cache import model_cache
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +103,21 @@ def fold_batchnorm(module: nn.Module) -> int:
     return n
 
 
-# module -> (key, prepared copy); weak so a dropped model frees its copy too
-_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = \
-    weakref.WeakKeyDictionary()
+_KIND = "inference"
+
+
+class _Prepared:
+    """A cache entry (kind ``inference``, key ``id(module)``): the copy and what it was made
+    from. The module is held weakly: when it is garbage collected its entry goes too."""
+
+    def __init__(self, module: nn.Module, key: tuple, prepared: nn.Module) -> None:
+        self.source = weakref.ref(module)
+        self.key = key
+        self.prepared = prepared
+        self._finalizer = weakref.finalize(module, model_cache().discard, _KIND, id(module))
+
+    def close(self) -> None:  # evicted: the dead module's finalizer has nothing left to drop
+        self._finalizer.detach()
 
 
 def _state_key(module: nn.Module) -> tuple:
@@ -120,7 +134,7 @@ def _state_key(module: nn.Module) -> tuple:
 
 def clear_cache() -> None:
     """Drop every cached inference copy."""
-    _CACHE.clear()
+    model_cache().clear(_KIND)
 
 
 def prepare_for_inference(module: nn.Module, device: torch.device | str, *,
@@ -136,9 +150,12 @@ def prepare_for_inference(module: nn.Module, device: torch.device | str, *,
     dev = torch.device(device)
     opts = options or options_for(dev)
     key = (str(dev), opts, _state_key(module))
-    hit = _CACHE.get(module)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    cache = model_cache()
+    hit = cache.get(_KIND, id(module))
+    if hit is not None and hit.source() is module and hit.key == key:
+        return hit.prepared
+    if hit is not None:  # a changed module (or a dead one whose id was reused): rebuild
+        cache.discard(_KIND, id(module))
     with torch.inference_mode(False), torch.no_grad():
         prepared = copy.deepcopy(module).eval()
         folded = fold_batchnorm(prepared) if opts.fold_bn else 0
@@ -156,7 +173,7 @@ def prepare_for_inference(module: nn.Module, device: torch.device | str, *,
     prepared._inference_options = opts
     logger.debug("inference copy of %s on %s: %s, %d BatchNorms folded",
                  type(module).__name__, dev, opts, folded)
-    _CACHE[module] = (key, prepared)
+    cache.get_or_create(_KIND, id(module), lambda: _Prepared(module, key, prepared), device=dev)
     return prepared
 
 

@@ -20,6 +20,7 @@ from ..models.appearance import (
     load_pretrained_encoder,
 )
 from ..models.b2f import B2FGenerator, run_b2f_frames
+from ..models.cache import model_cache
 from ..models.inference import batch_size_for
 from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
@@ -184,7 +185,7 @@ class PartCropper:
 # Appearance Encoder
 # --------------------------------------------------------------------------------------------
 
-_ENCODER_CACHE: dict[str, torch.nn.Module] = {}
+ENCODER_KIND = "appearance_encoder"  # in the pack's model cache, keyed by device
 
 
 class AppearanceEncoderNode:
@@ -225,14 +226,13 @@ class AppearanceEncoderNode:
             raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
                                  "choose pretrained or weightless")
         device = get_device()
-        key = str(device)
         try:
-            if key not in _ENCODER_CACHE:
-                _ENCODER_CACHE[key] = load_pretrained_encoder(device)
+            encoder = model_cache().get_or_create(
+                ENCODER_KIND, str(device), lambda: load_pretrained_encoder(device),
+                device=device, kind_limit=1)
         except WeightError as exc:
             raise NodeInputError(node, "backend", str(exc), "place the files as the message "
                                  "says, or use backend=weightless with the warp B2F") from exc
-        encoder = _ENCODER_CACHE[key]
         with torch.inference_mode():
             e_z = encoder(crops_to_tensor(parts.crops).to(device), parts.present.to(device))
         return (Appearance(embedding=e_z.cpu(), encoder_id=ENCODER_ID, extras=extras),)

@@ -287,7 +287,12 @@ class FaceRefine:
                 report = (f"FaceRefine: skipped, {why}; all {b} frames passed through "
                           "unchanged (use a photo with a larger face, or lower min_face_px).")
                 logger.warning(report)
-                return torch.stack([passthrough(i) for i in range(b)]), b, report
+                if frames.dtype == torch.float32 and frames.shape[-1] == 3:
+                    return frames, b, report  # unchanged: no copy of the video
+                out = torch.empty((b, h, w, 3), dtype=torch.float32)
+                for i in range(b):  # gray / RGBA: converted frame by frame into the output
+                    out[i] = passthrough(i)
+                return out, b, report
             face_target = FaceTarget.from_image(target_rgb, found_t.landmarks)
             embedding = None
             if face_model.module is not None:

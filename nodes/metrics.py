@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..models import metrics as M
+from ..models.cache import model_cache
 from ..models.evaluation import format_table
 from ..models.weights import WeightError
 from .runtime import NodeInputError, Progress, get_device
@@ -29,15 +31,12 @@ logger = logging.getLogger(__name__)
 CATEGORY = "dance_reenact/metrics"
 NOT_COMPUTED = -1.0
 CHUNK = 8
-_MODEL_CACHE: dict[tuple, torch.nn.Module] = {}
+METRIC_KIND = "metric_network"  # LPIPS / FID networks in the pack's model cache
 
 
-def _cached(key: tuple, build: Any) -> Any:
-    if key not in _MODEL_CACHE:
-        if len(_MODEL_CACHE) >= 3:
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-        _MODEL_CACHE[key] = build()
-    return _MODEL_CACHE[key]
+def _cached(key: tuple, build: Callable[[], torch.nn.Module],
+            device: torch.device) -> torch.nn.Module:
+    return model_cache().get_or_create(METRIC_KIND, key, build, device=device, kind_limit=3)
 
 
 def _check_pair_sizes(node: str, a: tuple[int, ...], b: tuple[int, ...], what: str) -> int:
@@ -227,7 +226,7 @@ class ImageMetrics:
             try:
                 lp_model = _cached(("lpips", backbone, src, str(device)),
                                    lambda: M.load_lpips(backbone, backbone_weights=src,
-                                                        device=device))
+                                                        device=device), device)
             except WeightError as exc:
                 raise NodeInputError(node, "lpips", str(exc).rstrip("."),
                                      "provide the weights as described, or set lpips to off"
@@ -235,7 +234,7 @@ class ImageMetrics:
         fid_model = None
         if fid:
             fid_model = _cached(("fid", str(device)), lambda: M.load_fid_inception(
-                device=device))
+                device=device), device)
         rows: list[dict[str, float]] = []
         fp, fg = [], []
         with Progress(n, node) as bar:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..models.cache import model_cache
 from ..models.perception.geometric_parsing import is_grayscale
 from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
 from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
@@ -32,27 +32,24 @@ from .sockets import (
     check_image,
     check_same_length,
     frame_to_rgb_uint8,
-    rgb_uint8_to_image,
+    rgb_frames_to_image,
 )
 from .utility import check_pose_keypoint
 
 logger = logging.getLogger(__name__)
 NODE = "Human Parse"
 
-_parsers: dict[tuple[str, str], HumanParser] = {}
-_parsers_lock = threading.Lock()
+PARSER_KIND = "human_parser"  # the SCHP networks in the pack's model cache
 
 
 def get_parser(backend: str, device: torch.device) -> HumanParser:
-    """A loaded backend, cached so a workflow re-run does not reload 267 MB of weights."""
-    key = (backend, str(device))
-    with _parsers_lock:
-        if key not in _parsers:
-            if backend != WEIGHTLESS:  # keep one network in memory at a time
-                for k in [k for k in _parsers if k[0] != WEIGHTLESS]:
-                    del _parsers[k]
-            _parsers[key] = HumanParser(backend, device=device)
-        return _parsers[key]
+    """A loaded backend, cached so a workflow re-run does not reload 267 MB of weights; one
+    network in memory at a time (the weightless backend loads nothing and is not cached)."""
+    if backend == WEIGHTLESS:
+        return HumanParser(backend, device=device)
+    return model_cache().get_or_create(PARSER_KIND, (backend, str(device)),
+                                       lambda: HumanParser(backend, device=device),
+                                       device=device, kind_limit=1)
 
 
 def _frames_people(pose_keypoint: Any, n_frames: int, height: int,
@@ -174,7 +171,7 @@ class HumanParse:
                 bar.update()
         labels = torch.from_numpy(labels_out)
         parsing = Parsing(labels)
-        preview = rgb_uint8_to_image(colorize_labels(labels_out))
+        preview = rgb_frames_to_image(b, lambda i: colorize_labels(labels_out[i]))
         mask = torch.from_numpy(group_mask(labels_out, mask_group).astype(np.float32))
         report = f"{backend}: {b} frame(s), keypoints " + (
             "from the connected POSE_KEYPOINT" if given is not None else

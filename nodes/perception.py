@@ -4,12 +4,12 @@ person masks and DensePose I/U/V (SPEC §1-§4)."""
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..models.cache import model_cache
 from ..models.perception.base import Detection, mask_from_keypoints
 from ..models.perception.densepose import (
     DensePoseMap,
@@ -40,7 +40,7 @@ from .sockets import (
     check_mask,
     check_pose_frames,
     frame_to_rgb_uint8,
-    rgb_uint8_to_image,
+    rgb_frames_to_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -202,9 +202,8 @@ class OpenPose:
         report = "; ".join([text, *notes])
         frames_out = [people_to_frame(found, w, h, normalized=coordinates == "normalized")
                       for found in persons]
-        sticks = [draw_pose(found, h, w) for found in persons]
-        return (frames_out, rgb_uint8_to_image(sticks), masks, ",".join(map(str, counts)),
-                report)
+        sticks = rgb_frames_to_image(n, lambda i: draw_pose(persons[i], h, w))
+        return frames_out, sticks, masks, ",".join(map(str, counts)), report
 
 
 def _few(frames: list[int], limit: int = 12) -> str:
@@ -230,24 +229,23 @@ def _pose_estimator(node: str, backend: str, **kw: Any) -> PoseEstimator:
 # --------------------------------------------------------------------------------------------
 
 DENSEPOSE_BACKENDS = ("weightless", "densepose_r50")
-_ts_cache: dict[tuple[str, str], DensePoseTorchScript] = {}
-_ts_lock = threading.Lock()
+DENSEPOSE_KIND = "densepose"  # in the pack's model cache, one network at a time
 
 
 def _torchscript_runner(node: str) -> DensePoseTorchScript:
     path = resolve("densepose_r50")  # sha256-pinned: TorchScript runs code when loaded
     device = get_device()
-    key = (str(path), str(device))
-    with _ts_lock:
-        if key not in _ts_cache:
-            try:
-                module = load_densepose_torchscript(path, device)
-            except ValueError as exc:
-                raise WeightError(f"{exc}. Delete {path} and run again to re-download it.") \
-                    from exc
-            _ts_cache.clear()
-            _ts_cache[key] = DensePoseTorchScript(module, device=device)
-        return _ts_cache[key]
+
+    def load() -> DensePoseTorchScript:
+        try:
+            module = load_densepose_torchscript(path, device)
+        except ValueError as exc:
+            raise WeightError(f"{exc}. Delete {path} and run again to re-download it.") \
+                from exc
+        return DensePoseTorchScript(module, device=device)
+
+    return model_cache().get_or_create(DENSEPOSE_KIND, (str(path), str(device)), load,
+                                       device=device, kind_limit=1)
 
 
 def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str,
@@ -381,8 +379,8 @@ class DensePoseNode:
             report += f"; no person in {len(missing)} frame(s) ({_few(missing)}): {how}"
         else:
             report += "; a person in every frame"
-        previews = [colorize_densepose(index[i].numpy()) for i in range(n)]
-        return DensePose(index=index, u=u, v=v), rgb_uint8_to_image(previews), report
+        previews = rgb_frames_to_image(n, lambda i: colorize_densepose(index[i].numpy()))
+        return DensePose(index=index, u=u, v=v), previews, report
 
     @staticmethod
     def _fill(missing: list[int], people: list[Person | None], network: bool, person_mask: Any,

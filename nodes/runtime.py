@@ -2,6 +2,7 @@
 
 Inside ComfyUI this uses ``comfy.model_management`` and ``comfy.utils.ProgressBar``; outside it
 (tests, the CLI) it falls back quietly to CUDA-if-available, a tqdm bar and no cancellation.
+:func:`register_memory_hooks` makes ComfyUI's memory management free the pack's model cache.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from ..models import weights
+from ..models.cache import model_cache
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,65 @@ def get_device() -> torch.device:
         except Exception:  # pragma: no cover - odd ComfyUI builds
             logger.debug("comfy.model_management.get_torch_device failed; falling back")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_HOOKED = "_dance_reenact_memory_hooks"
+
+
+def register_memory_hooks() -> bool:
+    """Inside ComfyUI: free the pack's model cache (:mod:`..models.cache`) when ComfyUI frees
+    memory. ComfyUI has no registry for other caches, so its two entry points are wrapped
+    (once; the originals still run, first or last as below):
+
+    * ``unload_all_models`` (the "Free model and node cache" button, after an out-of-memory
+      error, ``--disable-smart-memory``): every cached entry is dropped (MediaPipe graphs
+      closed), then ``soft_empty_cache`` returns the freed blocks to the driver.
+    * ``free_memory(memory_required, device)`` (ComfyUI is about to load one of its models):
+      after ComfyUI has offloaded its own, if the device still has less free than required,
+      our entries on that device are dropped, then ``soft_empty_cache``.
+
+    Returns True when the hooks are in place (False outside ComfyUI).
+    """
+    mm = _comfy_mm()
+    if mm is None:
+        return False
+    if getattr(mm, _HOOKED, False):
+        return True
+    unload_all, free = getattr(mm, "unload_all_models", None), getattr(mm, "free_memory", None)
+    if not callable(unload_all) or not callable(free):
+        logger.warning("comfy.model_management has no unload_all_models/free_memory: the "
+                       "dance_reenact model cache is not freed by ComfyUI")
+        return False
+
+    def soft_empty() -> None:
+        try:
+            mm.soft_empty_cache()
+        except Exception:  # pragma: no cover - odd ComfyUI builds
+            logger.debug("soft_empty_cache failed", exc_info=True)
+
+    def unload_all_models(*args: Any, **kwargs: Any) -> Any:
+        try:
+            if model_cache().clear():
+                soft_empty()
+        except Exception:  # freeing our cache must never break ComfyUI's own
+            logger.warning("could not clear the dance_reenact model cache", exc_info=True)
+        return unload_all(*args, **kwargs)
+
+    def free_memory(memory_required: float, device: Any, *args: Any, **kwargs: Any) -> Any:
+        out = free(memory_required, device, *args, **kwargs)
+        try:
+            if mm.get_free_memory(device) < memory_required and model_cache().release(device):
+                soft_empty()
+        except Exception:
+            logger.warning("could not release the dance_reenact model cache", exc_info=True)
+        return out
+
+    unload_all_models.__wrapped__ = unload_all  # type: ignore[attr-defined]
+    free_memory.__wrapped__ = free  # type: ignore[attr-defined]
+    mm.unload_all_models, mm.free_memory = unload_all_models, free_memory
+    setattr(mm, _HOOKED, True)
+    logger.debug("dance_reenact model cache follows ComfyUI's memory management")
+    return True
 
 
 def check_interrupt() -> None:

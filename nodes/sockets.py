@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,22 +139,28 @@ def check_image(image: Any, node: str, name: str) -> torch.Tensor:
                              f" with values {lo}..{hi}; IMAGE values are float 0..1",
                              "convert it to float and divide by 255 (ComfyUI's Load Image "
                              "does this)")
-    if not bool(torch.isfinite(image).all()):
+    # aminmax propagates NaN and shows inf: no video-sized bool tensor from isfinite()
+    lo, hi = (float(v) for v in torch.aminmax(image.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise NodeInputError(node, name, "the image contains NaN or infinite values",
                              "fix the node that produced it")
-    check_unit_range(image, node, name, "image")
+    check_unit_range(image, node, name, "image", lo_hi=(lo, hi))
     return image
 
 
 RANGE_EPS = 1e-3  # float rounding of a resize or colour conversion, not another convention
 
 
-def check_unit_range(values: torch.Tensor, node: str, name: str, what: str) -> None:
+def check_unit_range(values: torch.Tensor, node: str, name: str, what: str, *,
+                     lo_hi: tuple[float, float] | None = None) -> None:
     """Raise a NodeInputError when float ``values`` leave [0, 1] by more than RANGE_EPS,
-    naming the range seen and the likely convention (0..255 or -1..1)."""
+    naming the range seen and the likely convention (0..255 or -1..1). ``lo_hi``: the
+    values' (min, max) when the caller already has them."""
     if values.numel() == 0:
         return
-    lo, hi = (float(v) for v in torch.aminmax(values.detach().float()))
+    # in the values' own dtype: a float() copy of a half-precision video is a full video
+    lo, hi = lo_hi if lo_hi is not None else \
+        (float(v) for v in torch.aminmax(values.detach()))
     if lo >= -RANGE_EPS and hi <= 1 + RANGE_EPS:
         return
     if lo >= -RANGE_EPS and hi <= 255 + RANGE_EPS:
@@ -190,11 +196,26 @@ def iter_rgb_frames(image: torch.Tensor) -> Iterator[np.ndarray]:
 
 
 def rgb_uint8_to_image(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
-    """uint8 RGB (B, H, W, 3) or a list of (H, W, 3) -> IMAGE float (B, H, W, 3)."""
-    arr = np.stack(frames) if isinstance(frames, list) else frames
-    if arr.ndim == 3:
-        arr = arr[None]
+    """uint8 RGB (B, H, W, 3) or a list of (H, W, 3) -> IMAGE float (B, H, W, 3).
+
+    A list is written frame by frame into the output (no stacked uint8 copy of the video)."""
+    if isinstance(frames, list):
+        return rgb_frames_to_image(len(frames), frames.__getitem__)
+    arr = frames[None] if frames.ndim == 3 else frames
     return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+
+
+def rgb_frames_to_image(n: int, frame_at: Callable[[int], np.ndarray]) -> torch.Tensor:
+    """IMAGE float (n, H, W, 3) from ``frame_at(i)`` -> uint8 RGB (H, W, 3), each frame made
+    and converted straight into the output: no list or stack of the whole video (previews
+    of a long video would otherwise cost a quarter of the IMAGE again, twice)."""
+    if n < 1:
+        raise ValueError("no frames to convert")
+    first = frame_at(0)
+    out = torch.empty((n, *first.shape), dtype=torch.float32)
+    for i in range(n):
+        out[i] = torch.from_numpy(np.ascontiguousarray(first if i == 0 else frame_at(i)))
+    return out.div_(255.0)
 
 
 def check_mask(mask: Any, node: str, name: str) -> torch.Tensor:
@@ -210,11 +231,13 @@ def check_mask(mask: Any, node: str, name: str) -> torch.Tensor:
         raise NodeInputError(node, name, f"expected [batch, height, width], got "
                              f"{tuple(mask.shape)}", "connect a MASK output")
     mask = mask.float()
-    if not bool(torch.isfinite(mask).all()):
+    lo, hi = (float(v) for v in torch.aminmax(mask.detach()))  # NaN propagates, inf shows
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         bad = int((~torch.isfinite(mask)).flatten(1).any(1).nonzero()[0])
         raise NodeInputError(node, name, f"the mask contains NaN or infinite values (first in "
                              f"frame {bad})", "fix the node that produced it")
-    return mask.clamp(0, 1)
+    # a mask already in 0..1 is returned as is (the caller must not write into it)
+    return mask if 0.0 <= lo and hi <= 1.0 else mask.clamp(0, 1)
 
 
 MAX_CANVAS = 1 << 16

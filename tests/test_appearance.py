@@ -16,6 +16,7 @@ from weight_fakes import facenet_state_bytes, write_sparse_vgg19
 
 from dance_reenact.models import weights
 from dance_reenact.models.appearance import EMBED_DIM, ENCODER_ID
+from dance_reenact.models.cache import model_cache
 from dance_reenact.models.facenet import InceptionResnetV1, load_facenet
 from dance_reenact.models.vgg import load_vgg19_features
 from dance_reenact.models.weights import WeightError
@@ -50,7 +51,7 @@ def registry_with_fakes(fake_files, hub, weights_dir, monkeypatch):
     monkeypatch.setitem(weights.REGISTRY, "vgg19",
                         dataclasses.replace(vgg_spec, sha256=fake_files["vgg_sha"]))
     os.link(fake_files["vgg_path"], weights_dir / vgg_spec.disk_name)
-    monkeypatch.setattr(b2f_nodes, "_ENCODER_CACHE", {})
+    model_cache().clear(b2f_nodes.ENCODER_KIND)
     return hub
 
 
@@ -87,7 +88,7 @@ def test_pretrained_encoder_through_the_registry(registry_with_fakes, weights_di
 
 def test_missing_weights_offline_is_a_clear_node_error(weights_dir, monkeypatch, astronaut):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(b2f_nodes, "_ENCODER_CACHE", {})
+    model_cache().clear(b2f_nodes.ENCODER_KIND)
     with pytest.raises(NodeInputError, match=r"\[Appearance Encoder\].*facenet.*Fix"):
         AppearanceEncoderNode().encode(_parts(astronaut), "pretrained")
     # the weightless backend needs nothing

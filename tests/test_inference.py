@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dance_reenact.models.b2f import SPADE, B2FGenerator, run_b2f_frame
+from dance_reenact.models.cache import model_cache
 from dance_reenact.models.inference import (
     fold_batchnorm,
     inference_input,
@@ -146,14 +147,17 @@ class _CountingEncoder(nn.Module):
 
 
 @pytest.mark.parametrize("n_frames", [5])
-def test_appearance_encoded_once_for_a_whole_video(monkeypatch, n_frames):
+def test_appearance_encoded_once_for_a_whole_video(request, n_frames):
     from dance_reenact.nodes import b2f as node_mod
     from dance_reenact.nodes.runtime import get_device
     from dance_reenact.nodes.sockets import ModelHandle, Parsing, Parts
 
     torch.manual_seed(0)
     encoder = _CountingEncoder(40)
-    monkeypatch.setitem(node_mod._ENCODER_CACHE, str(get_device()), encoder)
+    cache = model_cache()
+    cache.clear(node_mod.ENCODER_KIND)
+    request.addfinalizer(lambda: cache.clear(node_mod.ENCODER_KIND))  # no fake left behind
+    cache.get_or_create(node_mod.ENCODER_KIND, str(get_device()), lambda: encoder)
     net = B2FGenerator(**B2F_TINY).eval()
     projections = []
     net.fc.register_forward_hook(lambda *_: projections.append(1))

@@ -8,6 +8,7 @@ import torch
 from executor import run_workflow
 from metrics_fixtures import fid_inception_bytes, serve_fid_inception, serve_lpips_head
 
+from dance_reenact.models.cache import model_cache
 from dance_reenact.models.schema import LABEL
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes import metrics as metric_nodes
@@ -18,9 +19,9 @@ from dance_reenact.nodes.sockets import DensePose, Parsing
 
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
-    metric_nodes._MODEL_CACHE.clear()
+    model_cache().clear(metric_nodes.METRIC_KIND)
     yield
-    metric_nodes._MODEL_CACHE.clear()
+    model_cache().clear(metric_nodes.METRIC_KIND)
 
 
 def _parsing(frames: list[np.ndarray]) -> Parsing:

@@ -284,10 +284,12 @@ def test_onnx_backend_matches_torch(tmp_path):
 
 @pytest.fixture
 def fresh_node_cache(monkeypatch):
+    from dance_reenact.models.cache import model_cache
     from dance_reenact.nodes import parsing as parsing_nodes
 
-    monkeypatch.setattr(parsing_nodes, "_parsers", {})
-    return parsing_nodes
+    model_cache().clear(parsing_nodes.PARSER_KIND)
+    yield parsing_nodes
+    model_cache().clear(parsing_nodes.PARSER_KIND)
 
 
 @pytest.mark.slow
@@ -307,7 +309,10 @@ def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, serv
     assert torch.equal(mask[0] > 0, torch.from_numpy(np.isin(labels, (20, 21))))
     # the cached network, made to see "Right-arm" everywhere: both hands get painted at the
     # hand keypoints MediaPipe found (or derived from the forearms)
-    (parser,) = fresh_node_cache._parsers.values()
+    from dance_reenact.models.cache import model_cache
+
+    (key,) = model_cache().keys(fresh_node_cache.PARSER_KIND)
+    parser = model_cache().get(*key)
     _forced_class(parser._schp.net, 15)
     labels = fresh_node_cache.HumanParse().parse(image, backend="schp_lip")[0].labels[0].numpy()
     person = detect_people(astronaut)[0].person

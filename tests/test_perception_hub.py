@@ -15,6 +15,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from dance_reenact.models import weights
+from dance_reenact.models.cache import model_cache
 from dance_reenact.models.perception import pose as pose_mod
 from dance_reenact.models.schema import BODY, DENSEPOSE_COLORS, DENSEPOSE_PART
 from dance_reenact.nodes import perception as perc
@@ -25,10 +26,10 @@ from dance_reenact.nodes.sockets import DensePose, rgb_uint8_to_image
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     pose_mod.clear_cache()
-    perc._ts_cache.clear()
+    model_cache().clear(perc.DENSEPOSE_KIND)
     yield
     pose_mod.clear_cache()
-    perc._ts_cache.clear()
+    model_cache().clear(perc.DENSEPOSE_KIND)
 
 
 def _serve(hub, monkeypatch, name: str, data: bytes) -> None:

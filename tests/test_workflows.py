@@ -15,6 +15,7 @@ import torch
 from executor import run_workflow
 from workflow_format import node_defs_from_classes, ui_to_api
 
+from dance_reenact.models.cache import model_cache
 from dance_reenact.models.schema import BODY, LABEL
 from dance_reenact.models.synthetic import random_body, random_pose, render
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
@@ -617,10 +618,6 @@ def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
     import os
 
     from dance_reenact.models import weights
-    from dance_reenact.models.perception import pose as pose_mod
-    from dance_reenact.nodes import b2f as b2f_nodes
-    from dance_reenact.nodes import parsing as parsing_nodes
-    from dance_reenact.nodes import perception as perc
 
     d, paths = learned_files
     for name, path in paths.items():
@@ -635,10 +632,7 @@ def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
     for local in ("p2b.safetensors", "b2f.safetensors", "face_refine.safetensors"):
         os.link(d / local, weights_dir / local)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # everything is local: nothing may download
-    monkeypatch.setattr(parsing_nodes, "_parsers", {})
-    monkeypatch.setattr(b2f_nodes, "_ENCODER_CACHE", {})
-    monkeypatch.setattr(perc, "_ts_cache", {})
-    pose_mod.clear_cache()
+    model_cache().clear()  # nothing loaded by an earlier test may stand in for these files
 
 
 @pytest.mark.slow

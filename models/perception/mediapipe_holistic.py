@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
+from ..cache import model_cache
 from ..schema import BODY, NUM_BODY, NUM_FACE, NUM_HAND, Person
 from .base import Detection, derive_hand
 
@@ -282,17 +283,13 @@ def _derive_missing_hands(person: Person, lms, sx: float, sy: float) -> set[str]
     return derived
 
 
-_shared: dict[tuple[bool, bool], HolisticDetector] = {}
-_shared_lock = threading.Lock()
-
-
 def _shared_detector(with_mask: bool, derive_hands: bool) -> HolisticDetector:
-    key = (with_mask, derive_hands)
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = HolisticDetector(static_image_mode=True, with_mask=with_mask,
-                                            derive_hands=derive_hands)
-        return _shared[key]
+    """The photo-mode graph for these options, kept in the pack's model cache (closed when
+    evicted or cleared)."""
+    return model_cache().get_or_create(
+        "mediapipe_static", (with_mask, derive_hands),
+        lambda: HolisticDetector(static_image_mode=True, with_mask=with_mask,
+                                 derive_hands=derive_hands))
 
 
 def detect_people(rgb: np.ndarray, *, with_mask: bool = True,

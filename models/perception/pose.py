@@ -23,16 +23,14 @@ people found only in an enlarged crop.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from ..cache import model_cache
 from ..weights import resolve
 from .base import Detection, HandGapFiller, fill_missing_hands, mask_from_keypoints
 
@@ -85,28 +83,13 @@ POSE_WEIGHTS: dict[str, tuple[str, ...]] = {
     "dwpose": ("dwpose_detector", "dwpose_wholebody"),
 }
 
-_cache: OrderedDict[tuple, Any] = OrderedDict()
-_cache_lock = threading.Lock()
-_CACHE_SIZE = 2
-
-
-def _cached(key: tuple, build: Callable[[], Any]) -> Any:
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    model = build()
-    with _cache_lock:
-        _cache[key] = model
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return model
+_KIND = "pose"
+_KIND_LIMIT = 2  # pose networks kept loaded at once
 
 
 def clear_cache() -> None:
     """Forget loaded pose networks (frees their memory)."""
-    with _cache_lock:
-        _cache.clear()
+    model_cache().clear(_KIND)
 
 
 class PoseEstimator:
@@ -161,7 +144,9 @@ class PoseEstimator:
             paths.append(resolve("openpose_face", allow_download=allow_download)
                          if face else None)
             key = ("openpose", *map(str, paths), dev)
-            self._run = _cached(key, lambda: OpenPoseAux(*paths, device=dev))
+            self._run = model_cache().get_or_create(
+                _KIND, key, lambda: OpenPoseAux(*paths, device=dev), device=dev,
+                kind_limit=_KIND_LIMIT)
         else:
             from .dwpose import DWPoseOnnx
 
@@ -170,7 +155,9 @@ class PoseEstimator:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] \
                 if dev.startswith("cuda") else ["CPUExecutionProvider"]
             key = ("dwpose", str(det_p), str(pose_p), dev)
-            self._run = _cached(key, lambda: DWPoseOnnx(det_p, pose_p, providers=providers))
+            self._run = model_cache().get_or_create(
+                _KIND, key, lambda: DWPoseOnnx(det_p, pose_p, providers=providers),
+                device=dev, kind_limit=_KIND_LIMIT)
         if backend != "mediapipe":
             self._static = self._run
 
