@@ -119,7 +119,6 @@ def test_mask_blend_holds_only_its_outputs():
 
 @pytest.fixture(scope="module")
 def face_model():
-    pytest.importorskip("mediapipe")
     from dance_reenact.nodes.face import LoadFaceRefine
 
     return LoadFaceRefine().load("weightless", "mediapipe")[0]
