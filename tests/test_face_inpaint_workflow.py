@@ -30,7 +30,7 @@ def test_photo_clean_plate_and_face_refine_workflow(astronaut):
     out = run_workflow(prompt, NODE_CLASS_MAPPINGS)
     mask = out["pose"][2]
     assert mask.shape == (1, 256, 256) and 0.1 < float(mask.mean()) < 0.9
-    (plate,) = out["plate"]
+    plate, _ = out["plate"]  # (image, report)
     changed = (plate != photo).any(-1)
     grown = torch.nn.functional.max_pool2d(mask[None], 13, 1, 6)[0] > 0.5  # dilate 6
     assert changed[mask > 0.5].float().mean() > 0.5 and not changed[~grown].any()
