@@ -48,6 +48,9 @@ from .schema import LABEL, NUM_LABELS, Person
 from .warp import _HEAD_POINTS, PART_ID, _head_point, assign_parts, joints, retarget_skeleton
 
 __all__ = [
+    "complete_limbs",
+    "warp_parsing_mesh",
+    "warp_frame_mesh",
     "LAYERS",
     "BONES",
     "Layer",
@@ -628,9 +631,9 @@ def layer_order(driver: Person) -> tuple[str, ...]:
     """Back-to-front layer order for one driver frame.
 
     Front view (the subject's right shoulder on the image's left): legs, torso, arms, so arms
-    pass in front of the body. Back view (shoulders swapped): arms behind the torso. In a
-    near-profile the arm on the camera's side (the one whose shoulder is lower in x-order
-    consistency is ambiguous) keeps the front-view order.
+    pass in front of the body. Back view (shoulders clearly swapped, or swapped with no face
+    keypoint): arms behind the torso. A near-profile, where the shoulder order is ambiguous,
+    keeps the front-view order.
     """
     j = joints(driver)
     rs, ls = j.get("right_shoulder"), j.get("left_shoulder")
