@@ -679,7 +679,8 @@ class BodyRig:
             ValueError: the labels show no person, or the keypoints no body.
         """
         labels = np.asarray(labels, np.uint8)
-        if image is None:  # labels only (the P2B warp): a flat texture
+        labels_only = image is None
+        if labels_only:  # the P2B warp: a flat texture, no colour work
             image = np.zeros(labels.shape + (3,), np.uint8)
         if labels.ndim != 2 or image.shape[:2] != labels.shape:
             raise ValueError(f"image {image.shape} and labels {labels.shape} differ in size")
@@ -753,7 +754,7 @@ class BodyRig:
 
         # textures, per layer (the torso completed where arms covered it)
         rgb = np.ascontiguousarray(image[..., :3]).copy()
-        bg_centres = _colour_centres(rgb[~person_mask])
+        bg_centres = None if labels_only else _colour_centres(rgb[~person_mask])
         lab_layers, rgb_layers, alpha_layers = [], [], []
         layers: list[Layer] = []
         grow = 4
@@ -765,7 +766,8 @@ class BodyRig:
                 # the hidden torso takes the nearest torso label, and texture copied by
                 # PatchMatch from the torso's own pixels only (never from the arm over it)
                 _fill_labels_from(lab, torso_px, hidden)
-                tex = _complete_hidden(tex, hidden, torso_px & ~hidden)
+                if not labels_only:
+                    tex = _complete_hidden(tex, hidden, torso_px & ~hidden)
             core = _texture_core(rgb, m, fringe, bg_centres)
             around = cv2.dilate(m.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1),
                                                            np.uint8)) > 0

@@ -335,3 +335,17 @@ def test_the_grayscale_camera_man_dances_as_one_person():
         assert pieces(r.alpha) == 1, i
         head = np.isin(r.labels, head_labels).astype(np.float32)
         assert pieces(head, speck=0.05) == 1, i
+
+
+def test_p2b_rig_without_the_photo_renders_the_same_labels_as_b2f(body_and_rig):
+    """The P2B node builds its rig from the parsing alone, B2F from the photo too: the same
+    deformation, so their labels agree pixel for pixel (also with an arm over the torso)."""
+    body, src, rig = body_and_rig
+    labels_only = BodyRig.build(None, src.labels, src.person)
+    rng = np.random.default_rng(9)
+    for _ in range(4):
+        d = S.render(body, S.random_pose(rng, body), H, W).person
+        (s,) = clip_scales(src.person, [d])
+        a = warp_parsing_mesh(labels_only, d, s, (H, W))
+        b = rig.render(d, s, (H, W)).labels
+        assert np.array_equal(a, b)
