@@ -126,6 +126,7 @@ def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
                  length_mode: str = "loop", fit: str = "cover", erode: int = 0,
                  feather: float = 0.0,
                  on_frame: Callable[[int, int], None] | None = None,
+                 extras: bool = True,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Composite ``z`` over ``background`` through ``m``, frame by frame.
 
@@ -138,6 +139,8 @@ def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
         fit: how a background of another size is fitted (``cover``/``contain``/``stretch``).
         erode, feather: mask post-processing (:func:`prepare_mask`).
         on_frame: called as (done, total) after every frame (progress, cancellation).
+        extras: also fill the foreground RGBA and the mask; False returns them as one black
+            frame each ((1, H, W, 4), (1, H, W)) and saves two video-sized outputs.
     Returns:
         composite (T, H, W, 3), foreground RGBA (T, H, W, 4) = (z, mask), mask (T, H, W).
     """
@@ -153,8 +156,9 @@ def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
     h, w = z.shape[1], z.shape[2]
     device = z.device
     comp = torch.empty(total, h, w, 3, dtype=torch.float32, device=device)
-    rgba = torch.empty(total, h, w, 4, dtype=torch.float32, device=device)
-    alpha = torch.empty(total, h, w, dtype=torch.float32, device=device)
+    k = total if extras else 1
+    rgba = torch.zeros(k, h, w, 4, dtype=torch.float32, device=device)
+    alpha = torch.zeros(k, h, w, dtype=torch.float32, device=device)
     cached_idx, cached_bg = -1, None
     for i in range(total):
         bi = background_index(i, nb, length_mode)
@@ -165,9 +169,10 @@ def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
         mi = prepare_mask(m[i if nm > 1 else 0], erode=erode, feather=feather)
         mi3 = mi.unsqueeze(-1)
         torch.add(zi * mi3, cached_bg * (1.0 - mi3), out=comp[i])
-        rgba[i, ..., :3] = zi
-        rgba[i, ..., 3] = mi
-        alpha[i] = mi
+        if extras:
+            rgba[i, ..., :3] = zi
+            rgba[i, ..., 3] = mi
+            alpha[i] = mi
         if on_frame is not None:
             on_frame(i + 1, total)
     return comp, rgba, alpha

@@ -41,6 +41,13 @@ class MaskBlend:
                 "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
                                       "tooltip": "Soften the mask edge (Gaussian sigma, px)."}),
             },
+            "optional": {
+                "foreground_outputs": ("BOOLEAN", {"default": True, "tooltip":
+                                       "Fill the foreground_rgba and alpha outputs. Off: they "
+                                       "are one black frame each, which saves two video-sized "
+                                       "outputs ComfyUI would keep in memory (turn it off when "
+                                       "nothing is connected to them)."}),
+            },
         }
 
     RETURN_TYPES = (IMAGE, IMAGE, MASK)
@@ -58,7 +65,8 @@ class MaskBlend:
                    "Changing only the background re-runs only this node.")
 
     def blend(self, image: Any, mask: Any, background: Any, length_mode: str = "loop",
-              fit: str = "cover", erode: int = 0, feather: float = 0.0
+              fit: str = "cover", erode: int = 0, feather: float = 0.0,
+              foreground_outputs: bool = True,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         node = "Mask Blend"
         z = check_image(image, node, "image")
@@ -80,7 +88,8 @@ class MaskBlend:
         with Progress(total, node) as bar:
             comp, rgba, alpha = blend_frames(z, m, b, length_mode=length_mode, fit=fit,
                                              erode=int(erode), feather=float(feather),
-                                             on_frame=lambda done, tot: bar.update())
+                                             on_frame=lambda done, tot: bar.update(),
+                                             extras=bool(foreground_outputs))
         return comp, rgba, alpha
 
 

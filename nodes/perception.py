@@ -125,6 +125,12 @@ class OpenPose:
                                 "POSE_KEYPOINT coordinates: pixels (as DWPose emits) or 0..1 "
                                 "(as comfyui_controlnet_aux's OpenPose emits)."}),
             },
+            "optional": {
+                "draw_stick_figure": ("BOOLEAN", {"default": True, "tooltip":
+                                      "Draw the stick_figure output. Off: it is one black "
+                                      "frame, which saves a video-sized output ComfyUI would "
+                                      "keep in memory (turn it off when nothing uses it)."}),
+            },
         }
 
     RETURN_TYPES = (POSE_KEYPOINT, IMAGE, MASK, "STRING", "STRING")
@@ -149,6 +155,7 @@ class OpenPose:
                person_index: int = 0, on_no_person: str = "interpolate",
                detect_hands: bool = True, detect_face: bool = True,
                derive_missing_hands: bool = True, coordinates: str = "pixels",
+               draw_stick_figure: bool = True,
                ) -> tuple[list[dict], torch.Tensor, torch.Tensor, str, str]:
         node = "OpenPose"
         image = check_image(image, node, "image")
@@ -202,7 +209,8 @@ class OpenPose:
         report = "; ".join([text, *notes])
         frames_out = [people_to_frame(found, w, h, normalized=coordinates == "normalized")
                       for found in persons]
-        sticks = rgb_frames_to_image(n, lambda i: draw_pose(persons[i], h, w))
+        sticks = rgb_frames_to_image(n, lambda i: draw_pose(persons[i], h, w)) \
+            if draw_stick_figure else torch.zeros((1, h, w, 3), dtype=torch.float32)
         return frames_out, sticks, masks, ",".join(map(str, counts)), report
 
 
@@ -284,6 +292,10 @@ class DensePoseNode:
                 "person_mask": (MASK, {"tooltip": "weightless: the person mask (e.g. from "
                                 "OpenPose). Without it MediaPipe's segmentation, or a mask "
                                 "drawn from the keypoints, is used."}),
+                "draw_preview": ("BOOLEAN", {"default": True, "tooltip":
+                                 "Draw the colour preview output. Off: it is one black frame, "
+                                 "which saves a video-sized output ComfyUI would keep in "
+                                 "memory (turn it off when nothing uses it)."}),
             },
         }
 
@@ -303,7 +315,8 @@ class DensePoseNode:
 
     def estimate(self, image: Any, backend: str = "weightless",
                  on_no_person: str = "interpolate",
-                 pose_keypoint: Any = None, person_mask: Any = None
+                 pose_keypoint: Any = None, person_mask: Any = None,
+                 draw_preview: bool = True,
                  ) -> tuple[DensePose, torch.Tensor, str]:
         node = "DensePose"
         image = check_image(image, node, "image")
@@ -379,7 +392,8 @@ class DensePoseNode:
             report += f"; no person in {len(missing)} frame(s) ({_few(missing)}): {how}"
         else:
             report += "; a person in every frame"
-        previews = rgb_frames_to_image(n, lambda i: colorize_densepose(index[i].numpy()))
+        previews = rgb_frames_to_image(n, lambda i: colorize_densepose(index[i].numpy())) \
+            if draw_preview else torch.zeros((1, h, w, 3), dtype=torch.float32)
         return DensePose(index=index, u=u, v=v), previews, report
 
     @staticmethod

@@ -64,6 +64,14 @@ def _default(kind: Any, opts: Mapping[str, Any]) -> Any:
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(kind)
 
 
+# Node -> {boolean widget: output slots it fills}: switched off where no link reads them.
+OPTIONAL_OUTPUTS: dict[str, dict[str, tuple[int, ...]]] = {
+    "DanceReenactOpenPose": {"draw_stick_figure": (1,)},
+    "DanceReenactDensePose": {"draw_preview": (1,)},
+    "DanceReenactMaskBlend": {"foreground_outputs": (1, 2)},
+}
+
+
 class Graph:
     """An API prompt under construction, with a column layout and notes."""
 
@@ -113,7 +121,18 @@ class Graph:
                      for _, _, o in _inputs(defn))
         return 26 + 22 * max(slots, len(defn["output"])) + 26 * widgets + (260 if upload else 0)
 
+    def switch_off_unused_outputs(self) -> None:
+        """Video-sized outputs nothing reads are not made: ComfyUI keeps every output of every
+        node in memory, so an unconnected preview costs as much as the video itself."""
+        used = {(v[0], v[1]) for node in self.api.values() for v in node["inputs"].values()
+                if isinstance(v, list) and len(v) == 2}
+        for nid, node in self.api.items():
+            for switch, slots in OPTIONAL_OUTPUTS.get(node["class_type"], {}).items():
+                if not any((nid, slot) in used for slot in slots):
+                    node["inputs"][switch] = False
+
     def to_ui(self) -> dict[str, Any]:
+        self.switch_off_unused_outputs()
         positions: dict[str, tuple[float, float]] = {}
         heights: dict[str, int] = {}
         next_y: dict[int, float] = {}
