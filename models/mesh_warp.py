@@ -44,8 +44,18 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
+from .b2f_warp import WarpFrame, fill_from_same_label, nearest_fill
 from .schema import LABEL, NUM_LABELS, Person
-from .warp import _HEAD_POINTS, PART_ID, _head_point, assign_parts, joints, retarget_skeleton
+from .warp import (
+    _HEAD_POINTS,
+    PART_ID,
+    _head_point,
+    _segment_distance,
+    _similarity,
+    assign_parts,
+    joints,
+    retarget_skeleton,
+)
 
 __all__ = [
     "complete_limbs",
@@ -263,20 +273,6 @@ def _rig_joints(j: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return j
 
 
-def _similarity(src_a: np.ndarray, src_b: np.ndarray, dst_a: np.ndarray, dst_b: np.ndarray
-                ) -> np.ndarray:
-    vs, vd = src_b - src_a, dst_b - dst_a
-    ns = float(vs @ vs)
-    if ns < 1e-9:
-        m = np.eye(2)
-    else:
-        a = float(vs @ vd) / ns
-        b = float(vs[0] * vd[1] - vs[1] * vd[0]) / ns
-        m = np.array([[a, -b], [b, a]])
-    t = dst_a - m @ src_a
-    return np.concatenate([m, t[:, None]], axis=1)
-
-
 def _lsq_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares 2x3 similarity (no reflection) taking points src (N, 2) to dst (N, 2)."""
     if len(src) == 2:
@@ -429,16 +425,6 @@ def build_layer_mesh(mask: np.ndarray, *, contour_step: float, interior_step: fl
     remap = np.full(len(v), -1, np.int64)
     remap[used] = np.arange(len(used))
     return v[used], remap[tri].astype(np.int32)
-
-
-def _segment_distance(px: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = b - a
-    n2 = float(d @ d)
-    if n2 < 1e-9:
-        return np.hypot(px[:, 0] - a[0], px[:, 1] - a[1])
-    t = np.clip(((px - a) @ d) / n2, 0.0, 1.0)
-    proj = a + t[:, None] * d
-    return np.hypot(px[:, 0] - proj[:, 0], px[:, 1] - proj[:, 1])
 
 
 def skinning_weights(vertices: np.ndarray, rest: Mapping[str, np.ndarray],
@@ -622,8 +608,6 @@ class MeshRender:
 
 def _fill_from_inside(img: np.ndarray, inside: np.ndarray, region: np.ndarray) -> None:
     """In place: ``region`` pixels take the colour of the nearest ``inside`` pixel."""
-    from .b2f_warp import nearest_fill
-
     nearest_fill(img, inside, region & ~inside)
 
 
@@ -903,9 +887,9 @@ class BodyRig:
         drawn: list[str] = []
         if draw_hands:
             for side in ("right", "left"):
-                if self.hands_shown[side] or f"{side}_forearm" not in _rig_bones_shown(jr):
+                if self.hands_shown[side]:
                     continue
-                hand = _hand_in_output(driver, side, jr)
+                hand = _hand_in_output(driver, side, jr)  # None without the posed forearm
                 if hand is not None and draw_hand(image, labels, alpha, hand,
                                                   _HAND_LABELS[side], self.skin,
                                                   self.finger_width * scale):
@@ -950,11 +934,6 @@ class BodyRig:
         av += a_np
 
 
-def _rig_bones_shown(j: Mapping[str, np.ndarray]) -> set[str]:
-    return {b for b, (a, c) in BONES.items() if a in j and c in j} | \
-        {f"{s}_forearm" for s in ("right", "left") if f"{s}_wrist" in j and f"{s}_elbow" in j}
-
-
 def _main_pieces(mask: np.ndarray, keep: float = 0.25) -> np.ndarray:
     """The mask's largest connected piece and any piece at least ``keep`` times its size: a
     limb layer's small islands (a trouser leg seen in a gap of the coat) would float away
@@ -981,8 +960,6 @@ def _complete_hidden(tex: np.ndarray, hidden: np.ndarray, source: np.ndarray) ->
 
 
 def _fill_labels_from(lab: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
-    from .b2f_warp import nearest_fill
-
     tmp = lab[..., None].copy()
     nearest_fill(tmp, src, dst)
     lab[dst] = tmp[dst, 0]
@@ -1070,7 +1047,7 @@ def warp_parsing_mesh(rig: BodyRig, driver: Person, scale: float, out_hw: tuple[
 
 
 def warp_frame_mesh(rig: BodyRig, parsing: np.ndarray, driver: Person, scale: float, *,
-                    feather: float = 1.0, rendered: MeshRender | None = None):
+                    feather: float = 1.0, rendered: MeshRender | None = None) -> WarpFrame:
     """The B2F warp backend: the target's pixels and mask for one driver frame.
 
     Args:
@@ -1086,8 +1063,6 @@ def warp_frame_mesh(rig: BodyRig, parsing: np.ndarray, driver: Person, scale: fl
         ``b2f_warp.WarpFrame``: image uint8 (H, W, 3), mask float32 (H, W), absent_pixels
         (person pixels of labels the photo does not show, left out of the mask).
     """
-    from .b2f_warp import WarpFrame, fill_from_same_label, nearest_fill
-
     h, w = parsing.shape
     r = rendered if rendered is not None else rig.render(driver, scale, (h, w))
     shown = rig.labels_shown.copy()
