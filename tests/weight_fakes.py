@@ -101,6 +101,22 @@ def _wholebody_uv() -> np.ndarray:
     return np.asarray(pts, np.float64)
 
 
+def _yolox_model(nodes: list, inits: list):
+    """The YOLOX detector stand-ins' ONNX model: ``images`` (1, 3, 640, 640) -> ``output``
+    (1, 8400, 85) computed by ``nodes`` from ``inits``; checked by onnx."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                     [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8400, 85])], inits)
+    det = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    det.ir_version = 8
+    onnx.checker.check_model(det)
+    return det
+
+
 def dwpose_following_files() -> tuple[bytes, bytes]:
     """(detector, pose) ONNX files with DWPose's signatures. The detector's one box is the
     bounding box of the input pixels that are neither black (channel sum <= 40) nor the
@@ -156,13 +172,7 @@ def dwpose_following_files() -> tuple[bytes, bytes]:
                            "zeros79"], ["vec"], axis=1),
               N("Mul", ["onehot", "vec"], ["grid"]),
               N("Reshape", ["grid", "shape_out"], ["output"])]
-    graph = helper.make_graph(
-        nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                     [1, 3, 640, 640])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8400, 85])], inits)
-    det = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    det.ir_version = 8
-    onnx.checker.check_model(det)
+    det = _yolox_model(nodes, inits)
 
     uv = _wholebody_uv()
     sx = np.zeros((1, 133, 576), f32)
@@ -264,13 +274,7 @@ def dwpose_channel_files() -> tuple[bytes, bytes]:
              N("Concat", ["xy", "wh_obj", "cls", "zeros79"], ["vec"], axis=1),
              N("Mul", ["onehot", "vec"], ["grid"]),
              N("Reshape", ["grid", "shape_out"], ["output"])]
-    graph = helper.make_graph(
-        nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                     [1, 3, 640, 640])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8400, 85])], inits)
-    det = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    det.ir_version = 8
-    onnx.checker.check_model(det)
+    det = _yolox_model(nodes, inits)
 
     sel = np.zeros((3, 133), f32)
     sel[np.arange(133) % 3, np.arange(133)] = 1.0
