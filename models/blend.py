@@ -122,6 +122,24 @@ def background_index(i: int, n_background: int, mode: str) -> int:
     return min(i, n_background - 1)  # hold_last, and trim (where i < n_background anyway)
 
 
+def blend_frame(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
+                erode: int = 0, feather: float = 0.0, out: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """One frame of the paper's f0 = z*m + b*(1-m), written into ``out`` (H, W, 3).
+
+    Args:
+        z: float (H, W, 3) 0..1; m: float (H, W) 0..1, eroded/feathered by
+            :func:`prepare_mask`; background: float (H, W, 3) already fitted (:func:`fit_frame`).
+    Returns:
+        the mask used (H, W); the composite is written into ``out``."""
+    mi = prepare_mask(m, erode=erode, feather=feather)
+    mi3 = mi.unsqueeze(-1)
+    if out is None:
+        out = torch.empty_like(z, dtype=torch.float32)
+    torch.add(z.float() * mi3, background * (1.0 - mi3), out=out)
+    return mi
+
+
 def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
                  length_mode: str = "loop", fit: str = "cover", erode: int = 0,
                  feather: float = 0.0,
@@ -166,9 +184,8 @@ def blend_frames(z: torch.Tensor, m: torch.Tensor, background: torch.Tensor, *,
             cached_bg = fit_frame(background[bi].to(device), h, w, fit)
             cached_idx = bi
         zi = z[i if nz > 1 else 0].float()
-        mi = prepare_mask(m[i if nm > 1 else 0], erode=erode, feather=feather)
-        mi3 = mi.unsqueeze(-1)
-        torch.add(zi * mi3, cached_bg * (1.0 - mi3), out=comp[i])
+        mi = blend_frame(zi, m[i if nm > 1 else 0], cached_bg, erode=erode, feather=feather,
+                         out=comp[i])
         if extras:
             rgba[i, ..., :3] = zi
             rgba[i, ..., 3] = mi

@@ -24,7 +24,8 @@ from ..models.cache import model_cache
 from ..models.inference import batch_size_for
 from ..models.loading import load_model
 from ..models.parts import CROP_SIZE, crop_parts, preview_grid
-from ..models.schema import Person, frame_to_people, select_person
+from ..models.schema import Person, sequence_is_normalized
+from ..models.stages import B2FWarp, TargetPhoto, person_in_frame
 from ..models.weights import WeightError
 from .runtime import (
     LOADER_BACKENDS,
@@ -47,7 +48,7 @@ from .sockets import (
     PARTS,
     POSE_KEYPOINT,
     Appearance,
-    ModelHandle,
+    B2FModel,
     Parts,
     check_image,
     check_parsing,
@@ -88,19 +89,15 @@ def _pose_people(pose: Any, n: int, node: str, name: str, width: int, height: in
     if len(frames) not in (1, n):
         raise NodeInputError(node, name, f"it has {len(frames)} frames but the parsing has "
                              f"{n}", "use the pose of the same video (same frame count)")
+    normalized = sequence_is_normalized(frames)  # once for the clip, not per frame
     people: list[Person | None] = []
     for frame in frames:
         try:
-            found = frame_to_people(frame)
+            people.append(person_in_frame(frame, height, width, normalized=normalized,
+                                          what=name))
         except ValueError as exc:
             raise NodeInputError(node, name, str(exc),
                                  "connect a POSE_KEYPOINT in the OpenPose layout") from exc
-        p = select_person(found, "largest")
-        if p is not None:
-            sx = width / float(frame["canvas_width"])
-            sy = height / float(frame["canvas_height"])
-            p = p.scaled(sx, sy)
-        people.append(p)
     return people * n if len(people) == 1 else people
 
 
@@ -156,7 +153,7 @@ class PartCropper:
         people = _pose_people(pose_keypoint, b, node, "pose_keypoint", w, h)
         crops = torch.zeros(b, 5, CROP_SIZE, CROP_SIZE, 3)
         present = torch.zeros(b, 5, dtype=torch.bool)
-        images, labels_list, previews, missing_txt = [], [], [], []
+        targets, previews, missing_txt = [], [], []
         for i in range(b):
             rgb = frame_to_rgb_uint8(image[i])
             labels = parsing.labels[i if len(parsing) > 1 else 0].cpu().numpy()
@@ -169,15 +166,13 @@ class PartCropper:
             crops[i] = torch.from_numpy(pc.crops)
             present[i] = torch.from_numpy(pc.present)
             previews.append(preview_grid(pc.crops, pc.present))
-            images.append(rgb)
-            labels_list.append(labels)
+            targets.append(TargetPhoto(rgb, labels, people[i]))
             if pc.missing:
                 missing_txt.append(f"frame {i}: " + ", ".join(pc.missing))
         missing = "; ".join(missing_txt) or "none"
         if missing_txt:
             logger.info("Part Cropper: missing parts (blank crops): %s", missing)
-        parts = Parts(crops=crops, present=present,
-                      extras={"images": images, "labels": labels_list, "people": people})
+        parts = Parts(crops=crops, present=present, targets=tuple(targets))
         return parts, rgb_uint8_to_image(previews), missing
 
 
@@ -219,9 +214,11 @@ class AppearanceEncoderNode:
         if not isinstance(parts, Parts):
             raise NodeInputError(node, "parts", f"expected PARTS, got {type(parts).__name__}",
                                  "connect the PARTS output of Part Cropper")
-        extras = dict(parts.extras)
         if backend == "weightless":
-            return (Appearance(embedding=None, encoder_id=WEIGHTLESS_ID, extras=extras),)
+            if not parts.targets:
+                raise NodeInputError(node, "parts", "these PARTS carry no target photo",
+                                     "connect the PARTS output of Part Cropper")
+            return (Appearance(encoder_id=WEIGHTLESS_ID, targets=parts.targets),)
         if backend != "pretrained":
             raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
                                  "choose pretrained or weightless")
@@ -235,7 +232,7 @@ class AppearanceEncoderNode:
                                  "says, or use backend=weightless with the warp B2F") from exc
         with torch.inference_mode():
             e_z = encoder(crops_to_tensor(parts.crops).to(device), parts.present.to(device))
-        return (Appearance(embedding=e_z.cpu(), encoder_id=ENCODER_ID, extras=extras),)
+        return (Appearance(encoder_id=ENCODER_ID, embedding=e_z.cpu(), targets=parts.targets),)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,12 +277,11 @@ class B2FLoader:
 
     def load(self, backend: str = "warp", repo_id: str = "", filename: str = "b2f.safetensors",
              revision: str = "main", sha256: str = "", local_file: str = NO_FILE,
-             feather: float = 2.0) -> tuple[ModelHandle]:
+             feather: float = 1.0) -> tuple[B2FModel]:
         node = "B2F Loader"
         backend = normalize_backend(backend)
         if backend == "warp":
-            return (ModelHandle(stage="b2f", backend="warp", source="weightless",
-                                options={"feather": float(feather)}),)
+            return (B2FModel("warp", source="weightless", feather=float(feather)),)
         if backend == "hub":
             if not repo_id.strip():
                 raise NodeInputError(node, "repo_id", "it is empty", "type owner/name of the "
@@ -315,7 +311,7 @@ class B2FLoader:
         except WeightError as exc:
             raise NodeInputError(node, name, str(exc), "choose a B2F checkpoint saved by "
                                  "'reenact train b2f'") from exc
-        return (ModelHandle(stage="b2f", backend="network", module=net, source=str(path)),)
+        return (B2FModel("network", module=net, source=str(path)),)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +352,7 @@ class B2F:
     def generate(self, b2f_model: Any, parsing: Any, appearance: Any,
                  driver_pose: Any = None) -> tuple[torch.Tensor, torch.Tensor, str]:
         node = "B2F"
-        if not isinstance(b2f_model, ModelHandle) or b2f_model.stage != "b2f":
+        if not isinstance(b2f_model, B2FModel):
             raise NodeInputError(node, "b2f_model", "expected a B2F_MODEL",
                                  "connect the B2F Loader")
         parsing = check_parsing(parsing, node, "parsing")
@@ -368,7 +364,7 @@ class B2F:
         if min(h, w) < MIN_SIDE:
             raise NodeInputError(node, "parsing", f"frames are {w}x{h}, too small to render "
                                  "a person", f"use frames at least {MIN_SIDE}x{MIN_SIDE}")
-        n_targets = _appearance_count(appearance)
+        n_targets = len(appearance)
         if n_targets not in (1, n):
             raise NodeInputError(node, "appearance", f"it holds {n_targets} targets but the "
                                  f"parsing has {n} frames", "encode ONE target photo (or one "
@@ -376,9 +372,12 @@ class B2F:
         drivers = _pose_people(driver_pose, n, node, "driver_pose", w, h)
         if b2f_model.backend == "warp":
             return self._warp(b2f_model, parsing, appearance, drivers, driver_pose)
+        if b2f_model.module is None:
+            raise NodeInputError(node, "b2f_model", f"backend {b2f_model.backend!r} has no "
+                                 "network", "reload the model with the B2F Loader")
         return self._network(b2f_model, parsing, appearance, drivers)
 
-    def _network(self, handle: ModelHandle, parsing: Any, appearance: Appearance,
+    def _network(self, handle: B2FModel, parsing: Any, appearance: Appearance,
                  drivers: list[Person | None]) -> tuple[torch.Tensor, torch.Tensor, str]:
         node = "B2F"
         net = handle.module
@@ -422,62 +421,46 @@ class B2F:
         report = f"{n} frames; {empty} without a person (empty mask)"
         return z_out, m_out, report
 
-    def _warp(self, handle: ModelHandle, parsing: Any, appearance: Appearance,
+    def _warp(self, handle: B2FModel, parsing: Any, appearance: Appearance,
               drivers: list[Person | None], driver_pose: Any
               ) -> tuple[torch.Tensor, torch.Tensor, str]:
-        from ..models.mesh_warp import BodyRig, clip_scales, warp_frame_mesh
-        from ..models.warp import limit_source
-
         node = "B2F"
-        ex = appearance.extras
-        if not ex.get("images") or not ex.get("labels"):
+        targets = appearance.targets
+        if not targets:
             raise NodeInputError(node, "appearance", "it carries no target image/parsing",
                                  "connect an Appearance Encoder fed by Part Cropper")
-        targets = ex.get("people") or [None]
         if driver_pose is None:
             raise NodeInputError(node, "driver_pose", "the warp backend needs the driver's "
                                  "keypoints", "connect the driver POSE_KEYPOINT (OpenPose)")
-        if any(t is None for t in targets):
+        if any(t.person is None for t in targets):
             raise NodeInputError(node, "appearance", "the target has no keypoints",
                                  "connect the target's POSE_KEYPOINT to Part Cropper")
         n, h, w = parsing.labels.shape
         z_out = torch.zeros(n, h, w, 3)
         m_out = torch.zeros(n, h, w)
         empty, absent_px, no_pose = 0, 0, 0
-        feather = float(handle.options.get("feather", 1.0))
-        prepared: dict[int, Any] = {}  # per target, computed once for the whole video
-        scales: dict[int, Any] = {}
+        renderers: dict[int, B2FWarp] = {}  # per target, built once for the whole video
         with Progress(n, node) as bar:
             for i in range(n):
-                k = i if len(ex["images"]) > 1 else 0
+                k = i if len(targets) > 1 else 0
                 labels = parsing.labels[i].cpu().numpy()
                 if not labels.any():
                     empty += 1
-                    bar.update()
-                    continue
-                if drivers[i] is None:
+                elif drivers[i] is None:
                     no_pose += 1
-                    bar.update()
-                    continue
-                if k not in prepared:
-                    # a target much larger than the frames: reduce it once (no detail lost)
-                    t_lab, t_person, t_img = limit_source(ex["labels"][k], targets[k], (h, w),
-                                                          ex["images"][k])
-                    # one slowly changing body scale for the clip (the same as P2B's)
-                    scales[k] = clip_scales(t_person, drivers)
-                    try:
-                        # the per-pixel sampling runs on ComfyUI's device (a GPU if any)
-                        prepared[k] = BodyRig.build(t_img, t_lab, t_person,
-                                                    device=get_device())
-                    except ValueError as exc:
-                        raise NodeInputError(node, "appearance", f"the target: {exc}",
-                                             "give Part Cropper the target's POSE_KEYPOINT "
-                                             "with its body found") from exc
-                res = warp_frame_mesh(prepared[k], labels, drivers[i], float(scales[k][i]),
-                                      feather=feather)
-                z_out[i] = torch.from_numpy(res.image).float() / 255.0
-                m_out[i] = torch.from_numpy(res.mask)
-                absent_px += res.absent_pixels
+                else:
+                    if k not in renderers:
+                        try:
+                            renderers[k] = B2FWarp(targets[k], drivers, (h, w),
+                                                   feather=handle.feather, device=get_device())
+                        except ValueError as exc:
+                            raise NodeInputError(node, "appearance", f"the target: {exc}",
+                                                 "give Part Cropper the target's "
+                                                 "POSE_KEYPOINT with its body found") from exc
+                    res = renderers[k](i, labels, drivers[i])
+                    z_out[i] = torch.from_numpy(res.image).float() / 255.0
+                    m_out[i] = torch.from_numpy(res.mask)
+                    absent_px += res.absent_pixels
                 bar.update()
         if empty == n:
             raise NodeInputError(node, "parsing", "no frame has any person label",
@@ -486,12 +469,6 @@ class B2F:
                   f"(empty mask); {absent_px} pixels of parts the target photo does not show "
                   "left out of the mask")
         return z_out, m_out, report
-
-
-def _appearance_count(appearance: Appearance) -> int:
-    if appearance.embedding is not None:
-        return 1 if appearance.embedding.ndim == 1 else int(appearance.embedding.shape[0])
-    return max(1, len(appearance.extras.get("images") or []))
 
 
 NODE_CLASS_MAPPINGS = {

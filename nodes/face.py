@@ -9,18 +9,9 @@ import numpy as np
 import torch
 
 from ..models import weights
-from ..models.face import (
-    LANDMARK_BACKENDS,
-    MIN_FACE_PX,
-    FaceFinder,
-    FaceTarget,
-    box_of_mask,
-    make_landmarker,
-    refine_face_weightless,
-)
-from ..models.inpaint import dilate_mask
+from ..models.face import LANDMARK_BACKENDS, MIN_FACE_PX
 from ..models.loading import load_model
-from ..models.schema import LABEL_GROUPS
+from ..models.stages import FaceOptions, FaceRefiner
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,
@@ -37,7 +28,7 @@ from .sockets import (
     FACEREFINE_MODEL,
     IMAGE,
     PARSING,
-    ModelHandle,
+    FaceRefineModel,
     check_image,
     check_parsing,
     check_same_length,
@@ -100,15 +91,13 @@ class LoadFaceRefine:
     def load(self, backend: str = "warp", landmarks: str = "mediapipe",
              blend: str = "feather", color_match: bool = True, feather: int = 0,
              local_file: str = NO_FILE, repo_id: str = "", filename: str = "",
-             revision: str = "main", sha256: str = "") -> tuple[ModelHandle]:
+             revision: str = "main", sha256: str = "") -> tuple[FaceRefineModel]:
         node = "Load FaceRefine"
         source = normalize_backend(backend)  # "weightless"/"local_file" of saved workflows
-        options: dict[str, Any] = {"landmarks": landmarks, "seamless": blend == "seamless",
-                                   "color_match": bool(color_match),
-                                   "feather": int(feather) or None}
+        fan_path = None
         if landmarks == "fan68":
             try:
-                options["fan_path"] = str(weights.resolve("fan68"))
+                fan_path = str(weights.resolve("fan68"))
             except weights.WeightError as exc:
                 raise NodeInputError(node, "landmarks", str(exc),
                                      "place the file as the message says, or use "
@@ -116,8 +105,11 @@ class LoadFaceRefine:
         elif landmarks != "mediapipe":
             raise NodeInputError(node, "landmarks", f"unknown backend {landmarks!r}",
                                  f"pick one of {', '.join(LANDMARK_BACKENDS)}")
+        options = FaceOptions(landmarks=landmarks, fan_path=fan_path,
+                              feather=int(feather) or None, color_match=bool(color_match),
+                              seamless=blend == "seamless")
         if source == "warp":
-            return (ModelHandle("face_refine", "weightless", None, "weightless", options),)
+            return (FaceRefineModel("weightless", source="weightless", options=options),)
         if source == "local":
             if local_file in NO_FILE_CHOICES:
                 raise NodeInputError(node, "local_file", "no FaceRefine file is selected",
@@ -147,7 +139,7 @@ class LoadFaceRefine:
             raise NodeInputError(node, where, str(exc),
                                  "pick a FaceRefineNet checkpoint from `reenact train face`") \
                 from exc
-        return (ModelHandle("face_refine", "network", net, str(path), options),)
+        return (FaceRefineModel("network", net, str(path), options),)
 
 
 def why_no_face(rgb: np.ndarray) -> tuple[str, str]:
@@ -174,10 +166,6 @@ def why_no_face(rgb: np.ndarray) -> tuple[str, str]:
                 "fit", "crop the photo to the one target person")
     return ("no face was found in the target photo", "use a photo where the face is visible, "
             "roughly frontal and at least ~64 px wide")
-
-
-def _face_region(labels: np.ndarray, grow: int) -> np.ndarray:
-    return dilate_mask(np.isin(labels, LABEL_GROUPS["face"]), grow)
 
 
 def _frame_list(idx: list[int], limit: int = 8) -> str:
@@ -243,7 +231,7 @@ class FaceRefine:
     def refine(self, face_model: Any, frames: Any, target: Any, parsing: Any = None,
                min_face_px: int = MIN_FACE_PX) -> tuple[torch.Tensor, int, str]:
         node = "FaceRefine"
-        if not isinstance(face_model, ModelHandle) or face_model.stage != "face_refine":
+        if not isinstance(face_model, FaceRefineModel):
             raise NodeInputError(node, "face_model", "expected a FACEREFINE_MODEL",
                                  "connect the output of Load FaceRefine")
         frames = check_image(frames, node, "frames")
@@ -259,11 +247,10 @@ class FaceRefine:
                                      f"{(h, w)}", "give the parsing of "
                                      "these frames (same size), e.g. P2B's output")
             labels = parsing.labels
-        opts = face_model.options
-        device = get_device()
+        target_rgb = frame_to_rgb_uint8(target[0])
         try:
-            detector = make_landmarker(opts.get("landmarks", "mediapipe"),
-                                       fan_path=opts.get("fan_path"))
+            refiner = FaceRefiner(target_rgb, face_model.options, module=face_model.module,
+                                  min_face_px=min_face_px, device=get_device())
         except (RuntimeError, ValueError, weights.WeightError) as exc:
             raise NodeInputError(node, "face_model", f"the landmark detector could not start "
                                  f"({exc})", "install the offline extra for mediapipe, or "
@@ -275,10 +262,9 @@ class FaceRefine:
                 return src
             return torch.from_numpy(frame_to_rgb_uint8(frames[i])).float() / 255
 
-        with detector as detect, FaceFinder(detect, min_face_px=min_face_px) as find:
-            target_rgb = frame_to_rgb_uint8(target[0])
-            found_t = find(target_rgb)
-            if found_t.landmarks is None:
+        with refiner:
+            if not refiner.target_found:
+                found_t = refiner.target_face
                 if found_t.status == "small":
                     why = (f"the target photo's face is {found_t.size:.0f} px, under "
                            f"min_face_px={min_face_px}")
@@ -293,50 +279,24 @@ class FaceRefine:
                 for i in range(b):  # gray / RGBA: converted frame by frame into the output
                     out[i] = passthrough(i)
                 return out, b, report
-            face_target = FaceTarget.from_image(target_rgb, found_t.landmarks)
-            embedding = None
-            if face_model.module is not None:
-                from ..models.face_refine import target_embedding
-
-                embedding = target_embedding(face_model.module, face_target, device)
             out = torch.empty((b, h, w, 3), dtype=torch.float32)
-            none: list[int] = []
-            small: list[int] = []
-            kept: list[int] = []
-            grow = max(2, int(0.02 * max(h, w)))
+            by_status: dict[str, list[int]] = {"none": [], "small": [], "kept": []}
             with Progress(b, node) as bar:
                 for i in range(b):
                     rgb = frame_to_rgb_uint8(frames[i])
+                    lab = None if labels is None else \
+                        labels[i if len(labels) > 1 else 0].cpu().numpy()
+                    res, status = refiner(rgb, lab)
                     orig = passthrough(i)
-                    region = hint = None
-                    if labels is not None:
-                        lab = labels[i if len(labels) > 1 else 0].cpu().numpy()
-                        hint = box_of_mask(np.isin(lab, LABEL_GROUPS["face"]))
-                        region = _face_region(lab, grow)
-                    found = find(rgb, hint)
-                    if found.landmarks is None and hint is not None:
-                        found = find(rgb)  # the parsing's face box missed: the whole frame
-                    if found.landmarks is None:
-                        (small if found.status == "small" else none).append(i)
+                    if res is None:
+                        by_status[status].append(i)
                         out[i] = orig
-                        bar.update()
-                        continue
-                    if face_model.module is None:
-                        res = refine_face_weightless(
-                            rgb, found.landmarks, face_target, feather_px=opts.get("feather"),
-                            color_match=opts.get("color_match", True),
-                            seamless=opts.get("seamless", False), region=region)
-                    else:
-                        from ..models.face_refine import refine_face_network
-
-                        res = refine_face_network(face_model.module, rgb, found.landmarks,
-                                                  embedding, device=device, region=region)
-                    changed = torch.from_numpy((res != rgb).any(-1))
-                    if not bool(changed.any()):
-                        kept.append(i)
-                    new = torch.from_numpy(res).float() / 255
-                    out[i] = torch.where(changed[..., None], new, orig)
+                    else:  # only the changed pixels: the rest stays bit-identical
+                        changed = torch.from_numpy((res != rgb).any(-1))
+                        out[i] = torch.where(changed[..., None],
+                                             torch.from_numpy(res).float() / 255, orig)
                     bar.update()
+        none, small, kept = by_status["none"], by_status["small"], by_status["kept"]
         missing = len(none) + len(small)
         report = refine_report(b, b - missing - len(kept), none, small, kept, min_face_px)
         if missing or kept:

@@ -4,10 +4,8 @@ LaMa)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -15,7 +13,9 @@ from ..models import weights
 from ..models.inpaint import (
     BACKENDS,
     DEFAULT_BACKEND,
+    MAX_FILL_SIDE,
     dilate_mask,
+    fill_reduced,
     inpaint_still,
     load_lama,
     median_plate,
@@ -36,27 +36,6 @@ from .sockets import (
 logger = logging.getLogger(__name__)
 CATEGORY = "dance_reenact/background"
 NODE = "Inpaint"
-
-
-MAX_FILL_SIDE = 1536  # a 6000x4000 still took 268 s at full size; the fill is smooth anyway
-
-
-def fill_reduced(rgb: np.ndarray, mask: np.ndarray,
-                 fill: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                 max_side: int = MAX_FILL_SIDE) -> np.ndarray:
-    """Run ``fill(rgb, mask)`` on a copy reduced to ``max_side`` pixels when the frame is
-    larger, and paste the upscaled fill into the masked pixels only (the rest stays
-    bit-identical), as the CLI reduces a large target photo before its work."""
-    check_interrupt()
-    h, w = mask.shape[:2]
-    if max(h, w) <= max_side:
-        return fill(rgb, mask)
-    s = max_side / float(max(h, w))
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    small_mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-    up = cv2.resize(fill(small, small_mask), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.where(mask[..., None] > 0, up, rgb)
 
 
 class _Masks:
@@ -212,6 +191,7 @@ class Inpaint:
                 if not m.any():
                     empty += 1
                 rgb = frame_to_rgb_uint8(image[t])
+                check_interrupt()
                 if lama is not None:
                     new = fill_reduced(rgb, m, lama)
                 else:

@@ -14,16 +14,9 @@ import torch
 
 from ..models import weights
 from ..models.loading import load_model
-from ..models.mesh_warp import BodyRig, clip_scales, warp_parsing_mesh
 from ..models.p2b import DriverFrame, predict_parsing
-from ..models.schema import (
-    NUM_LABELS,
-    Person,
-    frame_to_people,
-    select_person,
-    sequence_is_normalized,
-)
-from ..models.warp import limit_source
+from ..models.schema import NUM_LABELS, Person, sequence_is_normalized
+from ..models.stages import P2BWarp, person_in_frame
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,
@@ -43,7 +36,7 @@ from .sockets import (
     PARSING,
     POSE_KEYPOINT,
     DensePose,
-    ModelHandle,
+    P2BModel,
     Parsing,
     check_image,
     check_parsing,
@@ -99,11 +92,11 @@ class P2BLoader:
 
     def load(self, backend: str = "warp", repo_id: str = "",
              filename: str = "p2b_generator.safetensors", revision: str = "main",
-             sha256: str = "", local_file: str = _NO_FILE) -> tuple[ModelHandle]:
+             sha256: str = "", local_file: str = _NO_FILE) -> tuple[P2BModel]:
         node = "P2B Loader"
         backend = normalize_backend(backend)
         if backend == "warp":
-            return (ModelHandle("p2b", "warp", None, "weightless warp"),)
+            return (P2BModel("warp", source="weightless warp"),)
         if backend == "hub":
             if not repo_id.strip():
                 raise NodeInputError(node, "repo_id", "the hub backend needs a repo id",
@@ -130,7 +123,7 @@ class P2BLoader:
             raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
                                  f"choose one of {', '.join(BACKENDS)}")
         module = load_model(path, expected_arch="P2BGenerator", device=get_device())
-        return (ModelHandle("p2b", "network", module, str(path)),)
+        return (P2BModel("network", module, str(path)),)
 
 
 def _pose_frames(value: Any, node: str, name: str) -> list[dict]:
@@ -142,15 +135,10 @@ def _person_in(frame: Any, height: int, width: int, node: str, name: str,
     """The largest person of a POSE_KEYPOINT frame, scaled to (height, width) pixels
     (``normalized``: the sequence's convention, decided once for all its frames)."""
     try:
-        people = frame_to_people(frame, what=name, normalized=normalized)
+        return person_in_frame(frame, height, width, normalized=normalized, what=name)
     except ValueError as exc:
         raise NodeInputError(node, name, str(exc), "connect a POSE_KEYPOINT in the OpenPose "
                              "layout (body 18, face 70, hands 21)") from exc
-    person = select_person(people)
-    if person is None or person.bbox() is None:
-        return None
-    return person.scaled(width / float(frame["canvas_width"]),
-                         height / float(frame["canvas_height"]))
 
 
 class P2B:
@@ -198,7 +186,7 @@ class P2B:
             driver_pose: Any = None, driver_stick: Any = None, driver_densepose: Any = None,
             missing_person: str = "hold", batch_size: int = 4) -> tuple[Parsing, str]:
         node = "P2B"
-        if not isinstance(p2b_model, ModelHandle) or p2b_model.stage != "p2b":
+        if not isinstance(p2b_model, P2BModel):
             raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
                                  f"{type(p2b_model).__name__}", "connect the P2B Loader")
         parsing = check_parsing(target_parsing, node, "target_parsing")
@@ -320,21 +308,18 @@ class P2B:
 
     def _run_warp(self, labels: np.ndarray, target: Person, driver_person: Any, n: int,
                   hw: tuple[int, int], out: torch.Tensor, policy: str) -> None:
-        labels, target, _ = limit_source(labels, target, hw)  # a huge photo adds no detail
+        people = [driver_person(i) for i in range(n)]
         try:
-            rig = BodyRig.build(None, labels, target)  # once per target, reused every frame
+            warp = P2BWarp(labels, target, people, hw)  # once per target, reused every frame
         except ValueError as exc:
             raise NodeInputError("P2B", "target_pose", str(exc), "run OpenPose on the target "
                                  "photo (its body keypoints are needed)") from exc
-        people = [driver_person(i) for i in range(n)]
-        scales = clip_scales(target, people)  # one slowly changing body scale for the clip
         with Progress(n, "P2B (warp)") as bar:
             for i, person in enumerate(people):
                 if person is None:
                     self._missing(i, policy, out)
                 else:
-                    out[i] = torch.from_numpy(warp_parsing_mesh(rig, person, float(scales[i]),
-                                                                hw))
+                    out[i] = torch.from_numpy(warp(i, person))
                 bar.update()
 
     def _run_network(self, model: torch.nn.Module, labels: np.ndarray, driver_person: Any,

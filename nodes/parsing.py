@@ -21,6 +21,7 @@ from ..models.schema import (
     group_mask,
     sequence_is_normalized,
 )
+from ..models.stages import parse_target
 from ..models.weights import WeightError
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
@@ -212,12 +213,10 @@ class HumanParse:
     def _parse_frame(i: int, rgb: np.ndarray, parser: HumanParser, detector: Any,
                      people: list[Person] | None, mode: str, index: int, if_no_person: str,
                      draw_hands: bool, crop_to_person: bool) -> np.ndarray:
-        dets = detector(rgb) if detector is not None else []
+        dets = detector(rgb) if detector is not None else None
         try:
-            labels = parser.parse_frame(rgb, detections=dets, people=people, select=mode,
-                                        index=index, hands=draw_hands,
-                                        crop_to_person=crop_to_person,
-                                        detected=detector is not None)
+            labels = parse_target(parser, rgb, dets, people, select=mode, index=index,
+                                  hands=draw_hands, crop_to_person=crop_to_person)
         except ValueError as exc:
             raise NodeInputError(NODE, "person_index", f"frame {i}: {exc}",
                                  "lower person_index or use person = largest") from exc

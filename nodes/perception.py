@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models import stages
 from ..models.cache import model_cache
 from ..models.perception.base import Detection, mask_from_keypoints
 from ..models.perception.densepose import (
@@ -24,7 +25,6 @@ from ..models.schema import (
     colorize_densepose,
     frame_to_people,
     people_to_frame,
-    select_person,
     sequence_is_normalized,
 )
 from ..models.temporal import NoPersonError, fill_missing_people
@@ -73,27 +73,14 @@ def _nobody_at_all(node: str, total: int) -> NodeInputError:
                           "backend, or set on_no_person to 'empty'")
 
 
-def _largest(dets: list[Detection]) -> Detection:
-    def area(d: Detection) -> float:
-        box = d.person.bbox()
-        return -1.0 if box is None else (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-    return max(dets, key=area)
-
-
 def select_detections(dets: list[Detection], mode: str, index: int, node: str,
                       frame: int) -> list[Detection]:
     """Keep all people, the largest, or the one at ``index`` (error when out of range)."""
-    if not dets or mode == "all":
-        return dets
-    if mode == "largest":
-        return [_largest(dets)]
-    if not 0 <= index < len(dets):
-        raise NodeInputError(node, "person_index", f"person {index} was asked for but frame "
-                             f"{frame} has {len(dets)} people (0..{len(dets) - 1})",
-                             "lower person_index or use people='largest'")
-    # Index people left to right so the same index means the same place in every frame.
-    ordered = sorted(dets, key=lambda d: (d.person.bbox() or (0.0,))[0])
-    return [ordered[index]]
+    try:
+        return stages.select_detections(dets, mode, index)
+    except IndexError as exc:
+        raise NodeInputError(node, "person_index", f"frame {frame}: {exc}",
+                             "lower person_index or use people='largest'") from exc
 
 
 class OpenPose:
@@ -189,15 +176,11 @@ class OpenPose:
         missing = [i for i, found in enumerate(persons) if not found]
         if missing and on_no_person == "interpolate":
             try:
-                filled, gaps = fill_missing_people(
-                    [select_person(found) if found else None for found in persons])
+                persons, _, gaps = stages.fill_missing_detections(persons)
             except NoPersonError as exc:
                 raise _nobody_at_all(node, n) from exc
             for i in missing:
-                person = filled[i]
-                assert person is not None
-                persons[i] = [person]
-                masks[i] = torch.from_numpy(mask_from_keypoints(person, h, w))
+                masks[i] = torch.from_numpy(mask_from_keypoints(persons[i][0], h, w))
             text = f"{gaps}"
         elif missing:
             text = (f"{n} frames, no person found in {len(missing)} "
@@ -435,7 +418,7 @@ class DensePoseNode:
         else:
             assert estimator is not None
             dets = estimator(rgb)
-            det = _largest(dets) if dets else None
+            det = stages.largest_detection(dets) if dets else None
             person = det.person if det else None
             if mask is None and det is not None:
                 mask = det.mask

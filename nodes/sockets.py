@@ -11,12 +11,13 @@ import math
 import numbers
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..models.schema import DEFAULT_SCHEMA, PART_CROP_GROUPS, LabelSchema
+from ..models.stages import FaceOptions, TargetPhoto
 from .runtime import NodeInputError
 
 # Socket type names. POSE_KEYPOINT is shared with comfyui_controlnet_aux on purpose.
@@ -76,40 +77,77 @@ class DensePose:
 
 @dataclass(frozen=True)
 class Parts:
-    """crops: (B, 5, 224, 224, 3) float 0..1; present: (B, 5) bool; names of the 5 groups."""
+    """crops: (B, 5, 224, 224, 3) float 0..1; present: (B, 5) bool; names of the 5 groups;
+    ``targets``: what the crops were cut from, one :class:`TargetPhoto` per frame (the
+    weightless B2F renders these)."""
 
     crops: torch.Tensor
     present: torch.Tensor
     names: tuple[str, ...] = tuple(name for name, _ in PART_CROP_GROUPS)
     label_groups: tuple[tuple[int, ...], ...] = tuple(ids for _, ids in PART_CROP_GROUPS)
-    # What the crops were cut from, per target (lists of length B): "images" uint8 (H, W, 3),
-    # "labels" uint8 (H, W), "people" Person | None. Weightless backends read these.
-    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+    targets: tuple[TargetPhoto, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
 class Appearance:
-    """The target's appearance code ``e_z`` (D,) and the encoder that made it.
+    """The target's appearance, explicitly one or both of:
 
-    ``extras`` carries what a weightless backend needs instead (target image, parsing,
-    keypoints), keyed by name.
+    - ``embedding``: the appearance code ``e_z`` (D,) or (B, D) for a trained B2F, made by
+      the ``encoder_id`` encoder; None from the weightless encoder;
+    - ``targets``: the target photos themselves (:class:`TargetPhoto`), for the warp B2F.
     """
 
-    embedding: torch.Tensor | None
     encoder_id: str
-    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+    embedding: torch.Tensor | None = None
+    targets: tuple[TargetPhoto, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.embedding is None and not self.targets:
+            raise ValueError("an Appearance needs an embedding or target photos")
+
+    def __len__(self) -> int:
+        """How many targets it holds (one per frame of a target batch)."""
+        if self.embedding is not None:
+            return 1 if self.embedding.ndim == 1 else int(self.embedding.shape[0])
+        return len(self.targets)
 
 
 @dataclass(frozen=True)
-class ModelHandle:
-    """A loaded stage: ``backend`` names the implementation; ``module`` is the network or None
-    for weightless backends; ``source`` says where the weights came from."""
+class P2BModel:
+    """A loaded P2B: ``backend`` ``warp`` (weightless, ``module`` None) or ``network``;
+    ``source``: where the weights came from."""
 
-    stage: str
     backend: str
     module: torch.nn.Module | None = None
     source: str = ""
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    stage: ClassVar[str] = "p2b"
+
+
+@dataclass(frozen=True)
+class B2FModel:
+    """A loaded B2F: ``warp`` (weightless; ``feather``: its mask feather in px) or
+    ``network``."""
+
+    backend: str
+    module: torch.nn.Module | None = None
+    source: str = ""
+    feather: float = 1.0
+    stage: ClassVar[str] = "b2f"
+
+
+@dataclass(frozen=True)
+class FaceRefineModel:
+    """A loaded FaceRefine: ``weightless`` (landmark-aligned paste) or ``network``; both find
+    and paste faces as ``options`` say."""
+
+    backend: str
+    module: torch.nn.Module | None = None
+    source: str = ""
+    options: FaceOptions = FaceOptions()
+    stage: ClassVar[str] = "face_refine"
+
+
+ModelHandle = P2BModel | B2FModel | FaceRefineModel  # one handle type per stage
 
 
 # --------------------------------------------------------------------------------------------

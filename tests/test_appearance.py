@@ -77,7 +77,7 @@ def test_pretrained_encoder_through_the_registry(registry_with_fakes, weights_di
     assert (weights_dir / "facenet_20180402_114759_vggface2.pth").is_file()
     assert any("facenet" in path for _, path in registry_with_fakes.requests)
     # the weightless extras ride along
-    assert app.extras["images"][0].shape == (512, 512, 3)
+    assert app.targets[0].image.shape == (512, 512, 3)
     # deterministic, and another target gives another code
     (again,) = AppearanceEncoderNode().encode(parts, "pretrained")
     assert torch.allclose(again.embedding, e)
@@ -93,7 +93,7 @@ def test_missing_weights_offline_is_a_clear_node_error(weights_dir, monkeypatch,
         AppearanceEncoderNode().encode(_parts(astronaut), "pretrained")
     # the weightless backend needs nothing
     (app,) = AppearanceEncoderNode().encode(_parts(astronaut), "weightless")
-    assert app.embedding is None and app.extras["labels"][0].shape == (512, 512)
+    assert app.embedding is None and app.targets[0].labels.shape == (512, 512)
 
 
 def test_facenet_file_loads_strictly_and_wrong_files_fail(tmp_path, fake_files):

@@ -150,7 +150,7 @@ def test_bad_inputs(scene, weights_dir, monkeypatch):
         node.generate(net, scene["parsing"], two, scene["pose"])
     # wrong embedding size, weightless appearance for a network
     with pytest.raises(NodeInputError, match="expects 40"):
-        node.generate(net, scene["parsing"], Appearance(torch.randn(1, 7), "x"))
+        node.generate(net, scene["parsing"], Appearance("x", torch.randn(1, 7)))
     with pytest.raises(NodeInputError, match="'pretrained'"):
         node.generate(net, scene["parsing"], app)
     # 16x16 frames

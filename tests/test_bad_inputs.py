@@ -13,7 +13,8 @@ from dance_reenact.nodes.blend import MaskBlend
 from dance_reenact.nodes.p2b import P2B
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import (
-    ModelHandle,
+    FaceRefineModel,
+    P2BModel,
     Parsing,
     check_image,
     check_mask,
@@ -62,7 +63,7 @@ def test_mask_with_nan_is_an_error_in_mask_blend():
 def _p2b_inputs(pose):
     labels = torch.zeros((1, 32, 24), dtype=torch.uint8)
     labels[0, 8:24, 8:16] = 5
-    return dict(p2b_model=ModelHandle("p2b", "warp"), target_parsing=Parsing(labels),
+    return dict(p2b_model=P2BModel("warp"), target_parsing=Parsing(labels),
                 target_pose=pose, driver_pose=pose)
 
 
@@ -113,7 +114,7 @@ def test_face_refine_says_the_real_cause_when_no_face_is_found(astronaut):
     """A scaled-twice (near black) target and a photo of two people are not "no face"."""
     from dance_reenact.nodes.face import FaceRefine, why_no_face
 
-    handle = ModelHandle("face_refine", "weightless", None, "", {"landmarks": "mediapipe"})
+    handle = FaceRefineModel("weightless")
     frames = torch.from_numpy(astronaut[None]).float() / 255
     twice = frames / 255  # 0..1 data divided by 255 again: in range, but black
     # the graph goes on (frames pass through) and the report names the cause

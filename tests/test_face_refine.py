@@ -252,8 +252,8 @@ def test_fan68_backend_through_the_registry(scene, hub, weights_dir, monkeypatch
     monkeypatch.setitem(weights.REGISTRY, "fan68", weights.WeightSpec(
         real.repo_id, real.filename, real.revision, sha, real.license))
     (handle,) = LoadFaceRefine().load("weightless", "fan68")
-    assert handle.options["fan_path"].endswith("fan2_68_landmark.onnx")
-    with F.make_landmarker("fan68", fan_path=handle.options["fan_path"]) as det:
+    assert handle.options.fan_path.endswith("fan2_68_landmark.onnx")
+    with F.make_landmarker("fan68", fan_path=handle.options.fan_path) as det:
         lm = det(scene["img"])
         assert det(np.zeros((16, 16, 3), np.uint8)) is None
     boxes = F.haar_face_boxes(scene["img"])

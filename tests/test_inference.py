@@ -150,7 +150,7 @@ class _CountingEncoder(nn.Module):
 def test_appearance_encoded_once_for_a_whole_video(request, n_frames):
     from dance_reenact.nodes import b2f as node_mod
     from dance_reenact.nodes.runtime import get_device
-    from dance_reenact.nodes.sockets import ModelHandle, Parsing, Parts
+    from dance_reenact.nodes.sockets import B2FModel, Parsing, Parts
 
     torch.manual_seed(0)
     encoder = _CountingEncoder(40)
@@ -166,7 +166,7 @@ def test_appearance_encoded_once_for_a_whole_video(request, n_frames):
     assert encoder.calls == 1 and app.embedding.shape == (1, 40)
     _, samples = _frames(n_frames)
     parsing = Parsing(torch.from_numpy(np.stack([s.labels for s in samples])))
-    handle = ModelHandle(stage="b2f", backend="network", module=net)
+    handle = B2FModel("network", module=net)
     z, m, report = node_mod.B2F().generate(handle, parsing, app)
     assert z.shape == (n_frames, 96, 72, 3) and m.shape == (n_frames, 96, 72)
     assert encoder.calls == 1  # B2F never re-encodes: once per target, not per frame

@@ -24,7 +24,7 @@ from dance_reenact.models.schema import LABEL, LabelSchema, people_to_frame
 from dance_reenact.models.weights import WeightError
 from dance_reenact.nodes.p2b import P2B, P2BLoader
 from dance_reenact.nodes.runtime import NodeInputError
-from dance_reenact.nodes.sockets import DensePose, ModelHandle, Parsing, rgb_uint8_to_image
+from dance_reenact.nodes.sockets import DensePose, P2BModel, Parsing, rgb_uint8_to_image
 
 TINY = dict(ngf=4, n_down=2, n_res=1, work_height=32, work_width=20)
 
@@ -167,7 +167,7 @@ def test_checkpoint_of_another_architecture_is_refused(weights_dir) -> None:
 
 def test_bad_inputs_are_clear_errors() -> None:
     target, drivers, parsing, tpose = _node_inputs(3)
-    warp = ModelHandle("p2b", "warp")
+    warp = P2BModel("warp")
     poses = _poses(drivers)
     # labels outside the 22-label schema
     wide = LabelSchema(names=tuple(f"l{i}" for i in range(30)))
@@ -189,14 +189,14 @@ def test_bad_inputs_are_clear_errors() -> None:
     with pytest.raises(NodeInputError, match="ONE target"):
         P2B().run(warp, two, target_pose=tpose, driver_pose=poses)
     # the network needs DensePose
-    net = ModelHandle("p2b", "network", P2BGenerator(**TINY).eval())
+    net = P2BModel("network", P2BGenerator(**TINY).eval())
     with pytest.raises(NodeInputError, match="DensePose"):
         P2B().run(net, parsing, driver_pose=poses)
 
 
 def test_frame_without_a_person() -> None:
     target, drivers, parsing, tpose = _node_inputs(3)
-    warp = ModelHandle("p2b", "warp")
+    warp = P2BModel("warp")
     poses = _poses(drivers)
     poses[1] = {"people": [], "canvas_width": 80, "canvas_height": 128}
     with pytest.raises(NodeInputError, match="driver frame 1 shows no person"):
@@ -217,7 +217,7 @@ def test_frame_without_a_person() -> None:
     assert "no driver person in 1 frame(s) (1): they hold the previous frame" in report
     assert int(held.labels[0].max()) > 0
     # the network path: an empty DensePose and no keypoints in that frame
-    net = ModelHandle("p2b", "network", P2BGenerator(**TINY).eval())
+    net = P2BModel("network", P2BGenerator(**TINY).eval())
     dp = _densepose(drivers)
     dp.index[1] = 0
     with pytest.raises(NodeInputError, match="driver frame 1 shows no person"):
@@ -227,9 +227,9 @@ def test_frame_without_a_person() -> None:
 def test_normalised_driver_keypoints_are_accepted() -> None:
     target, drivers, parsing, tpose = _node_inputs(1)
     norm = [people_to_frame([d.person], 80, 128, normalized=True) for d in drivers]
-    a, _ = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose,
+    a, _ = P2B().run(P2BModel("warp"), parsing, target_pose=tpose,
                      driver_pose=_poses(drivers))
-    b, _ = P2B().run(ModelHandle("p2b", "warp"), parsing, target_pose=tpose, driver_pose=norm)
+    b, _ = P2B().run(P2BModel("warp"), parsing, target_pose=tpose, driver_pose=norm)
     assert (a.labels == b.labels).float().mean() > 0.99
     assert int(a.labels.max()) >= LABEL["face"]
 
@@ -255,7 +255,7 @@ def test_warp_node_with_a_large_target_and_a_small_driver_of_another_aspect() ->
     body = S.random_body(rng)
     target = S.render(body, S.random_pose(rng, body), 400, 400)
     driver = S.render(body, S.random_pose(rng, body), 120, 200)
-    out, _ = P2B().run(ModelHandle("p2b", "warp"),
+    out, _ = P2B().run(P2BModel("warp"),
                        Parsing(torch.from_numpy(target.labels[None])),
                        target_pose=_poses([target]), driver_pose=_poses([driver]))
     assert out.labels.shape == (1, 120, 200)

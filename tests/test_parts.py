@@ -80,7 +80,7 @@ def test_node_outputs_parts_preview_and_missing_list(astronaut):
     assert parts.present[0].tolist() == [True, True, False, False, False]
     assert preview.shape == (1, 224, 5 * 224 + 4 * 4, 3)
     assert "lower_clothes" in missing and "shoes_socks" in missing
-    assert parts.extras["images"][0].shape == (512, 512, 3)
+    assert parts.targets[0].image.shape == (512, 512, 3)
     # a half-size parsing of the same photo is resized to the image
     small = Parsing(torch.from_numpy(astronaut_labels()[::2, ::2].copy())[None])
     parts2, _, _ = PartCropper().crop(image, small)
