@@ -25,8 +25,9 @@ Backends:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -386,3 +387,90 @@ def fill_reduced(rgb: np.ndarray, mask: np.ndarray,
     small_mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
     up = cv2.resize(fill(small, small_mask), (w, h), interpolation=cv2.INTER_LINEAR)
     return np.where(mask[..., None] > 0, up, rgb)
+
+
+def driver_clean_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
+                       people: Sequence[Any], h: int, w: int, *, max_frames: int = 48,
+                 register: bool = True, margin: float = 0.15,
+                 segment: bool = True) -> np.ndarray:
+    """The driver video's clean plate, streamed: memory does not grow with the video.
+
+    At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
+    decoded and kept; the middle one of them is the reference. Each is registered onto the
+    reference (ORB + RANSAC homography; identity when unreliable), so a panning or zooming
+    camera still gives a sharp plate in the reference's view. Per pixel, the median is taken
+    over the frames where the driver does not cover it: the person mask is drawn from the
+    keypoints and grown by ``margin`` x the person's height, joined (``segment``, when
+    MediaPipe is installed) with the person's segmentation in that frame grown by 3 % of its
+    height, so a loose dress or hair far from the keypoints leaves no ghost. Pixels no frame
+    shows are inpainted with the default backend (PatchMatch).
+    The video is read twice: up to the reference frame, then up to the last sampled frame.
+    ``driver_frames`` returns a fresh iterator of uint8 (h, w, 3) frames; ``people``: the
+    driver's keypoints (``schema.Person`` or None) per frame.
+
+    Returns: uint8 (h, w, 3).
+    Raises:
+        ValueError: no frames, fewer frames than poses, or no plate (the message says why).
+    """
+    from .perception.base import mask_from_keypoints
+
+    n = len(people)
+    if n == 0:
+        raise ValueError("the driver video has no frames")
+    picks = np.unique(np.linspace(0, n - 1, max(1, min(n, max_frames))).round().astype(int))
+    ref_idx = int(picks[len(picks) // 2])
+    wanted = set(int(i) for i in picks) - {ref_idx}
+
+    segmenter = None
+    if segment:
+        try:
+            from .perception.mediapipe_holistic import HolisticDetector
+
+            # complexity 1: the model the wheel ships (0 and 2 would download)
+            segmenter = HolisticDetector(static_image_mode=True, with_mask=True)
+        except (ImportError, RuntimeError) as exc:  # no mediapipe: keypoint masks only
+            logger.info("driver plate: no person segmentation (%s)", exc)
+
+    def grown(m: np.ndarray, by: float) -> np.ndarray:
+        # distance transform: the cost does not depend on how far the mask grows
+        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return far <= by
+
+    def person_mask(i: int, frame: np.ndarray | None = None) -> np.ndarray:
+        p = people[i]
+        box = p.bbox() if p is not None else None
+        if box is None:
+            return np.zeros((h, w), bool)
+        size = max(box[3] - box[1], box[2] - box[0])
+        m = grown(mask_from_keypoints(p, h, w) > 0.5, max(6.0, margin * size))
+        if segmenter is not None and frame is not None:
+            for d in segmenter(frame):
+                if d.mask is not None:
+                    m |= grown(d.mask > 0.5, max(3.0, 0.03 * size))
+        return m
+
+    reference = None
+    for i, f in enumerate(driver_frames()):  # pass 1: the reference frame only
+        if i == ref_idx:
+            reference = f
+            break
+    if reference is None:
+        raise ValueError(f"the driver video gave fewer frames than its {n} poses")
+
+    def others() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # pass 2: the sample
+        for i, f in enumerate(driver_frames()):
+            if i > picks[-1]:
+                break
+            if i in wanted:
+                img = f
+                yield img, person_mask(i, img)
+
+    try:
+        plate, never, warped = registered_median_plate(
+            (reference, person_mask(ref_idx, reference)), others(), register=register)
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+    if never.any():
+        logger.info("driver plate: %.1f%% never uncovered, inpainted", 100 * never.mean())
+    return plate

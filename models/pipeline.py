@@ -17,13 +17,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from .schema import LABEL, Person, frame_to_people, select_person, sequence_is_normalized
-from .temporal import fill_missing_people
+from .face import MIN_FACE_PX
+from .schema import Person, frame_to_people, people_to_frame, sequence_is_normalized
+from .stages import TargetPhoto, person_in_frame
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +35,27 @@ class PipelineError(ValueError):
 
 @dataclass
 class PipelineConfig:
-    """Backends and options of :func:`reenact` (every default needs no download).
+    """Backends and options of :func:`reenact`. Every default is the shipped
+    ``offline_weightless.json`` workflow's, so the CLI and that graph give the same frames
+    (``tests/test_one_path.py``), and none needs a download.
 
     Args:
         pose_backend: ``mediapipe`` | ``openpose`` | ``dwpose`` (target photo and driver video).
         parse_backend: ``geometric`` | ``schp_lip`` | ``schp_lip_onnx``.
         p2b: ``warp`` or the path of a P2BGenerator safetensors file.
+        densepose: what a learned P2B reads: ``densepose_r50`` (the DensePose network, as the
+            full_method workflow) or ``weightless`` (drawn from the keypoints). A driver given
+            as a motion (keypoints only) always uses ``weightless``.
         b2f: ``warp`` or the path of a B2FGenerator safetensors file (needs the pretrained
             appearance encoder's weights).
-        face: ``weightless`` (landmark-aligned paste) or ``none``.
+        face: ``weightless`` (landmark-aligned paste), ``none``, or the path of a
+            FaceRefineNet safetensors file.
+        min_face_px: faces smaller than this pass FaceRefine unchanged.
         inpaint: ``patchmatch`` | ``opencv`` (Telea) | ``lama``: how the target photo's own
-            background is cleaned (docs/inpainting.md compares them).
-        smooth: Savitzky–Golay smoothing + gap filling of the driver keypoints.
+            background is cleaned (docs/inpainting.md compares them); ``inpaint_dilate``: how
+            far the person mask is grown first (px).
+        smooth: Savitzky–Golay smoothing of the driver keypoints (the Smooth Pose node).
+        stabilize: the Stabilize Mask node's motion-gated mask average.
         feather: B2F warp mask feather (px); blend_feather: extra feather at the blend.
         device: torch device for learned stages (None = CUDA if available, else CPU).
     """
@@ -53,10 +63,14 @@ class PipelineConfig:
     pose_backend: str = "mediapipe"
     parse_backend: str = "geometric"
     p2b: str = "warp"
+    densepose: str = "densepose_r50"
     b2f: str = "warp"
     face: str = "weightless"
+    min_face_px: int = MIN_FACE_PX
     inpaint: str = "patchmatch"
+    inpaint_dilate: int = 12
     smooth: bool = True
+    stabilize: bool = True
     feather: float = 1.0
     blend_feather: float = 0.0
     device: str | None = None
@@ -70,17 +84,27 @@ class PipelineConfig:
 
 @dataclass
 class TargetState:
-    """Everything computed once per target photo."""
+    """Everything computed once per target photo (at the photo's own size, as the graph)."""
 
-    image: np.ndarray          # uint8 (h, w, 3)
-    person: Person
-    labels: np.ndarray         # uint8 (h, w) parsing p*
+    target: TargetPhoto        # photo, parsing p*, keypoints
     background: np.ndarray     # uint8 (h, w, 3) target photo with the person inpainted
-    warp_parts: object         # mesh_warp.BodyRig (the weightless renderer's target)
     p2b_net: torch.nn.Module | None = None
     b2f_net: torch.nn.Module | None = None
     b2f_x0: torch.Tensor | None = None
-    face: object | None = None  # face.FaceTarget
+    face_net: torch.nn.Module | None = None  # FaceRefineNet; None = the weightless paste
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.target.image
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.target.labels
+
+    @property
+    def person(self) -> Person:
+        assert self.target.person is not None
+        return self.target.person
 
 
 def _to_rgb(image: np.ndarray, what: str, min_side: int = 32) -> np.ndarray:
@@ -102,82 +126,100 @@ def _to_rgb(image: np.ndarray, what: str, min_side: int = 32) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _pose_estimator(cfg: PipelineConfig, *, video: bool):
+    """The OpenPose node's estimator (hands, face and derived hands on)."""
+    from .perception.pose import PoseEstimator
+
+    return PoseEstimator(cfg.pose_backend, device=cfg.torch_device(), video=video)
+
+
 def prepare_target(target: np.ndarray, cfg: PipelineConfig,
                    out_hw: tuple[int, int] | None = None) -> TargetState:
-    """Analyse the target photo once: keypoints, parsing p*, parts, background, face.
-
-    With ``out_hw`` (the driver frame size), a photo much larger than the frames is reduced
-    after parsing (:func:`.warp.limit_source`): it adds no detail to the warped frames, only
-    cost.
+    """Analyse the target photo once, as the graph's target branch does: OpenPose -> Human
+    Parse -> Part Cropper (:class:`TargetPhoto`) -> Inpaint (its background); learned
+    weights, when asked for, are loaded here so a missing file is reported in seconds.
+    (``out_hw`` is accepted for old callers; the warps reduce a large photo themselves.)
     """
-    from .inpaint import dilate_mask, inpaint_still
-    from .mesh_warp import BodyRig
+    from .inpaint import dilate_mask, fill_reduced, inpaint_still
     from .perception.human_parsing import HumanParser
-    from .perception.pose import PoseEstimator
+    from .schema import group_mask
+    from .stages import P2BWarp, fill_person, parse_target, select_detections
 
     rgb = _to_rgb(target, "the target photo")
     device = cfg.torch_device()
-    with PoseEstimator(cfg.pose_backend, device=device) as estimator:
-        detections = estimator(rgb)
-    if not detections:
+    with _pose_estimator(cfg, video=False) as estimator:
+        chosen = select_detections(estimator(rgb), "largest")
+    if not chosen:
         raise PipelineError("no person found in the target photo: use a photo that shows one "
                             "person clearly (face and upper body at least)")
-    person = select_person([d.person for d in detections])
+    h, w = rgb.shape[:2]
+    # the keypoints go through the POSE_KEYPOINT codec, as in the graph
+    pose = people_to_frame([d.person for d in chosen], w, h)
+    normalized = sequence_is_normalized([pose])
+    people = [p for p in frame_to_people(pose, normalized=normalized) if p.bbox() is not None]
     parser = HumanParser(cfg.parse_backend, device=device)
-    labels = parser.parse_frame(rgb, detections=detections)
+    detections = None
+    if parser.needs_keypoints:
+        with _pose_estimator(cfg, video=False) as detector:
+            detections = detector(rgb)
+    labels = parse_target(parser, rgb, detections, people)
     if labels is None or not labels.any():
         raise PipelineError("the target photo's parsing found no person")
-    if out_hw is not None:
-        from .warp import limit_source
-
-        labels, person, rgb = limit_source(labels, person, out_hw, image=rgb)
-    mask = dilate_mask((labels > 0).astype(np.float32), max(3, round(0.02 * max(rgb.shape))))
+    person = person_in_frame(pose, h, w, normalized=normalized)
+    if person is None:
+        raise PipelineError("no person found in the target photo: use a photo that shows one "
+                            "person clearly (face and upper body at least)")
+    photo = TargetPhoto(rgb, labels, person)
+    mask = dilate_mask(group_mask(labels, "person"), cfg.inpaint_dilate)
+    if mask.all():
+        raise PipelineError("the person covers the whole target photo: there is no background "
+                            "to fill from; give --background, or a photo with some space "
+                            "around the person")
     if cfg.inpaint == "lama":
         from .inpaint import load_lama
 
-        background = load_lama(device=device)(rgb, mask)
+        fill = load_lama(device=device)
     elif cfg.inpaint in ("patchmatch", "opencv"):
-        background = inpaint_still(rgb, mask, "patchmatch" if cfg.inpaint == "patchmatch"
-                                   else "opencv_telea")
+        backend = "patchmatch" if cfg.inpaint == "patchmatch" else "opencv_telea"
+
+        def fill(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+            return inpaint_still(img, m, backend, radius=5)
     else:
         raise PipelineError(f"unknown inpaint backend {cfg.inpaint!r}: use patchmatch, opencv "
                             "or lama")
-    try:
-        parts = BodyRig.build(rgb, labels, person, device=device)
+    background = fill_person(rgb, mask, lambda img, m: fill_reduced(img, m, fill))
+    try:  # a target without a body to rig: say so now, before the driver pass
+        P2BWarp(labels, person, [person], out_hw or (h, w))
     except ValueError as exc:
         raise PipelineError(f"the target photo: {exc}") from exc
-    state = TargetState(image=rgb, person=person, labels=labels, background=background,
-                        warp_parts=parts)
-    if cfg.p2b != "warp":
-        from .loading import load_model
+    state = TargetState(target=photo, background=background)
+    _load_networks(state, cfg, device)
+    if cfg.face not in ("weightless", "none") and not Path(cfg.face).is_file():
+        raise PipelineError(f"--face {cfg.face!r}: use weightless, none or the path of a "
+                            "FaceRefineNet .safetensors file")
+    return state
 
+
+def _load_networks(state: TargetState, cfg: PipelineConfig, device: torch.device) -> None:
+    """The learned stages asked for by ``cfg`` (P2B, B2F with e_z projected once, FaceRefine)."""
+    from .loading import load_model
+
+    if cfg.p2b != "warp":
         state.p2b_net = load_model(cfg.p2b, expected_arch="P2BGenerator", device=device)
     if cfg.b2f != "warp":
         from .appearance import crops_to_tensor, load_pretrained_encoder
-        from .loading import load_model
         from .parts import crop_parts
 
         net = load_model(cfg.b2f, expected_arch="B2FGenerator", device=device)
-        crops = crop_parts(rgb, labels)
+        crops = crop_parts(state.image, state.labels)
         encoder = load_pretrained_encoder(device)
         with torch.inference_mode():
             e_z = encoder(crops_to_tensor(crops.crops[None]).to(device),
                           torch.from_numpy(crops.present[None]).to(device))
             state.b2f_x0 = net.project(e_z)  # once per target
         state.b2f_net = net
-    if cfg.face == "weightless":
-        from .face import FaceFinder, FaceTarget, MediaPipeFaceLandmarks
-
-        with MediaPipeFaceLandmarks() as lm, FaceFinder(lm) as find:
-            found = find(rgb)  # small faces: found on an upscaled crop
-        if found.landmarks is not None:
-            state.face = FaceTarget.from_image(rgb, found.landmarks)
-        else:
-            logger.warning("no usable face on the target photo (%s, %.0f px): FaceRefine is "
-                           "skipped", found.status, found.size)
-    elif cfg.face != "none":
-        raise PipelineError(f"unknown face backend {cfg.face!r}: use weightless or none")
-    return state
+    if cfg.face not in ("weightless", "none"):
+        state.face_net = load_model(cfg.face, expected_arch="FaceRefineNet", device=device)
 
 
 def driver_people_from_pose(frames: Sequence[dict]) -> tuple[list[Person | None], int, int]:
@@ -185,82 +227,77 @@ def driver_people_from_pose(frames: Sequence[dict]) -> tuple[list[Person | None]
     if not frames:
         raise PipelineError("the driver motion has no frames")
     h, w = int(frames[0]["canvas_height"]), int(frames[0]["canvas_width"])
-    people: list[Person | None] = []
     normalized = sequence_is_normalized(frames)  # once for the clip, not per frame
-    for f in frames:
-        found = frame_to_people(f, normalized=normalized)
-        if found and (int(f["canvas_height"]), int(f["canvas_width"])) != (h, w):
-            sy, sx = h / float(f["canvas_height"]), w / float(f["canvas_width"])
-            found = [p.scaled(sx, sy) for p in found]
-        people.append(select_person(found) if found else None)
+    people = [person_in_frame(f, h, w, normalized=normalized) for f in frames]
     return people, h, w
 
 
 def driver_people_from_video(frames: Iterable[np.ndarray], cfg: PipelineConfig
-                             ) -> tuple[list[Person | None], int, int]:
-    """Detect the driver's pose in every frame (streamed; only keypoints are kept).
+                             ) -> tuple[list[list[Person]], int, int]:
+    """The OpenPose node on the driver video, streamed (only keypoints are kept): the people
+    chosen in each frame (the largest; an empty list where nobody was found)."""
+    from .stages import select_detections
 
-    Frames without a person come back as None (:func:`reenact` fills them from their
-    neighbours); how many, and any tracked ghosts dropped or small people found in an
-    enlarged crop, is logged."""
-    from .perception.pose import PoseEstimator
-
-    people: list[Person | None] = []
+    people: list[list[Person]] = []
     hw: tuple[int, int] | None = None
-    with PoseEstimator(cfg.pose_backend, device=cfg.torch_device(), video=True) as est:
+    with _pose_estimator(cfg, video=True) as est:
         for frame in frames:
             rgb = _to_rgb(frame, "a driver frame")
             if hw is None:
                 hw = rgb.shape[:2]
             elif rgb.shape[:2] != hw:
                 raise PipelineError("the driver video changes size between frames")
-            found = est(rgb)
-            people.append(select_person([d.person for d in found]) if found else None)
+            people.append([d.person for d in select_detections(est(rgb), "largest")])
     if hw is None:
         raise PipelineError("the driver video has no frames")
-    if est.stats.missing or est.stats.notes():
-        logger.warning("driver poses: %s", est.stats)
+    if est.stats.notes():
+        logger.info("driver poses: %s", est.stats)
     return people, int(hw[0]), int(hw[1])
 
 
-def smooth_people(people: list[Person | None], height: int, width: int,
-                  fps: float) -> list[Person | None]:
-    """Savitzky–Golay smoothing with short-gap filling (models/temporal.py)."""
-    from .schema import people_to_frame
-    from .temporal import SmoothingOptions, smooth_pose_sequence
+def driver_motion(found: list[list[Person]], height: int, width: int, fps: float,
+                  cfg: PipelineConfig) -> tuple[list[Person | None], list[int]]:
+    """The graph's driver chain on detected people: missing frames interpolated (OpenPose's
+    ``on_no_person=interpolate``), Smooth Pose, then each frame's person as P2B/B2F read it.
+    Returns (one person per frame, the frames where nobody was found)."""
+    from .stages import fill_missing_detections
+    from .temporal import NoPersonError, SmoothingOptions, smooth_pose_sequence
 
-    if len(people) < 3:
-        return people
-    frames = [people_to_frame([p] if p is not None else [], width, height) for p in people]
-    smoothed, _ = smooth_pose_sequence(frames, SmoothingOptions(method="savgol", fps=fps))
-    out: list[Person | None] = []
-    for f in smoothed:
-        found = frame_to_people(f)
-        out.append(found[0] if found else None)
-    return out
+    try:
+        found, missing, gaps = fill_missing_detections(found)
+    except NoPersonError as exc:
+        raise PipelineError("no person found in any driver frame: use a driver video (or "
+                            "motion) that shows one person's body; another pose backend may "
+                            "find them") from exc
+    if missing:
+        logger.warning("driver: %s", gaps)
+    frames = [people_to_frame(f, width, height) for f in found]
+    if cfg.smooth:
+        frames, _ = smooth_pose_sequence(frames, SmoothingOptions(fps=fps))
+    normalized = sequence_is_normalized(frames)
+    return [person_in_frame(f, height, width, normalized=normalized) for f in frames], missing
 
 
 class Background:
-    """Background frames for the blend: one still (never copied per frame) or a video
-    (looped), fitted to the driver canvas by ``cover``."""
+    """Background frames for the blend, as float (H, W, 3) 0..1 tensors fitted to the driver
+    canvas by ``cover`` (the Mask Blend node's ``blend.fit_frame``): one still (fitted once)
+    or a video (looped)."""
 
     def __init__(self, still: np.ndarray | None = None,
                  frames: Callable[[], Iterator[np.ndarray]] | None = None) -> None:
         self.still, self._factory = still, frames
         self._it: Iterator[np.ndarray] | None = None
-        self._cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
 
     @staticmethod
-    def fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
-        ih, iw = img.shape[:2]
-        s = max(h / ih, w / iw)
-        rh, rw = max(h, round(ih * s)), max(w, round(iw * s))
-        resized = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA if s < 1
-                             else cv2.INTER_LINEAR)
-        y0, x0 = (rh - h) // 2, (rw - w) // 2
-        return resized[y0:y0 + h, x0:x0 + w]
+    def fit(img: np.ndarray, h: int, w: int) -> torch.Tensor:
+        """uint8 (h', w', 3) -> float (h, w, 3) 0..1, scaled to cover and centre-cropped."""
+        from .blend import fit_frame
 
-    def frame(self, h: int, w: int) -> np.ndarray:
+        return fit_frame(torch.from_numpy(np.ascontiguousarray(img)).float() / 255.0, h, w,
+                         "cover")
+
+    def frame(self, h: int, w: int) -> torch.Tensor:
         if self._factory is None:
             assert self.still is not None
             if self._cache is None or self._cache[0] != (h, w):
@@ -276,88 +313,130 @@ class Background:
         return self.fit(_to_rgb(img, "a background frame", min_side=1), h, w)
 
 
+def _to_uint8(frame: torch.Tensor) -> np.ndarray:
+    """float (H, W, 3) 0..1 -> uint8, rounded as ComfyUI IMAGE frames are read back."""
+    return (frame.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+class _Renderer:
+    """P2B -> B2F for one frame, by the backends of ``state``; the weightless pair shares one
+    render of the rig per frame (its labels equal the P2B rig's: tests/test_mesh_warp.py)."""
+
+    def __init__(self, state: TargetState, people: Sequence[Person | None], hw: tuple[int, int],
+                 cfg: PipelineConfig, densepose: Callable[[int], Any] | None) -> None:
+        from .stages import B2FWarp, P2BWarp
+
+        self.state, self.hw, self.cfg, self.densepose = state, hw, cfg, densepose
+        self.device = cfg.torch_device()
+        self.b2f = B2FWarp(state.target, people, hw, feather=cfg.feather, device=self.device) \
+            if state.b2f_net is None else None
+        self.p2b = P2BWarp(state.labels, state.person, people, hw) \
+            if state.b2f_net is not None and state.p2b_net is None else None
+
+    def __call__(self, i: int, person: Person) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels uint8 (H, W), z uint8 (H, W, 3), m float32 (H, W))."""
+        from .b2f import run_b2f_frame
+
+        h, w = self.hw
+        rendered = None
+        if self.state.p2b_net is not None:
+            labels = _p2b_network(self.state, person, h, w, self.device,
+                                  self.densepose(i) if self.densepose else None)
+        elif self.b2f is not None:
+            rendered = self.b2f.rig.render(person, float(self.b2f.scales[i]), self.hw)
+            labels = rendered.labels
+        else:
+            assert self.p2b is not None
+            labels = self.p2b(i, person)
+        if self.b2f is None:
+            with torch.inference_mode():
+                res = run_b2f_frame(self.state.b2f_net, self.state.b2f_x0, labels, person.face,
+                                    device=self.device)
+            if res is None:
+                return labels, np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32)
+            z = (res[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+            return labels, z, res[1].float().cpu().numpy()
+        from .mesh_warp import warp_frame_mesh
+
+        if not labels.any():
+            return labels, np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32)
+        wf = warp_frame_mesh(self.b2f.rig, labels, person, float(self.b2f.scales[i]),
+                             feather=self.b2f.feather, rendered=rendered)
+        return labels, wf.image, wf.mask.astype(np.float32, copy=False)
+
+
 def render(state: TargetState, people: Sequence[Person | None], height: int, width: int,
            background: Background, cfg: PipelineConfig,
-           on_frame: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
-    """Yield the reenacted frames (uint8 (height, width, 3)), one per driver frame.
+           on_frame: Callable[[int, int], None] | None = None,
+           densepose: Callable[[int], Any] | None = None) -> Iterator[np.ndarray]:
+    """Yield the reenacted frames (uint8 (height, width, 3)), one per driver frame, through
+    the graph's per-frame chain: P2B -> B2F -> Stabilize Mask -> Mask Blend -> FaceRefine.
 
-    A frame without a driver person shows the background alone.
+    A frame without a driver person holds the previous parsing (P2B's ``hold``) and shows
+    the background alone (B2F's empty mask for a frame without keypoints).
     """
-    from .b2f import run_b2f_frame
-    from .mesh_warp import clip_scales, warp_frame_mesh
+    from .blend import blend_frame
+    from .stages import FaceOptions, FaceRefiner
+    from .temporal import MaskStabilizer
 
-    device = cfg.torch_device()
-    landmarker = finder = None
-    if state.face is not None:
-        from .face import FaceFinder, MediaPipeFaceLandmarks
-
-        landmarker = MediaPipeFaceLandmarks()
-        finder = FaceFinder(landmarker)
-    rig = state.warp_parts
-    scales = clip_scales(state.person, list(people))  # one slowly changing body scale
+    hw = (int(height), int(width))
+    renderer = _Renderer(state, people, hw, cfg, densepose)
+    refiner = None
+    if cfg.face != "none":
+        refiner = FaceRefiner(state.image, FaceOptions(), module=state.face_net,
+                              min_face_px=cfg.min_face_px, device=cfg.torch_device())
+        if not refiner.target_found:
+            logger.warning("no usable face on the target photo (%s, %.0f px): FaceRefine is "
+                           "skipped", refiner.target_face.status, refiner.target_face.size)
+    stabilizer = MaskStabilizer() if cfg.stabilize and len(people) > 1 else None
+    labels = np.zeros(hw, np.uint8)
+    comp = torch.empty((height, width, 3), dtype=torch.float32)
     try:
         for i, person in enumerate(people):
-            bg = background.frame(height, width)
-            if person is None or person.bbox() is None:
-                yield bg.copy()
-                if on_frame:
-                    on_frame(i + 1, len(people))
-                continue
-            rendered = None
-            if state.p2b_net is not None:
-                labels = _p2b_network(state, person, height, width, device)
-            else:
-                rendered = rig.render(person, float(scales[i]), (height, width),
-                                      with_image=state.b2f_net is None)
-                labels = rendered.labels
-            if state.b2f_net is not None:
-                with torch.inference_mode():
-                    res = run_b2f_frame(state.b2f_net, state.b2f_x0, labels, person.face,
-                                        device=device)
-                if res is None:
-                    z = np.zeros((height, width, 3), np.float32)
-                    m = np.zeros((height, width), np.float32)
-                else:
-                    z, m = res[0].cpu().numpy(), res[1].cpu().numpy()
-            else:
-                wf = warp_frame_mesh(rig, labels, person, float(scales[i]),
-                                     feather=cfg.feather, rendered=rendered)
-                z, m = wf.image.astype(np.float32) / 255.0, wf.mask
-            if cfg.blend_feather > 0:
-                m = cv2.GaussianBlur(m, (0, 0), cfg.blend_feather)
-            m3 = m[..., None]
-            frame = (z * m3 + (bg.astype(np.float32) / 255.0) * (1.0 - m3)) * 255.0
-            out = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
-            if finder is not None:
-                from .face import box_of_mask, refine_face_weightless
-
-                # the rendered face's box is where to look (small faces: an upscaled crop)
-                lm = finder(out, box_of_mask(labels == LABEL["face"])).landmarks
-                if lm is not None:
-                    # paste only on the rendered head (never a second face on the body)
-                    head = np.isin(labels, (LABEL["face"], LABEL["hair"], LABEL["hat"],
-                                            LABEL["sunglasses"]))
-                    out = refine_face_weightless(out, lm, state.face, region=head)
+            if person is not None:
+                labels, z, m = renderer(i, person)
+            else:  # P2B holds the previous parsing; B2F draws nothing without keypoints
+                z, m = np.zeros((height, width, 3), np.uint8), np.zeros(hw, np.float32)
+            if stabilizer is not None:
+                m = stabilizer.update(m, z)
+            zt = torch.from_numpy(z).float() / 255.0
+            blend_frame(zt, torch.from_numpy(m).float(), background.frame(height, width),
+                        feather=cfg.blend_feather, out=comp)
+            out = _to_uint8(comp)
+            if refiner is not None and refiner.target_found:
+                res, _ = refiner(out, labels)
+                if res is not None:
+                    out = res
             yield out
             if on_frame:
                 on_frame(i + 1, len(people))
     finally:
-        if finder is not None:
-            finder.close()
-        if landmarker is not None:
-            landmarker.close()
+        if refiner is not None:
+            refiner.close()
+
+
+def _densepose_r50(cfg: PipelineConfig) -> Callable[[np.ndarray], Any]:
+    """The DensePose R50-FPN network (the full_method workflow's P2B input)."""
+    from .perception.densepose import DensePoseTorchScript, load_densepose_torchscript
+    from .weights import resolve
+
+    device = cfg.torch_device()
+    return DensePoseTorchScript(load_densepose_torchscript(resolve("densepose_r50"), device),
+                                device=device)
 
 
 def _p2b_network(state: TargetState, person: Person, h: int, w: int,
-                 device: torch.device) -> np.ndarray:
-    """The learned P2B on one driver frame: stick figure and keypoint DensePose as its input."""
+                 device: torch.device, dense: Any = None) -> np.ndarray:
+    """The learned P2B on one driver frame: its stick figure and DensePose (``dense``, else
+    drawn from the keypoints) as its input."""
     from .p2b import DriverFrame, predict_parsing
     from .perception.base import mask_from_keypoints
     from .perception.densepose import densepose_from_keypoints
     from .render import draw_pose
 
-    dp = densepose_from_keypoints(person, mask_from_keypoints(person, h, w), h, w)
-    frame = DriverFrame(h, w, person, draw_pose([person], h, w), dp.index, dp.u, dp.v)
+    if dense is None or not (dense.index > 0).any():
+        dense = densepose_from_keypoints(person, mask_from_keypoints(person, h, w), h, w)
+    frame = DriverFrame(h, w, person, draw_pose([person], h, w), dense.index, dense.u, dense.v)
     with torch.inference_mode():
         (labels,) = list(predict_parsing(state.p2b_net, state.labels, [frame], device=device))
     return labels
@@ -374,7 +453,8 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
     Args:
         target: uint8 RGB (h, w, 3) photo of one person (any size).
         driver_frames: a factory returning a fresh iterator over the driver video's frames
-            (uint8 RGB, read twice at most: poses, and ``background="driver"``), or
+            (uint8 RGB; read once for the poses, again for ``background="driver"`` and for
+            a learned P2B's DensePose), or
         driver_pose: POSE_KEYPOINT frames (e.g. a shipped motion clip) instead of a video.
         background: None = the target photo inpainted; an RGB still; a frame-iterator factory
             (a video, looped); or ``"driver"`` = the driver video's clean plate (temporal
@@ -393,24 +473,17 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
     if driver_pose is not None:
         people, h, w = driver_people_from_pose(driver_pose)
         state = prepare_target(target, cfg, out_hw=(h, w))
+        found = [[p] if p is not None else [] for p in people]
     else:
         frames_it = driver_frames()
         first = next(frames_it, None)
         if first is None:
             raise PipelineError("the driver video has no frames: give a video with frames")
         state = prepare_target(target, cfg, out_hw=tuple(np.asarray(first).shape[:2]))
-        people, h, w = driver_people_from_video(itertools.chain([first], frames_it), cfg)
-    if not any(p is not None for p in people):
-        raise PipelineError("no person found in any driver frame: use a driver video (or "
-                            "motion) that shows one person's body; another pose backend may "
-                            "find them")
-    if cfg.smooth:
-        people = smooth_people(people, h, w, fps)
+        found, h, w = driver_people_from_video(itertools.chain([first], frames_it), cfg)
     # A frame without a driver person never stops the video nor shows an empty background:
     # its pose is interpolated from the neighbouring frames (held at the ends).
-    people, gaps = fill_missing_people(people)
-    if gaps.missing:
-        logger.warning("driver: %s", gaps)
+    people, missing = driver_motion(found, h, w, fps, cfg)
     if background is None:
         bg = Background(still=state.background)
     elif isinstance(background, str):
@@ -421,103 +494,48 @@ def reenact(target: np.ndarray, *, driver_frames: Callable[[], Iterator[np.ndarr
         bg = Background(frames=background)
     else:
         bg = Background(still=_to_rgb(background, "the background image", min_side=1))
+    densepose = None
+    if state.p2b_net is not None and driver_frames is not None \
+            and cfg.densepose == "densepose_r50":
+        densepose = _stream_densepose(driver_frames, _densepose_r50(cfg))
     info = {"count": len(people), "height": h, "width": w, "fps": fps,
-            "missing_frames": gaps.missing}
-    return render(state, people, h, w, bg, cfg, on_frame), info
+            "missing_frames": missing}
+    return render(state, people, h, w, bg, cfg, on_frame, densepose), info
+
+
+def _stream_densepose(driver_frames: Callable[[], Iterator[np.ndarray]],
+                      runner: Callable[[np.ndarray], Any]) -> Callable[[int], Any]:
+    """DensePose of driver frame ``i``, read in order from a second pass over the video."""
+    it = driver_frames()
+    pos = [-1]
+
+    def at(i: int) -> Any:
+        frame = None
+        while pos[0] < i:
+            frame = next(it)
+            pos[0] += 1
+        return runner(_to_rgb(frame, "a driver frame"))
+    return at
 
 
 def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
-                 people: Sequence[Person | None], h: int, w: int, *, max_frames: int = 48,
-                 register: bool = True, margin: float = 0.15,
-                 segment: bool = True) -> np.ndarray:
-    """The driver video's clean plate, streamed: memory does not grow with the video.
+                 people: Sequence[Person | None], h: int, w: int, **kw: Any) -> np.ndarray:
+    """The driver video's clean plate (``inpaint.driver_clean_plate``, streamed)."""
+    from .inpaint import driver_clean_plate
 
-    At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
-    decoded and kept; the middle one of them is the reference. Each is registered onto the
-    reference (ORB + RANSAC homography; identity when unreliable), so a panning or zooming
-    camera still gives a sharp plate in the reference's view. Per pixel, the median is taken
-    over the frames where the driver does not cover it: the person mask is drawn from the
-    keypoints and grown by ``margin`` x the person's height, joined (``segment``, when
-    MediaPipe is installed) with the person's segmentation in that frame grown by 3 % of its
-    height, so a loose dress or hair far from the keypoints leaves no ghost. Pixels no frame
-    shows are inpainted with the default backend (PatchMatch).
-    The video is read twice: up to the reference frame, then up to the last sampled frame.
-
-    Returns: uint8 (h, w, 3).
-    """
-    from .inpaint import registered_median_plate
-    from .perception.base import mask_from_keypoints
-
-    n = len(people)
-    if n == 0:
-        raise PipelineError("the driver video has no frames")
-    picks = np.unique(np.linspace(0, n - 1, max(1, min(n, max_frames))).round().astype(int))
-    ref_idx = int(picks[len(picks) // 2])
-    wanted = set(int(i) for i in picks) - {ref_idx}
-
-    segmenter = None
-    if segment:
-        try:
-            from .perception.mediapipe_holistic import HolisticDetector
-
-            # complexity 1: the model the wheel ships (0 and 2 would download)
-            segmenter = HolisticDetector(static_image_mode=True, with_mask=True)
-        except (ImportError, RuntimeError) as exc:  # no mediapipe: keypoint masks only
-            logger.info("driver plate: no person segmentation (%s)", exc)
-
-    def grown(m: np.ndarray, by: float) -> np.ndarray:
-        # distance transform: the cost does not depend on how far the mask grows
-        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return far <= by
-
-    def person_mask(i: int, frame: np.ndarray | None = None) -> np.ndarray:
-        p = people[i]
-        box = p.bbox() if p is not None else None
-        if box is None:
-            return np.zeros((h, w), bool)
-        size = max(box[3] - box[1], box[2] - box[0])
-        m = grown(mask_from_keypoints(p, h, w) > 0.5, max(6.0, margin * size))
-        if segmenter is not None and frame is not None:
-            for d in segmenter(frame):
-                if d.mask is not None:
-                    m |= grown(d.mask > 0.5, max(3.0, 0.03 * size))
-        return m
-
-    def rgb(f: np.ndarray) -> np.ndarray:
-        img = _to_rgb(f, "a driver frame")
-        if img.shape[:2] != (h, w):
-            raise PipelineError(f"a driver frame is {img.shape[1]}x{img.shape[0]}, the "
-                                f"video {w}x{h}: the driver video changes size")
-        return img
-
-    reference = None
-    for i, f in enumerate(driver_frames()):  # pass 1: the reference frame only
-        if i == ref_idx:
-            reference = rgb(f)
-            break
-    if reference is None:
-        raise PipelineError(f"the driver video gave fewer frames than its {n} poses")
-
-    def others() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # pass 2: the sample
-        for i, f in enumerate(driver_frames()):
-            if i > picks[-1]:
-                break
-            if i in wanted:
-                img = rgb(f)
-                yield img, person_mask(i, img)
+    def frames() -> Iterator[np.ndarray]:
+        for f in driver_frames():
+            img = _to_rgb(f, "a driver frame")
+            if img.shape[:2] != (h, w):
+                raise PipelineError(f"a driver frame is {img.shape[1]}x{img.shape[0]}, the "
+                                    f"video {w}x{h}: the driver video changes size")
+            yield img
 
     try:
-        plate, never, warped = registered_median_plate(
-            (reference, person_mask(ref_idx, reference)), others(), register=register)
+        return driver_clean_plate(frames, people, h, w, **kw)
     except ValueError as exc:
         raise PipelineError(f"no clean plate from the driver video: {exc}; use another "
                             "background") from exc
-    finally:
-        if segmenter is not None:
-            segmenter.close()
-    if never.any():
-        logger.info("driver plate: %.1f%% never uncovered, inpainted", 100 * never.mean())
-    return plate
 
 
 def sheet_path(video: Path) -> Path:
