@@ -107,10 +107,6 @@ REGISTRY: Mapping[str, WeightSpec] = {
         "lllyasviel/Annotators", "facenet.pth", "03b402ee1c5b016b1fb4161ef40814894936bb4d",
         "8beb52e548624ffcc4aed12af7aee7dcbfaeea420c75609fee999fe7add79d43", "other",
         size=153718792, note="OpenPose face"),
-    "lama_controlnet": _spec(
-        "lllyasviel/Annotators", "ControlNetLama.pth", "9a7d84251d487d11c4834466779de6b0d2c44486",
-        "3b54044a23222eb835b549d61b480c444c06cf36df0ca86ea97aa9b14b001150", "other",
-        size=204597536, note="LaMa state dict"),
     "dwpose_wholebody": _spec(
         "yzd-v/DWPose", "dw-ll_ucoco_384.onnx", "f7c16a3d45ad3783db41471848c80fbc281cabac",
         "724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843", "apache-2.0",
@@ -124,11 +120,6 @@ REGISTRY: Mapping[str, WeightSpec] = {
         "779f2015fc24435eee3ff8da3e8706d610a6b935",
         "4f7260daa498ce8d4b4679f0692ef2f1f426e39121a907181eab37b8b0585878", "apache-2.0",
         note="TorchScript runs code when loaded: pinned by sha256"),
-    "schp_atr_onnx": _spec(
-        "levihsu/OOTDiffusion", "checkpoints/humanparsing/parsing_atr.onnx",
-        "360d3932a7f0fc68396bdc9d604a28fd5998e5c0",
-        "04c7d1d070d0e0ae943d86b18cb5aaaea9e278d97462e9cfb270cbbe4cd977f4", "cc-by-nc-sa-4.0",
-        size=266859305, note="SCHP-ATR ONNX, non-commercial"),
     "schp_lip_onnx": _spec(
         "levihsu/OOTDiffusion", "checkpoints/humanparsing/parsing_lip.onnx",
         "360d3932a7f0fc68396bdc9d604a28fd5998e5c0",
@@ -143,10 +134,6 @@ REGISTRY: Mapping[str, WeightSpec] = {
         "fofr/comfyui", "inpaint/big-lama.pt", "189692800e185a5e2807b89a55ce134ee1d1d5d1",
         "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9", "none shown",
         size=205669692, note="big-LaMa TorchScript; runs code when loaded: pinned by sha256"),
-    "mat_places512": _spec(
-        "Acly/MAT", "MAT_Places512_G_fp16.safetensors", "f8cc47fcbff3624a12ab408ff7852ae70d63b8d9",
-        "309dd6ce6e04034dc4b6b15c7bd2a4844d158e03eb2a139e0eca6b366e40c0de", "cc-by-nc-4.0",
-        size=125280278, note="MAT inpainting, non-commercial"),
     "vgg19": _spec(
         "timm/vgg19.tv_in1k", "model.safetensors", "128d4708565b3a414bcbb9bbad440b2fe37b9f18",
         "11aea017b543ff59233749d8f1cf544cda749378f5790d2fedab841fb86b7669", "bsd-3-clause",
@@ -161,16 +148,6 @@ REGISTRY: Mapping[str, WeightSpec] = {
         "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         "mit (VGGFace2 data terms separate)", size=111898327,
         note="InceptionResnetV1 face embedding"),
-    "arcface_r50": _spec(
-        "public-data/insightface", "models/buffalo_l/w600k_r50.onnx",
-        "33c1063c49c785b7652d3fd529f86fa4f149392b",
-        "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
-        "InsightFace: non-commercial research only", size=174383860, note="ArcFace R50 ONNX"),
-    "insightface_2d106": _spec(
-        "public-data/insightface", "models/buffalo_l/2d106det.onnx",
-        "33c1063c49c785b7652d3fd529f86fa4f149392b",
-        "f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf",
-        "InsightFace: non-commercial research only", note="106-point face landmarks ONNX"),
     "fan68": _spec(
         "bluefoxcreation/FaceAlignment", "fan2_68_landmark.onnx",
         "ad57a6b8f2666227041f9056dbecb00c16860802",
