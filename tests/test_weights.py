@@ -133,6 +133,7 @@ def test_registry_entries_are_pinned():
         assert spec.sha256 and len(spec.sha256) == 64, name
         assert spec.license, name
         assert spec.repo_id.count("/") == 1, name
+        assert spec.used_by, f"{name}: say what loads it (docs/weights.md shows it)"
     names = [s.disk_name for s in weights.REGISTRY.values()]
     assert len(names) == len(set(names)), "two registry files would share a name on disk"
 
