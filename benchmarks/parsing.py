@@ -14,7 +14,7 @@ Measures per frame, after one warm-up frame:
 - ``schp_lip_onnx`` (with ``--onnx``): the same network through onnxruntime (the real export if
   present, else an export of the random network made here, which takes a minute).
 
-Prints a Markdown table (README "Human parsing" section).
+Prints a Markdown table; docs/nodes.md ("Human parsing") points here.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ pack's model cache (:mod:`.cache`, one entry per module, for its device and opti
 rebuilt when the module's parameters change (an optimiser step, ``load_state_dict``), so
 library inference functions can call it on every batch. The caller's module is never modified.
 
-Measured on this project's 2-core CPU (README, Benchmark): with inference mode, P2B runs
-1.2x and B2F 2.1x faster than the naive eager NCHW path, at about 75% of the fp32 matmul
-throughput measured under the same load. bf16 is never used on CPU (hundreds of times slower
-on these CPUs).
+How much faster than the naive and careful baselines, and at what share of the machine's fp32
+matmul roof: the ``p2b`` and ``b2f`` rows of docs/benchmarks.md (``python benchmarks/run.py
+--frames 8 --heavy-frames 2 --doc docs/benchmarks.md``; no figure is copied here, since they
+move with every run). bf16 is never used on CPU (hundreds of times slower on these CPUs).
 
 :func:`inference_input` converts an input tensor to the copy's memory format and dtype.
 """

@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,10 +60,12 @@ class WeightSpec:
         revision: a commit hash (preferred), branch or tag.
         sha256: hex digest of the file's bytes, or None to trust the Hub's reported checksum
             for ``revision``.
-        license: licence as the repo tags it; NC ones are flagged in the README.
+        license: licence as the repo tags it; NC ones are flagged in docs/weights.md.
         local_name: file name on disk (defaults to the basename of ``filename``).
         size: expected size in bytes where known.
-        note: provenance or caveats shown in the README.
+        note: provenance or caveats shown in docs/weights.md.
+        used_by: what loads the file, in a user's words (node and option, command and flag);
+            docs/weights.md shows it (``python scripts/gen_docs.py`` writes that page).
     """
 
     repo_id: str
@@ -74,6 +76,7 @@ class WeightSpec:
     local_name: str | None = None
     size: int | None = None
     note: str = ""
+    used_by: str = ""
 
     @property
     def disk_name(self) -> str:
@@ -98,103 +101,106 @@ REGISTRY: Mapping[str, WeightSpec] = {
     "openpose_body": _spec(
         "lllyasviel/Annotators", "body_pose_model.pth", "main",
         "25a948c16078b0f08e236bda51a385d855ef4c153598947c28c0d47ed94bb746", "other",
-        size=209267595, note="OpenPose body (commit 733558a)"),
+        size=209267595, note="OpenPose body (commit 733558a)",
+        used_by="OpenPose node `backend` = `openpose`; `pose_backend` / `--pose-backend "
+        "openpose` elsewhere"),
     "openpose_hand": _spec(
         "lllyasviel/Annotators", "hand_pose_model.pth", "main",
         "b76b00d1750901abd07b9f9d8c98cc3385b8fe834a26d4b4f0aad439e75fc600", "other",
-        size=147341049, note="OpenPose hand (commit 733558a)"),
+        size=147341049, note="OpenPose hand (commit 733558a)",
+        used_by="the `openpose` pose backend, with `detect_hands`"),
     "openpose_face": _spec(
         "lllyasviel/Annotators", "facenet.pth", "03b402ee1c5b016b1fb4161ef40814894936bb4d",
         "8beb52e548624ffcc4aed12af7aee7dcbfaeea420c75609fee999fe7add79d43", "other",
-        size=153718792, note="OpenPose face"),
-    "lama_controlnet": _spec(
-        "lllyasviel/Annotators", "ControlNetLama.pth", "9a7d84251d487d11c4834466779de6b0d2c44486",
-        "3b54044a23222eb835b549d61b480c444c06cf36df0ca86ea97aa9b14b001150", "other",
-        size=204597536, note="LaMa state dict"),
+        size=153718792, note="OpenPose face",
+        used_by="the `openpose` pose backend, with `detect_face`"),
     "dwpose_wholebody": _spec(
         "yzd-v/DWPose", "dw-ll_ucoco_384.onnx", "f7c16a3d45ad3783db41471848c80fbc281cabac",
         "724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843", "apache-2.0",
-        size=134399116, note="DWPose whole-body ONNX"),
+        size=134399116, note="DWPose whole-body ONNX",
+        used_by="OpenPose node `backend` = `dwpose`; `pose_backend` / `--pose-backend dwpose` "
+        "elsewhere"),
     "dwpose_detector": _spec(
         "yzd-v/DWPose", "yolox_l.onnx", "f7c16a3d45ad3783db41471848c80fbc281cabac",
         "7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411", "apache-2.0",
-        size=216746733, note="YOLOX-L person detector ONNX"),
+        size=216746733, note="YOLOX-L person detector ONNX",
+        used_by="the `dwpose` pose backend (person boxes)"),
     "densepose_r50": _spec(
         "LayerNorm/DensePose-TorchScript-with-hint-image", "densepose_r50_fpn_dl.torchscript",
         "779f2015fc24435eee3ff8da3e8706d610a6b935",
         "4f7260daa498ce8d4b4679f0692ef2f1f426e39121a907181eab37b8b0585878", "apache-2.0",
-        note="TorchScript runs code when loaded: pinned by sha256"),
-    "schp_atr_onnx": _spec(
-        "levihsu/OOTDiffusion", "checkpoints/humanparsing/parsing_atr.onnx",
-        "360d3932a7f0fc68396bdc9d604a28fd5998e5c0",
-        "04c7d1d070d0e0ae943d86b18cb5aaaea9e278d97462e9cfb270cbbe4cd977f4", "cc-by-nc-sa-4.0",
-        size=266859305, note="SCHP-ATR ONNX, non-commercial"),
+        note="TorchScript runs code when loaded: pinned by sha256",
+        used_by="DensePose node `backend` = `densepose_r50`; `reenact prepare` / `reenact "
+        "evaluate --densepose-backend densepose_r50`"),
     "schp_lip_onnx": _spec(
         "levihsu/OOTDiffusion", "checkpoints/humanparsing/parsing_lip.onnx",
         "360d3932a7f0fc68396bdc9d604a28fd5998e5c0",
         "8436e1dae96e2601c373d1ace29c8f0978b16357d9038c17a8ba756cca376dbc", "cc-by-nc-sa-4.0",
-        size=266863411, note="SCHP-LIP ONNX, non-commercial"),
+        size=266863411, note="SCHP-LIP ONNX, non-commercial",
+        used_by="Human Parse `backend` = `schp_lip_onnx`; `reenact --parse-backend "
+        "schp_lip_onnx`"),
     "schp_lip": _spec(
         "levihsu/OOTDiffusion", "checkpoints/humanparsing/exp-schp-201908261155-lip.pth", "main",
         "24fa3254ceeb74c8435458994a64b522fb439a3635b7b86ff470457e0413da00", "cc-by-nc-sa-4.0",
         size=267449349, note="SCHP LIP ResNet-101 (commit e84c163; hash seen on mirrors), "
-        "non-commercial"),
+        "non-commercial",
+        used_by="Human Parse `backend` = `schp_lip`; `reenact --parse-backend schp_lip`"),
     "big_lama": _spec(
         "fofr/comfyui", "inpaint/big-lama.pt", "189692800e185a5e2807b89a55ce134ee1d1d5d1",
         "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9", "none shown",
-        size=205669692, note="big-LaMa TorchScript; runs code when loaded: pinned by sha256"),
-    "mat_places512": _spec(
-        "Acly/MAT", "MAT_Places512_G_fp16.safetensors", "f8cc47fcbff3624a12ab408ff7852ae70d63b8d9",
-        "309dd6ce6e04034dc4b6b15c7bd2a4844d158e03eb2a139e0eca6b366e40c0de", "cc-by-nc-4.0",
-        size=125280278, note="MAT inpainting, non-commercial"),
+        size=205669692, note="big-LaMa TorchScript; runs code when loaded: pinned by sha256",
+        used_by="Inpaint `backend` = `lama`; `reenact --inpaint lama`"),
     "vgg19": _spec(
         "timm/vgg19.tv_in1k", "model.safetensors", "128d4708565b3a414bcbb9bbad440b2fe37b9f18",
         "11aea017b543ff59233749d8f1cf544cda749378f5790d2fedab841fb86b7669", "bsd-3-clause",
-        local_name="vgg19.tv_in1k.safetensors", note="ImageNet VGG19 (timm key names)"),
+        local_name="vgg19.tv_in1k.safetensors", note="ImageNet VGG19 (timm key names)",
+        used_by="Appearance Encoder `backend` = `pretrained` (body crops); `reenact train b2f` "
+        "perceptual loss"),
     "vgg16": _spec(
         "timm/vgg16.tv_in1k", "model.safetensors", "3394518cba29aee1ea82a49d971be90d2dd1dab7",
         "57b026918159a6bf9faf8405c3a551903768e7138989d9c6224a14227203fad8", "bsd-3-clause",
-        local_name="vgg16.tv_in1k.safetensors", note="ImageNet VGG16 (timm key names)"),
+        local_name="vgg16.tv_in1k.safetensors", note="ImageNet VGG16 (timm key names)",
+        used_by="LPIPS `vgg` backbone (Image Metrics, `reenact evaluate --lpips vgg`); `reenact "
+        "train face --perceptual vgg16`"),
     "facenet_vggface2": _spec(
         "py-feat/facenet", "facenet_20180402_114759_vggface2.pth",
         "8dd79278b755ee24ee9922619122df8a2b80b787",
         "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         "mit (VGGFace2 data terms separate)", size=111898327,
-        note="InceptionResnetV1 face embedding"),
-    "arcface_r50": _spec(
-        "public-data/insightface", "models/buffalo_l/w600k_r50.onnx",
-        "33c1063c49c785b7652d3fd529f86fa4f149392b",
-        "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
-        "InsightFace: non-commercial research only", size=174383860, note="ArcFace R50 ONNX"),
-    "insightface_2d106": _spec(
-        "public-data/insightface", "models/buffalo_l/2d106det.onnx",
-        "33c1063c49c785b7652d3fd529f86fa4f149392b",
-        "f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf",
-        "InsightFace: non-commercial research only", note="106-point face landmarks ONNX"),
+        note="InceptionResnetV1 face embedding",
+        used_by="Appearance Encoder `backend` = `pretrained` (face crop); face losses of "
+        "`reenact train b2f` and `reenact train face`"),
     "fan68": _spec(
         "bluefoxcreation/FaceAlignment", "fan2_68_landmark.onnx",
         "ad57a6b8f2666227041f9056dbecb00c16860802",
         "8404d6d0c1b8032faed63ab1100ced7c33e08009a0dff237b127f61fc336bda0", "none shown",
-        size=50858509, note="FAN 68-point landmarks ONNX"),
+        size=50858509, note="FAN 68-point landmarks ONNX",
+        used_by="Load FaceRefine `landmarks` = `fan68`"),
     "fid_inception": _spec(
         "RaphaelLiu/EvalCrafter-Models", "pt_inception-2015-12-05-6726825d.pth",
         "6040b4d40fdcde446a0cf753b0527585b6b77c54",
         "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", "none shown",
-        size=95628359, note="pytorch-fid Inception; this revision (a later one replaced it)"),
+        size=95628359, note="pytorch-fid Inception; this revision (a later one replaced it)",
+        used_by="FID: Image Metrics, `reenact evaluate --fid` / `--protocol`"),
     "lpips_alex": _spec(
         "chaofengc/IQA-PyTorch-Weights", "LPIPS_v0.1_alex-df73285e.pth", "main",
         "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
-        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=6009, note="LPIPS linear heads"),
+        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=6009, note="LPIPS linear heads",
+        used_by="LPIPS `alex` head: Image Metrics, `reenact evaluate --lpips alex` (backbone not "
+        "in the registry)"),
     "lpips_vgg": _spec(
         "chaofengc/IQA-PyTorch-Weights", "LPIPS_v0.1_vgg-a78928a0.pth",
         "70fc812e916660523ae6712dabffdcd4e469ff51",
         "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
-        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=7289, note="LPIPS linear heads"),
+        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=7289, note="LPIPS linear heads",
+        used_by="LPIPS `vgg` head: Image Metrics, `reenact evaluate --lpips vgg` / `--protocol`"),
     "lpips_squeeze": _spec(
         "chaofengc/IQA-PyTorch-Weights", "LPIPS_v0.1_squeeze-4a5350f2.pth",
         "a387e71f0a574ca0359678e94df158ced4c54866",
         "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76",
-        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=10811, note="LPIPS linear heads"),
+        "cc-by-nc-sa-4.0 (upstream LPIPS BSD-2)", size=10811, note="LPIPS linear heads",
+        used_by="LPIPS `squeeze` head: Image Metrics, `reenact evaluate --lpips squeeze` "
+        "(backbone not in the registry)"),
 }
 
 _extra_roots: list[Path] = []
@@ -584,13 +590,3 @@ def resolve(name_or_spec: str | WeightSpec, *, allow_download: bool = True) -> P
         raise WeightError(_missing_message(
             spec, f"the download failed ({type(exc).__name__}: {str(exc)[:300]})")) from exc
 
-
-def weights_table(registry: Mapping[str, WeightSpec] = REGISTRY,
-                  describe: Callable[[WeightSpec], str] | None = None) -> str:
-    """A Markdown table of the registry (the README embeds it)."""
-    rows = ["| name | repo / file | revision | licence | notes |", "|---|---|---|---|---|"]
-    for name, s in registry.items():
-        rev = s.revision if len(s.revision) < 12 else s.revision[:10]
-        rows.append(f"| `{name}` | `{s.repo_id}` / `{s.filename}` | {rev} | {s.license} | "
-                    f"{describe(s) if describe else s.note} |")
-    return "\n".join(rows)

@@ -124,16 +124,18 @@ def test_models_never_import_comfyui():
         assert not re.search(r"^\s*(import|from)\s+(comfy|folder_paths)\b", text, re.M), py
 
 
-def test_readme_documents_every_node_and_weight():
-    from dance_reenact.models import weights
+def test_readme_and_node_reference_name_every_node():
+    """The README's node table lists each node by display name; docs/nodes.md by display name
+    and class name. Weights are checked against docs/weights.md in test_docs.py."""
     from dance_reenact.nodes import NODE_DISPLAY_NAME_MAPPINGS
 
     readme = (ROOT / "README.md").read_text()
-    for name in weights.REGISTRY:
-        assert f"`{name}`" in readme, f"weight {name} missing from the README"
-    for display in NODE_DISPLAY_NAME_MAPPINGS.values():
+    reference = (ROOT / "docs" / "nodes.md").read_text()
+    for key, display in NODE_DISPLAY_NAME_MAPPINGS.items():
         short = display.replace(" (Dance Reenact)", "")
-        assert short in readme, f"node {short!r} missing from the README"
+        assert f"| {short} |" in readme, f"node {short!r} missing from the README's node table"
+        assert f"| {short} | `{key}` |" in reference, f"node {key} missing from docs/nodes.md"
+    # CI runs .ci/run: it must be the README's test command
     assert "bash scripts/dev.sh demo" in readme and "bash scripts/dev.sh test" in readme
     assert "bash scripts/dev.sh test" in (ROOT / ".ci" / "run").read_text()
 

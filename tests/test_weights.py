@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -132,8 +133,22 @@ def test_registry_entries_are_pinned():
         assert spec.sha256 and len(spec.sha256) == 64, name
         assert spec.license, name
         assert spec.repo_id.count("/") == 1, name
+        assert spec.used_by, f"{name}: say what loads it (docs/weights.md shows it)"
     names = [s.disk_name for s in weights.REGISTRY.values()]
     assert len(names) == len(set(names)), "two registry files would share a name on disk"
+
+
+def test_every_registry_entry_is_loaded_by_pack_code():
+    """A pinned, documented file that nothing loads only misleads users (five such entries
+    were dropped): each name must appear as a string literal in the pack's own code, outside
+    the registry, the tests and the benchmarks."""
+    root = Path(weights.__file__).resolve().parents[1]
+    code = "\n".join(
+        p.read_text() for p in root.rglob("*.py")
+        if p.relative_to(root).parts[0] not in {"tests", "benchmarks", ".venv", "build"}
+        and p.resolve() != Path(weights.__file__).resolve())
+    unused = [n for n in weights.REGISTRY if f'"{n}"' not in code and f"'{n}'" not in code]
+    assert not unused, f"registry entries no code loads: {unused}"
 
 
 def test_search_roots_order(weights_dir, tmp_path):
