@@ -18,6 +18,7 @@ _MODULES = (
     "inpaint",
     "b2f",
     "blend",
+    "reenact",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -423,6 +423,25 @@ retarget_in_photo.json.
     return g.to_ui()
 
 
+def long_video_streamed(defs: Mapping[str, Any]) -> dict[str, Any]:
+    g = Graph(defs)
+    target = g.add("LoadImage", 0, "Target photo", image="target.png")
+    video = g.add("LoadVideo", 0, "Driver video", file="driver.mp4")
+    run = g.add("DanceReenactReenactStreamed", 1, "Reenact (all-in-one, streamed)",
+                target=[target, 0], driver=[video, 0])
+    g.report(1, run, 1, "Reenact")
+    g.add("SaveVideo", 2, "Save video", video=[run, 0],
+          filename_prefix="dance_reenact/streamed", format="auto", codec="auto")
+    g.note(0, """
+The offline_weightless method in ONE node for long videos: the driver is read frame by frame
+and the result written straight to an MP4, so memory does not grow with the video (a 10 s
+1080p driver would need several float copies as a graph of stages). Same stages and defaults
+as offline_weightless.json and the reenact CLI. Save Video copies the MP4 (auto/auto: no
+re-encode). No audio is copied.
+""")
+    return g.to_ui()
+
+
 def target_video(defs: Mapping[str, Any]) -> dict[str, Any]:
     g = Graph(defs)
     tvideo = g.add("LoadVideo", 0, "Target video", file="target.mp4")
@@ -498,6 +517,7 @@ WORKFLOWS = {
     "driver_background.json": driver_background,
     "preprocessing.json": preprocessing,
     "offline_weightless.json": offline_weightless,
+    "long_video_streamed.json": long_video_streamed,
     "target_video.json": target_video,
     "retarget_in_photo.json": retarget_in_photo,
 }

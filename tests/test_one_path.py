@@ -29,7 +29,7 @@ def _sliding_astronaut(astronaut: np.ndarray, n: int = 4, empty: int | None = No
     frames = []
     for i in range(n):
         f = plate.copy()
-        x = 8 + 10 * i
+        x = 8 + (30 * i) // max(1, n - 1)
         if i != empty:
             f[42:192, x:x + 150] = small
         frames.append(f)
