@@ -1,4 +1,6 @@
-"""P2B, the pose-to-body network (paper §3.1, SPEC §3), its discriminators and inference.
+"""P2B, the pose-to-body network (paper §3.1, SPEC §3), and its inference.
+
+Its training discriminators live with the trainer (training/gan.py).
 
 ``P2BGenerator`` is pix2pixHD's global generator as the paper describes it: input
 concat(one-hot target parsing p* (22), driver stick figure (3), driver DensePose I/U/V (3));
@@ -21,7 +23,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .crop import CropBox, crop_to_box, person_box, points_to_crop
@@ -32,8 +33,6 @@ from .schema import NUM_LABELS, Person
 
 __all__ = [
     "P2BGenerator",
-    "NLayerDiscriminator",
-    "MultiscaleDiscriminator",
     "one_hot_labels",
     "p2b_input",
     "DriverFrame",
@@ -144,55 +143,6 @@ class P2BGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
-
-
-@register_architecture
-class NLayerDiscriminator(nn.Module):
-    """pix2pixHD's PatchGAN: 4x4 convs, LeakyReLU, InstanceNorm; returns every layer's output
-    (the last is the real/fake map) for feature matching."""
-
-    def __init__(self, *, in_channels: int = NUM_LABELS + 6, ndf: int = 64,
-                 n_layers: int = 3) -> None:
-        super().__init__()
-        self.config = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers)
-        blocks: list[nn.Module] = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 2),
-                                                 nn.LeakyReLU(0.2, True))]
-        ch = ndf
-        for i in range(1, n_layers + 1):
-            nxt = min(ch * 2, 512)
-            stride = 2 if i < n_layers else 1
-            blocks.append(nn.Sequential(nn.Conv2d(ch, nxt, 4, stride, 2), nn.InstanceNorm2d(nxt),
-                                        nn.LeakyReLU(0.2, True)))
-            ch = nxt
-        blocks.append(nn.Sequential(nn.Conv2d(ch, 1, 4, 1, 2)))
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for b in self.blocks:
-            x = b(x)
-            feats.append(x)
-        return feats
-
-
-@register_architecture
-class MultiscaleDiscriminator(nn.Module):
-    """``num_d`` PatchGANs on the input at full, half, ... resolution (the paper uses two)."""
-
-    def __init__(self, *, in_channels: int = NUM_LABELS + 6, ndf: int = 64, n_layers: int = 3,
-                 num_d: int = 2) -> None:
-        super().__init__()
-        self.config = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers, num_d=num_d)
-        self.discs = nn.ModuleList(NLayerDiscriminator(in_channels=in_channels, ndf=ndf,
-                                                       n_layers=n_layers) for _ in range(num_d))
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        out = []
-        for i, d in enumerate(self.discs):
-            if i:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out.append(d(x))
-        return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from dance_reenact.models import synthetic as S
 from dance_reenact.models.loading import load_model, read_metadata, save_model
 from dance_reenact.models.p2b import (
     DriverFrame,
-    MultiscaleDiscriminator,
     P2BGenerator,
     crop_labels,
     labels_box,
@@ -64,13 +63,6 @@ def test_generator_shapes_and_strict_roundtrip(tmp_path) -> None:
     assert one_hot_labels(src).sum(dim=1).eq(1).all()
     with pytest.raises(ValueError, match="labels must lie"):
         one_hot_labels(torch.full((1, 2, 2), 22))
-
-
-def test_two_discriminators_full_and_half_resolution() -> None:
-    d = MultiscaleDiscriminator(ndf=4, n_layers=2, num_d=2)
-    out = d(torch.rand(1, 28, 64, 40))
-    assert len(out) == 2
-    assert out[0][-1].shape[-2] > out[1][-1].shape[-2]  # the second sees half the resolution
 
 
 def test_crop_paste_roundtrip_keeps_position() -> None:
@@ -157,10 +149,13 @@ def test_network_backend_from_the_hub(hub, weights_dir, tmp_path) -> None:
 
 
 def test_checkpoint_of_another_architecture_is_refused(weights_dir) -> None:
-    save_model(MultiscaleDiscriminator(ndf=4, n_layers=1), weights_dir / "disc.safetensors")
-    with pytest.raises(WeightError, match="MultiscaleDiscriminator checkpoint, but a "
+    from dance_reenact.models.face_refine import FaceRefineNet
+
+    save_model(FaceRefineNet(crop_size=16, ngf=4, n_down=2, max_channels=8, embed_dim=4),
+               weights_dir / "face.safetensors")
+    with pytest.raises(WeightError, match="FaceRefineNet checkpoint, but a "
                        "P2BGenerator is needed"):
-        P2BLoader().load("local", local_file="disc.safetensors")
+        P2BLoader().load("local", local_file="face.safetensors")
     with pytest.raises(NodeInputError, match="no file chosen"):
         P2BLoader().load("local")
 

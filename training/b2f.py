@@ -20,20 +20,23 @@ frozen AppearanceEncoder on the target's PartCropper crops. The saved generator 
 exponential moving average of G's weights (``--ema``, 0.999; 0 = off; ours, as in most GANs
 since ProGAN: it smooths the step-to-step oscillation of adversarial training).
 
-Multi-GPU: run under ``torchrun --nproc_per_node N -m dance_reenact.cli train b2f ...``; each
-process trains on its shard (DistributedSampler) with DDP-wrapped G and D (NCCL on CUDA, gloo
-on CPU); rank 0 logs and saves. Checkpoints: ``<out>/b2f_last.safetensors`` (loadable by the
-B2F Loader), ``b2f_step<N>.safetensors``, and ``train_state.pt`` (D + optimisers) for
-``--resume``. Losses go to ``<out>/log.jsonl``.
+The discriminators and GAN losses are training/gan.py's, the device / DDP / checkpoint
+scaffolding training/common.py's. Multi-GPU: run under
+``torchrun --nproc_per_node N -m dance_reenact.cli train b2f ...``; each process trains on its
+shard (DistributedSampler) with DDP-wrapped G and D (NCCL on CUDA, gloo on CPU;
+``--batch-size`` is per process); rank 0 logs and saves. Checkpoints:
+``<out>/b2f_last.safetensors`` (loadable by the B2F Loader), ``b2f_step<N>.safetensors``, and
+``train_state.pt`` (D + optimisers) for ``--resume``. Losses go to ``<out>/log.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
-import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,76 +53,23 @@ from ..models.b2f import B2FGenerator, body_map, draw_face_labels
 from ..models.loading import load_model, save_model
 from ..models.parts import crop_parts
 from ..models.schema import LABEL
+from .common import (
+    DistContext,
+    load_train_state,
+    rank_logger,
+    save_train_state,
+    setup_distributed,
+    teardown_distributed,
+    wrap_ddp,
+)
+from .gan import MultiscaleDiscriminator, adversarial_loss, feature_matching_loss
 
 logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
-# Discriminators and losses
+# Perceptual losses
 # --------------------------------------------------------------------------------------------
-
-class PatchDiscriminator(nn.Module):
-    """pix2pixHD's N-layer PatchGAN; returns every layer's activation (last = the scores)."""
-
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 2),
-                                                 nn.LeakyReLU(0.2))]
-        c = ndf
-        for i in range(1, n_layers):
-            c2 = min(c * 2, 512)
-            layers.append(nn.Sequential(nn.Conv2d(c, c2, 4, 2 if i < n_layers - 1 else 1, 2),
-                                        nn.InstanceNorm2d(c2), nn.LeakyReLU(0.2)))
-            c = c2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 2))
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for layer in self.layers:
-            x = layer(x)
-            feats.append(x)
-        return feats
-
-
-class MultiscaleDiscriminator(nn.Module):
-    """Two PatchGANs: D1 at full resolution, D2 at half (paper: "two discriminators")."""
-
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, num_d: int = 2
-                 ) -> None:
-        super().__init__()
-        self.ds = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers)
-                                for _ in range(num_d))
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        out = []
-        for i, d in enumerate(self.ds):
-            if i:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out.append(d(x))
-        return out
-
-
-def hinge_d_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Eq. 14 summed over the discriminators: E[relu(1 - D(x))] + E[relu(1 + D(z))]."""
-    return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean()
-               for r, f in zip(real, fake))  # type: ignore[return-value]
-
-
-def hinge_g_loss(fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Eq. 13: -E[D(z)] summed over the discriminators."""
-    return sum(-f[-1].mean() for f in fake)  # type: ignore[return-value]
-
-
-def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
-                          ) -> torch.Tensor:
-    """Eq. 15: mean L1 between real and fake activations of every layer but the scores."""
-    loss = torch.zeros((), device=fake[0][0].device)
-    for r, f in zip(real, fake):
-        for rj, fj in zip(r[:-1], f[:-1]):
-            loss = loss + F.l1_loss(fj, rj.detach())
-    return loss / len(fake)
-
 
 class VGGPerceptual(nn.Module):
     """Eq. 16 with pix2pixHD's weights over relu1_1 .. relu5_1 (fewer with ``depth``)."""
@@ -218,7 +168,8 @@ class B2FTrainConfig:
     n_up: int = 6
     spade_hidden: int = 128
     norm: str = "batch"
-    # discriminators
+    # discriminators: two PatchGANs; d_layers = the 4x4 conv layers before the score conv
+    # (pix2pixHD's n_layers_D + 1: the default 3 is one layer fewer than pix2pixHD's)
     ndf: int = 64
     d_layers: int = 3
     # appearance encoder: "pretrained" (registry facenet_vggface2 + vgg19) or "random"
@@ -378,8 +329,10 @@ def generator_losses(cfg: B2FTrainConfig, G: nn.Module, D: nn.Module, e_z: torch
     fake = D(torch.cat([bm, z01 * pplus], 1))
     with torch.no_grad():
         real = D(torch.cat([bm, x * pplus], 1))
-    terms["gan"] = cfg.lambda_gan * hinge_g_loss(fake)
-    terms["fm"] = cfg.lambda_fm * feature_matching_loss(real, fake)
+    # eq. 13 (hinge) and eq. 15 (feature matching, every layer weighted 1)
+    terms["gan"] = cfg.lambda_gan * adversarial_loss(fake, real=True, mode="hinge",
+                                                     for_discriminator=False)
+    terms["fm"] = cfg.lambda_fm * feature_matching_loss(fake, real)
     if vgg is not None and cfg.lambda_vgg > 0:
         terms["vgg"] = cfg.lambda_vgg * vgg(o * pplus, x * pplus)
     if face is not None and cfg.lambda_face > 0:
@@ -419,149 +372,186 @@ def evaluate(G: B2FGenerator, encoder: AppearanceEncoder, samples: Sequence[dict
 # The loop
 # --------------------------------------------------------------------------------------------
 
-def _dist_setup() -> tuple[bool, int, int, torch.device | None]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return False, 0, 1, None
-    import torch.distributed as dist
+LAST_FILE = "b2f_last.safetensors"
+RAW_FILE = "b2f_raw_last.safetensors"
+STATE_FILE = "train_state.pt"
+LOG_FILE = "log.jsonl"
 
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        dist.init_process_group("nccl")
-        dev = torch.device("cuda", local)
-    else:
-        dist.init_process_group("gloo")
-        dev = torch.device("cpu")
-    return True, dist.get_rank(), world, dev
+
+def build_discriminator(cfg: B2FTrainConfig, label_nc: int) -> MultiscaleDiscriminator:
+    """B2F's two PatchGANs (full and half resolution) on the body map + a masked frame."""
+    if cfg.d_layers < 1:
+        raise ValueError(f"d_layers must be >= 1, got {cfg.d_layers}")
+    return MultiscaleDiscriminator(in_channels=label_nc + 3, num_d=2, ndf=cfg.ndf,
+                                   n_layers=cfg.d_layers - 1)
+
+
+_LEGACY_D_KEY = re.compile(r"ds\.(\d+)\.layers\.(\d+)\.(?:0\.)?(weight|bias)")
+
+
+def _upgrade_d_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ``train_state.pt`` discriminator from before training/gan.py (keys
+    ``ds.<d>.layers.<i>[.0].weight``) in gan.MultiscaleDiscriminator's names (same layers)."""
+    out = {}
+    for k, v in state.items():
+        m = _LEGACY_D_KEY.fullmatch(k)
+        out[f"discs.{m[1]}.blocks.{m[2]}.0.{m[3]}" if m else k] = v
+    return out
+
+
+@dataclass
+class _Nets:
+    """What one B2F process trains: G and D, their (DDP) training views, the optimisers, the
+    weight average, and the step reached."""
+
+    G: B2FGenerator
+    D: MultiscaleDiscriminator
+    g_model: nn.Module
+    d_model: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    G_ema: nn.Module | None
+    step: int = 0
+
+
+def _build_nets(cfg: B2FTrainConfig, embed_dim: int, ctx: DistContext, out: Path,
+                log: logging.LoggerAdapter) -> _Nets:
+    """G (the same initial weights on every rank), D, optimisers; ``--resume`` state; DDP."""
+    device = ctx.device
+    torch.manual_seed(cfg.seed)  # the same initial G on every rank, and for a given seed
+    G = build_generator(cfg, embed_dim).to(device)
+    torch.manual_seed(cfg.seed + 1000 + ctx.rank)
+    D = build_discriminator(cfg, G.config["label_nc"]).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    step = 0
+    if cfg.resume and (out / RAW_FILE).is_file() and (out / STATE_FILE).is_file():
+        G = load_model(out / RAW_FILE, expected_arch="B2FGenerator", device=device).train()
+        st = load_train_state(out / STATE_FILE, device=device)
+        D.load_state_dict(_upgrade_d_state(st["D"]))
+        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        opt_g.load_state_dict(st["opt_g"])
+        opt_d.load_state_dict(st["opt_d"])
+        step = int(st["step"])
+        log.info("resumed from step %d", step)
+    if ctx.distributed and device.type == "cuda":
+        G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
+    g_model, d_model = wrap_ddp(G, ctx), wrap_ddp(D, ctx)
+    G.train()
+    D.train()
+    G_ema = None
+    if cfg.ema > 0:
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        if cfg.resume and step > 0 and (out / LAST_FILE).is_file():
+            G_ema = load_model(out / LAST_FILE, expected_arch="B2FGenerator", device=device)
+    return _Nets(G, D, g_model, d_model, opt_g, opt_d, G_ema, step)
+
+
+def _train_step(cfg: B2FTrainConfig, nets: _Nets, batch: dict[str, Any],
+                encoder: AppearanceEncoder, vgg: VGGPerceptual | None,
+                face: FacePerceptual | None, aug_rng: np.random.Generator,
+                device: torch.device) -> dict[str, float]:
+    """One generator and one discriminator update; returns the step's losses."""
+    e_z = encode_targets(encoder, batch["target_image"], batch["target_labels"],
+                         cfg.crop_size, device)
+    faces = augment_faces(batch["face"], cfg, aug_rng)
+    bm = make_bodymaps(batch["labels"], faces, device)
+    x = _t_img(batch["image"], device)
+    bg = _t_img(batch["background"], device)
+    labels = torch.from_numpy(np.stack(batch["labels"])).to(device)
+    pplus = (labels > 0).float().unsqueeze(1)
+    # generator
+    nets.opt_g.zero_grad(set_to_none=True)
+    nets.d_model.requires_grad_(False)
+    loss_g, terms, z01 = generator_losses(cfg, nets.g_model, nets.d_model, e_z, bm, x, bg,
+                                          pplus, labels, vgg, face)
+    loss_g.backward()
+    nets.opt_g.step()
+    if nets.G_ema is not None:
+        _ema_update(nets.G_ema, nets.G, cfg.ema)
+    nets.d_model.requires_grad_(True)
+    # discriminators (hinge, eq. 14)
+    nets.opt_d.zero_grad(set_to_none=True)
+    fake = nets.d_model(torch.cat([bm, z01 * pplus], 1))
+    real = nets.d_model(torch.cat([bm, x * pplus], 1))
+    loss_d = (adversarial_loss(real, real=True, mode="hinge")
+              + adversarial_loss(fake, real=False, mode="hinge"))
+    loss_d.backward()
+    nets.opt_d.step()
+    nets.step += 1
+    return {"step": nets.step, "g": float(loss_g.detach()), "d": float(loss_d.detach()),
+            **terms}
 
 
 def train(cfg: B2FTrainConfig, *, dataset: Any = None) -> dict[str, Any]:
-    """Train B2F; returns {"steps", "last", "history"}. See the module docstring."""
+    """Train B2F; returns {"steps", "last", "history", "generator" (the EMA one when on),
+    "raw_generator", "discriminator", "encoder"}. See the module docstring."""
+    ctx = setup_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx, dataset)
+    finally:
+        teardown_distributed(ctx)
+
+
+def _train(cfg: B2FTrainConfig, ctx: DistContext, dataset: Any) -> dict[str, Any]:
     from torch.utils.data import DataLoader, DistributedSampler
 
     from .b2f_data import make_dataset
 
-    distributed, rank, world, ddev = _dist_setup()
-    device = ddev or torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(cfg.seed + rank)
-    np.random.seed(cfg.seed + rank)
+    log = rank_logger(logger, ctx)
+    device = ctx.device
+    torch.manual_seed(cfg.seed + ctx.rank)
+    np.random.seed(cfg.seed + ctx.rank)
     out = Path(cfg.out)
-    if rank == 0:
+    if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     h, w = cfg.size
     ds = dataset if dataset is not None else make_dataset(
         cfg.layout, cfg.data, h, w, synthetic_length=cfg.synthetic_length, seed=cfg.seed)
-    sampler = DistributedSampler(ds, shuffle=True, seed=cfg.seed) if distributed else None
+    sampler = (DistributedSampler(ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                  seed=cfg.seed) if ctx.distributed else None)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=sampler is None,
                         sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
-                        drop_last=len(ds) >= cfg.batch_size * world,
+                        drop_last=len(ds) >= cfg.batch_size * ctx.world_size,
                         persistent_workers=cfg.num_workers > 0)
     encoder = build_encoder(cfg, device)
     vgg, face = build_losses(cfg, device)
     probe = ds[0]
     embed_dim = encode_targets(encoder, [probe["target_image"]], [probe["target_labels"]],
                                cfg.crop_size, device).shape[1]
-    torch.manual_seed(cfg.seed)  # the same initial G on every rank, and for a given seed
-    G = build_generator(cfg, embed_dim).to(device)
-    torch.manual_seed(cfg.seed + 1000 + rank)
-    D = MultiscaleDiscriminator(G.config["label_nc"] + 3, cfg.ndf, cfg.d_layers).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    step = 0
-    state_path = out / "train_state.pt"
-    raw_path = out / "b2f_raw_last.safetensors"
-    if cfg.resume and raw_path.is_file() and state_path.is_file():
-        G = load_model(raw_path, expected_arch="B2FGenerator", device=device).train()
-        st = torch.load(state_path, map_location=device, weights_only=True)
-        D.load_state_dict(st["D"])
-        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        opt_g.load_state_dict(st["opt_g"])
-        opt_d.load_state_dict(st["opt_d"])
-        step = int(st["step"])
-        logger.info("resumed from step %d", step)
-    g_model: nn.Module = G
-    d_model: nn.Module = D
-    if distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        if device.type == "cuda":
-            G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
-        ids = [device.index] if device.type == "cuda" else None
-        g_model = DDP(G, device_ids=ids)
-        d_model = DDP(D, device_ids=ids)
-    G.train()
-    D.train()
-    G_ema = None
-    if cfg.ema > 0:
-        import copy
-
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        ema_path = out / "b2f_last.safetensors"
-        if cfg.resume and step > 0 and ema_path.is_file():
-            G_ema = load_model(ema_path, expected_arch="B2FGenerator", device=device)
+    nets = _build_nets(cfg, embed_dim, ctx, out, log)
     history: list[dict[str, float]] = []
-    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    log_file = open(out / LOG_FILE, "a") if ctx.is_main else None  # noqa: SIM115
     t0 = time.time()
     epoch = 0
-    aug_rng = np.random.default_rng((cfg.seed, rank))
+    aug_rng = np.random.default_rng((cfg.seed, ctx.rank))
     try:
-        while step < cfg.steps:
+        while nets.step < cfg.steps:
             if sampler is not None:
                 sampler.set_epoch(epoch)
             for batch in loader:
-                if step >= cfg.steps:
+                if nets.step >= cfg.steps:
                     break
-                e_z = encode_targets(encoder, batch["target_image"], batch["target_labels"],
-                                     cfg.crop_size, device)
-                faces = augment_faces(batch["face"], cfg, aug_rng)
-                bm = make_bodymaps(batch["labels"], faces, device)
-                x = _t_img(batch["image"], device)
-                bg = _t_img(batch["background"], device)
-                labels = torch.from_numpy(np.stack(batch["labels"])).to(device)
-                pplus = (labels > 0).float().unsqueeze(1)
-                # generator
-                opt_g.zero_grad(set_to_none=True)
-                d_model.requires_grad_(False)
-                loss_g, terms, z01 = generator_losses(cfg, g_model, d_model, e_z, bm, x, bg,
-                                                      pplus, labels, vgg, face)
-                loss_g.backward()
-                opt_g.step()
-                if G_ema is not None:
-                    _ema_update(G_ema, G, cfg.ema)
-                d_model.requires_grad_(True)
-                # discriminators
-                opt_d.zero_grad(set_to_none=True)
-                fake = d_model(torch.cat([bm, z01 * pplus], 1))
-                real = d_model(torch.cat([bm, x * pplus], 1))
-                loss_d = hinge_d_loss(real, fake)
-                loss_d.backward()
-                opt_d.step()
-                step += 1
-                rec = {"step": step, "g": float(loss_g.detach()), "d": float(loss_d.detach()),
-                       **terms}
+                rec = _train_step(cfg, nets, batch, encoder, vgg, face, aug_rng, device)
                 history.append(rec)
-                if log is not None and (step % cfg.log_every == 0 or step == 1):
+                if log_file is not None and (nets.step % cfg.log_every == 0 or nets.step == 1):
                     rec["sec"] = round(time.time() - t0, 2)
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    logger.info("step %d g %.3f d %.3f %s", step, rec["g"], rec["d"],
-                                " ".join(f"{k} {v:.3f}" for k, v in terms.items()))
-                if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
-                    _save(G, G_ema, D, opt_g, opt_d, step, out, cfg)
+                    log_file.write(json.dumps(rec) + "\n")
+                    log_file.flush()
+                    log.info("step %d g %.3f d %.3f %s", nets.step, rec["g"], rec["d"],
+                             " ".join(f"{k} {v:.3f}" for k, v in rec.items()
+                                      if k not in ("step", "g", "d", "sec")))
+                if ctx.is_main and cfg.save_every and nets.step % cfg.save_every == 0:
+                    _save(nets, out, cfg)
             epoch += 1
-        if rank == 0:
-            _save(G, G_ema, D, opt_g, opt_d, step, out, cfg)
+        if ctx.is_main:
+            _save(nets, out, cfg)
     finally:
-        if log is not None:
-            log.close()
-        if distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-    return {"steps": step, "last": out / "b2f_last.safetensors", "history": history,
-            "generator": G_ema if G_ema is not None else G, "raw_generator": G,
-            "encoder": encoder}
+        if log_file is not None:
+            log_file.close()
+    return {"steps": nets.step, "last": out / LAST_FILE, "history": history,
+            "generator": nets.G_ema if nets.G_ema is not None else nets.G,
+            "raw_generator": nets.G, "discriminator": nets.D, "encoder": encoder}
 
 
 @torch.no_grad()
@@ -572,19 +562,17 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(b)
 
 
-def _save(G: nn.Module, G_ema: nn.Module | None, D: nn.Module, opt_g: Any, opt_d: Any,
-          step: int, out: Path, cfg: B2FTrainConfig) -> None:
+def _save(nets: _Nets, out: Path, cfg: B2FTrainConfig) -> None:
     """``b2f_step<N>`` / ``b2f_last`` hold the generator users load (the EMA one when on);
-    ``b2f_raw_last`` and ``train_state.pt`` what ``--resume`` needs."""
-    meta = {"step": str(step), "encoder": cfg.encoder, "train_config": json.dumps(asdict(cfg))}
-    best = G_ema if G_ema is not None else G
-    save_model(best, out / f"b2f_step{step}.safetensors", extra_metadata=meta)
-    save_model(best, out / "b2f_last.safetensors", extra_metadata=meta)
-    save_model(G, out / "b2f_raw_last.safetensors", extra_metadata=meta)
-    tmp = out / "train_state.pt.tmp"
-    torch.save({"D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "step": step}, tmp)
-    os.replace(tmp, out / "train_state.pt")
+    ``b2f_raw_last`` and ``train_state.pt`` what ``--resume`` needs. Rank 0 only."""
+    meta = {"step": str(nets.step), "encoder": cfg.encoder,
+            "train_config": json.dumps(asdict(cfg))}
+    best = nets.G_ema if nets.G_ema is not None else nets.G
+    save_model(best, out / f"b2f_step{nets.step}.safetensors", extra_metadata=meta)
+    save_model(best, out / LAST_FILE, extra_metadata=meta)
+    save_model(nets.G, out / RAW_FILE, extra_metadata=meta)
+    save_train_state(out / STATE_FILE, {"D": nets.D.state_dict(), "opt_g": nets.opt_g.state_dict(),
+                                        "opt_d": nets.opt_d.state_dict(), "step": nets.step})
 
 
 # --------------------------------------------------------------------------------------------
@@ -612,7 +600,8 @@ def add_train_parser(stages: Any) -> None:
     p.add_argument("--encoder", choices=["pretrained", "random"], default=d.encoder)
     p.add_argument("--vgg", choices=["registry", "random", "none"], default=d.vgg)
     p.add_argument("--face-net", choices=["registry", "random", "none"], default=d.face_net)
-    p.add_argument("--device", default="")
+    p.add_argument("--device", default="", help="auto (the default: CUDA when available, "
+                   "cuda:<LOCAL_RANK> under torchrun), cpu, cuda, cuda:1 ...")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_cmd_train_b2f)
 

@@ -25,6 +25,11 @@ Data: ``--data synthetic`` (procedural faces, no download) or a folder of aligne
 Checkpoints: ``face_refine.safetensors`` (loadable by Load FaceRefine) plus
 ``face_refine_state.pt`` (optimisers, discriminator, step) for ``--resume``; losses are logged
 and appended to ``losses.csv``.
+
+Multi-GPU / multi-process through ``torchrun --nproc_per_node N -m dance_reenact.cli train face
+...`` (training/common.py: DDP, NCCL on CUDA, gloo on CPU): every process draws its own
+batches (its own seed; ``--batch`` is per process), gradients are averaged, rank 0 logs and
+saves. The discriminator and the hinge loss are training/gan.py's.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import argparse
 import csv
 import logging
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +50,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.face_refine import FaceRefineNet
-from ..models.loading import load_model, load_torch_file, save_model
+from ..models.loading import load_model, save_model
+from .common import (
+    DistContext,
+    load_train_state,
+    rank_logger,
+    save_train_state,
+    setup_distributed,
+    teardown_distributed,
+    wrap_ddp,
+)
+from .gan import MultiscaleDiscriminator, adversarial_loss
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +161,10 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, other: np.ndarray | Non
     return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def synthetic_batches(batch: int, size: int, seed: int, *, drift: float = 0.3,
+def synthetic_batches(batch: int, size: int, seed: int | Sequence[int], *, drift: float = 0.3,
                       cast: float = 0.1) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless (f0, clean, reference) uint8 batches (B, S, S, 3) of synthetic faces."""
+    """Endless (f0, clean, reference) uint8 batches (B, S, S, 3) of synthetic faces
+    (``seed``: anything :func:`numpy.random.default_rng` takes)."""
     rng = np.random.default_rng(seed)
     while True:
         f0, clean, ref = [], [], []
@@ -161,9 +178,10 @@ def synthetic_batches(batch: int, size: int, seed: int, *, drift: float = 0.3,
         yield np.stack(f0), np.stack(clean), np.stack(ref)
 
 
-def folder_batches(folder: Path, batch: int, size: int, seed: int, *, drift: float = 0.3,
-                   cast: float = 0.1) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless (f0, clean, reference) batches from a folder of aligned face crops."""
+def folder_batches(folder: Path, batch: int, size: int, seed: int | Sequence[int], *,
+                   drift: float = 0.3, cast: float = 0.1) -> Iterator[tuple[np.ndarray, ...]]:
+    """Endless (f0, clean, reference) batches from a folder of aligned face crops, drawn at
+    random with replacement (``seed``: anything :func:`numpy.random.default_rng` takes)."""
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in
                    (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
     if len(files) < 2:
@@ -300,20 +318,26 @@ def perceptual_net(name: str) -> nn.Module:
     raise ValueError(f"unknown perceptual network {name!r}; use one of {PERCEPTUAL_NETS}")
 
 
-class PatchDiscriminator(nn.Module):
-    """A small PatchGAN: (B, 3, S, S) -> (B, 1, S/8, S/8) real/fake scores."""
+def build_discriminator(ndf: int = 32) -> MultiscaleDiscriminator:
+    """FaceRefine's PatchGAN: spectral norm, no normalisation, three stride-2 4x4 convs and a
+    3x3 score conv. Shape: (B, 3, S, S) in -1..1 -> one scale, scores (B, 1, S/8, S/8)."""
+    return MultiscaleDiscriminator(in_channels=3, num_d=1, ndf=ndf, n_layers=2, norm="none",
+                                   spectral_norm=True, padding=1, last_stride=2,
+                                   score_kernel=3)
 
-    def __init__(self, ndf: int = 32) -> None:
-        super().__init__()
-        sn = nn.utils.spectral_norm
-        self.net = nn.Sequential(
-            sn(nn.Conv2d(3, ndf, 4, 2, 1)), nn.LeakyReLU(0.2, True),
-            sn(nn.Conv2d(ndf, ndf * 2, 4, 2, 1)), nn.LeakyReLU(0.2, True),
-            sn(nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1)), nn.LeakyReLU(0.2, True),
-            sn(nn.Conv2d(ndf * 4, 1, 3, 1, 1)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1)
+_LEGACY_D_KEY = re.compile(r"net\.(\d+)\.(.+)")
+
+
+def _upgrade_d_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ``face_refine_state.pt`` discriminator from before training/gan.py (an
+    ``nn.Sequential`` ``net`` of conv, LeakyReLU, ...: keys ``net.<2j>.weight_orig`` ...) in
+    :func:`build_discriminator`'s names (same layers)."""
+    out = {}
+    for k, v in state.items():
+        m = _LEGACY_D_KEY.fullmatch(k)
+        out[f"discs.0.blocks.{int(m[1]) // 2}.0.{m[2]}" if m else k] = v
+    return out
 
 
 def composite(net: FaceRefineNet, f0: torch.Tensor, ref: torch.Tensor
@@ -352,7 +376,7 @@ def evaluate(net: FaceRefineNet, batches: list[tuple[np.ndarray, ...]],
 class TrainConfig:
     out: Path
     steps: int = 2000
-    batch: int = 8
+    batch: int = 8  # per process
     size: int = 128
     ngf: int = 32
     n_down: int = 4
@@ -370,84 +394,159 @@ class TrainConfig:
     log_every: int = 50
     save_every: int = 500
     resume: bool = False
-    device: str = "cpu"
+    device: str = "auto"
+
+
+WEIGHTS_FILE = "face_refine.safetensors"
+STATE_FILE = "face_refine_state.pt"
+LOSS_FILE = "losses.csv"
+
+
+class _Composite(nn.Module):
+    """:func:`composite` as ``forward`` (what DDP wraps)."""
+
+    def __init__(self, net: FaceRefineNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, f0: torch.Tensor, ref: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return composite(self.net, f0, ref)
+
+
+def _signed(x: torch.Tensor) -> torch.Tensor:
+    """0..1 images -> -1..1, the discriminator's input range."""
+    return x * 2 - 1
+
+
+class FaceRefineTrainer:
+    """One process's share of FaceRefine training (rank 0 saves and logs)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.ctx: DistContext = setup_distributed(cfg.device)
+        self.device = self.ctx.device
+        self.log = rank_logger(logger, self.ctx)
+        self.out = Path(cfg.out)
+        # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        torch.manual_seed(cfg.seed)
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.disc = build_discriminator().to(self.device)
+        self.step = 0
+        if cfg.resume and (self.out / WEIGHTS_FILE).is_file():
+            self.net = load_model(self.out / WEIGHTS_FILE, expected_arch="FaceRefineNet",
+                                  device=self.device).train()
+        else:
+            self.net = FaceRefineNet(crop_size=cfg.size, ngf=cfg.ngf, n_down=cfg.n_down,
+                                     max_channels=8 * cfg.ngf,
+                                     embed_dim=cfg.embed_dim).to(self.device)
+        self.opt_g = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        if cfg.resume and (self.out / STATE_FILE).is_file():
+            state = load_train_state(self.out / STATE_FILE, device=self.device)
+            self.disc.load_state_dict(_upgrade_d_state(state["disc"]))
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.step = int(state["step"])
+            self.log.info("resumed from step %d", self.step)
+        self.feats = perceptual_net(cfg.perceptual).to(self.device)
+        self.g_train = wrap_ddp(_Composite(self.net), self.ctx)
+        self.d_train = wrap_ddp(self.disc, self.ctx)
+
+    def batches(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """This rank's endless batches, from the step reached (rank 0 draws what a
+        one-process run draws; rank r > 0 its own stream)."""
+        cfg = self.cfg
+        seed: int | list[int] = cfg.seed + self.step
+        if self.ctx.rank:
+            seed = [cfg.seed + self.step, self.ctx.rank]
+        kw = dict(drift=cfg.drift, cast=cfg.cast)
+        if cfg.data == "synthetic":
+            return synthetic_batches(cfg.batch, cfg.size, seed, **kw)
+        return folder_batches(Path(cfg.data), cfg.batch, cfg.size, seed, **kw)
+
+    def save(self) -> Path:
+        """Write the network and the training state (call on rank 0)."""
+        path = save_model(self.net, self.out / WEIGHTS_FILE,
+                          extra_metadata={"step": str(self.step)})
+        save_train_state(self.out / STATE_FILE,
+                         {"disc": self.disc.state_dict(), "opt_g": self.opt_g.state_dict(),
+                          "opt_d": self.opt_d.state_dict(), "step": self.step})
+        return path
+
+    def train_step(self, f0: torch.Tensor, clean: torch.Tensor, ref: torch.Tensor
+                   ) -> list[float]:
+        """One discriminator and one network update; returns [loss, rec, perc, mask, adv]."""
+        cfg = self.cfg
+        comp, mask, refined = self.g_train(f0, ref)
+        # discriminator (hinge)
+        if cfg.w_adv > 0:
+            d_loss = (adversarial_loss(self.d_train(_signed(clean)), real=True, mode="hinge")
+                      + adversarial_loss(self.d_train(_signed(comp.detach())), real=False,
+                                         mode="hinge"))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        # the refined crop is also supervised on its own, so the RGB head learns even
+        # where the mask is (still) closed; the mask then opens where refining pays
+        rec = F.l1_loss(comp, clean) + F.l1_loss(refined, clean)
+        perc = sum(F.l1_loss(a, b) for a, b in zip(self.feats(comp), self.feats(clean),
+                                                   strict=True))
+        tv = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + \
+            (mask[..., 1:] - mask[..., :-1]).abs().mean()
+        mreg = mask.mean() + tv
+        self.disc.requires_grad_(False)  # the network's loss trains the network only
+        adv = (adversarial_loss(self.d_train(_signed(comp)), real=True, mode="hinge",
+                                for_discriminator=False)
+               if cfg.w_adv > 0 else torch.zeros((), device=self.device))
+        # mask regularisation and the adversary ramp in over the first half: at the start
+        # the refined crop equals f0, so only they would act and they close the mask
+        ramp = min(1.0, self.step / max(1.0, 0.5 * cfg.steps))
+        loss = (cfg.w_rec * rec + cfg.w_perc * perc
+                + ramp * (cfg.w_mask * mreg + cfg.w_adv * adv))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.disc.requires_grad_(True)
+        self.step += 1
+        return [float(v.detach()) for v in (loss, rec, perc, mreg, adv)]
+
+    def fit(self) -> FaceRefineNet:
+        """Train until ``cfg.steps``; returns the network (in eval mode)."""
+        cfg = self.cfg
+        data = self.batches()
+        log_file = (self.out / LOSS_FILE).open("a", newline="") if self.ctx.is_main else None
+        writer = csv.writer(log_file) if log_file is not None else None
+        self.net.train()
+        try:
+            while self.step < cfg.steps:
+                f0, clean, ref = (to_tensor(a, self.device) for a in next(data))
+                losses = self.train_step(f0, clean, ref)
+                if writer is not None and (self.step % cfg.log_every == 0
+                                           or self.step == cfg.steps):
+                    row = [self.step, *losses]
+                    writer.writerow(row)
+                    log_file.flush()  # type: ignore[union-attr]
+                    self.log.info("step %d loss %.4f rec %.4f perc %.4f mask %.4f adv %.4f",
+                                  *row)
+                if self.ctx.is_main and cfg.save_every and self.step % cfg.save_every == 0:
+                    self.save()
+            if self.ctx.is_main:
+                self.save()
+        finally:
+            if log_file is not None:
+                log_file.close()
+        return self.net.eval()
 
 
 def train(cfg: TrainConfig) -> FaceRefineNet:
-    """Train FaceRefineNet; returns it (also saved under ``cfg.out``)."""
-    device = torch.device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    ckpt = cfg.out / "face_refine.safetensors"
-    state_path = cfg.out / "face_refine_state.pt"
-    disc = PatchDiscriminator().to(device)
-    step = 0
-    if cfg.resume and ckpt.is_file():
-        net = load_model(ckpt, expected_arch="FaceRefineNet", device=device).train()
-    else:
-        net = FaceRefineNet(crop_size=cfg.size, ngf=cfg.ngf, n_down=cfg.n_down,
-                            max_channels=8 * cfg.ngf, embed_dim=cfg.embed_dim).to(device)
-    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    if cfg.resume and state_path.is_file():
-        state = load_torch_file(state_path)
-        disc.load_state_dict(state["disc"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step = int(state["step"])
-        logger.info("resumed from step %d", step)
-    feats = perceptual_net(cfg.perceptual).to(device)
-    kw = dict(drift=cfg.drift, cast=cfg.cast)
-    data = (synthetic_batches(cfg.batch, cfg.size, cfg.seed + step, **kw)
-            if cfg.data == "synthetic"
-            else folder_batches(Path(cfg.data), cfg.batch, cfg.size, cfg.seed + step, **kw))
-    log_file = (cfg.out / "losses.csv").open("a", newline="")
-    writer = csv.writer(log_file)
-    net.train()
-
-    def save() -> None:
-        save_model(net, ckpt, extra_metadata={"step": str(step)})
-        torch.save({"disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": torch.tensor(step)}, state_path)
-
+    """Train FaceRefineNet; returns it (rank 0 also saves it under ``cfg.out``)."""
+    trainer = FaceRefineTrainer(cfg)
     try:
-        while step < cfg.steps:
-            f0, clean, ref = (to_tensor(a, device) for a in next(data))
-            comp, mask, refined = composite(net, f0, ref)
-            # discriminator (hinge)
-            if cfg.w_adv > 0:
-                d_loss = (F.relu(1 - disc(clean)).mean() + F.relu(1 + disc(comp.detach())).mean())
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-            # the refined crop is also supervised on its own, so the RGB head learns even
-            # where the mask is (still) closed; the mask then opens where refining pays
-            rec = F.l1_loss(comp, clean) + F.l1_loss(refined, clean)
-            perc = sum(F.l1_loss(a, b) for a, b in zip(feats(comp), feats(clean), strict=True))
-            tv = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + \
-                (mask[..., 1:] - mask[..., :-1]).abs().mean()
-            mreg = mask.mean() + tv
-            adv = -disc(comp).mean() if cfg.w_adv > 0 else torch.zeros((), device=device)
-            # mask regularisation and the adversary ramp in over the first half: at the start
-            # the refined crop equals f0, so only they would act and they close the mask
-            ramp = min(1.0, step / max(1.0, 0.5 * cfg.steps))
-            loss = (cfg.w_rec * rec + cfg.w_perc * perc
-                    + ramp * (cfg.w_mask * mreg + cfg.w_adv * adv))
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-            step += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                row = [step] + [float(v.detach()) for v in (loss, rec, perc, mreg, adv)]
-                writer.writerow(row)
-                log_file.flush()
-                logger.info("step %d loss %.4f rec %.4f perc %.4f mask %.4f adv %.4f", *row)
-            if step % cfg.save_every == 0:
-                save()
-        save()
+        return trainer.fit()
     finally:
-        log_file.close()
-    return net.eval()
+        teardown_distributed(trainer.ctx)
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,16 +556,20 @@ def train(cfg: TrainConfig) -> FaceRefineNet:
 def _cmd_train_face(args: argparse.Namespace) -> int:
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
     fields["out"] = Path(args.out)
-    if fields.get("device") in (None, "auto"):
-        fields["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = TrainConfig(**fields)
     held_out = [next(synthetic_batches(8, cfg.size, 10_000 + i, drift=cfg.drift,
                                        cast=cfg.cast)) for i in range(2)] \
         if cfg.data == "synthetic" else []
-    net = train(cfg)
-    if held_out:
-        logger.info("held-out synthetic crops: %s", evaluate(net, held_out, cfg.device))
-    print(f"weights: {cfg.out / 'face_refine.safetensors'}")
+    trainer = FaceRefineTrainer(cfg)
+    try:
+        net = trainer.fit()
+        if trainer.ctx.is_main:
+            if held_out:
+                logger.info("held-out synthetic crops: %s",
+                            evaluate(net, held_out, trainer.device))
+            print(f"weights: {cfg.out / WEIGHTS_FILE}")
+    finally:
+        teardown_distributed(trainer.ctx)
     return 0
 
 
@@ -478,7 +581,7 @@ def add_train_parser(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out/face", help="folder for weights, state and losses.csv")
     p.add_argument("--data", default=d.data, help="'synthetic' or a folder of aligned crops")
     p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--batch", type=int, default=d.batch, help="crops per step and process")
     p.add_argument("--size", type=int, default=d.size, help="crop size (256 = the node's)")
     p.add_argument("--ngf", type=int, default=d.ngf)
     p.add_argument("--n-down", dest="n_down", type=int, default=d.n_down)
@@ -498,5 +601,6 @@ def add_train_parser(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", dest="log_every", type=int, default=d.log_every)
     p.add_argument("--save-every", dest="save_every", type=int, default=d.save_every)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default=d.device, help="auto (CUDA when available, "
+                   "cuda:<LOCAL_RANK> under torchrun), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_cmd_train_face)

@@ -5,7 +5,8 @@ resolution conditioned on the driver's stick figure + DensePose; LSGAN, L1 featu
 (λ_D = 40), cross-entropy on the labels (λ_CE = 1); Adam 2e-4, betas (0.5, 0.999).
 
 Multi-GPU / multi-process through ``torchrun`` (torch.distributed DDP; gloo on CPU, NCCL on
-CUDA): ``torchrun --nproc_per_node=2 -m dance_reenact.cli train p2b ...``. Rank 0 writes
+CUDA; see training/common.py): ``torchrun --nproc_per_node=2 -m dance_reenact.cli train p2b
+...``; ``--batch-size`` is per process. Rank 0 writes
 
 * ``<out>/p2b_generator.safetensors`` (loadable by the P2B loader node; config in metadata),
 * ``<out>/p2b_train_state.pt`` (discriminator, optimisers, step: ``--resume`` continues),
@@ -18,7 +19,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ from ..models.loading import load_model, save_model
 from ..models.metrics import parsing_similarity
 from ..models.p2b import (
     DriverFrame,
-    MultiscaleDiscriminator,
     P2BGenerator,
     one_hot_labels,
     p2b_input,
@@ -41,6 +40,16 @@ from ..models.p2b import (
 )
 from ..models.schema import NUM_LABELS
 from .augment import ParsingAugment, PoseAugment
+from .common import (
+    barrier,
+    load_train_state,
+    rank_logger,
+    save_train_state,
+    setup_distributed,
+    teardown_distributed,
+    wrap_ddp,
+)
+from .gan import DiscOutput, MultiscaleDiscriminator, adversarial_loss, feature_matching_loss
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +100,6 @@ class P2BTrainConfig:
     device: str = "auto"
 
 
-def _dist_info() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    return world, rank, local
-
-
-def _device(cfg: P2BTrainConfig, local_rank: int) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
 def build_dataset(cfg: P2BTrainConfig, *, seed_offset: int = 0) -> Dataset:
     pose_aug = PoseAugment(cfg.jitter, cfg.limb_scale, cfg.part_dropout)
     parsing_aug = ParsingAugment(cfg.rotate, cfg.scale, cfg.stretch, cfg.hand_aug)
@@ -125,27 +119,6 @@ def build_dataset(cfg: P2BTrainConfig, *, seed_offset: int = 0) -> Dataset:
                     seed=cfg.seed + seed_offset, pose_aug=pose_aug, parsing_aug=parsing_aug)
 
 
-def lsgan_loss(preds: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
-    """Least-squares GAN loss summed over the discriminators (last output of each)."""
-    loss = preds[0][-1].new_zeros(())
-    for p in preds:
-        target = torch.ones_like(p[-1]) if real else torch.zeros_like(p[-1])
-        loss = loss + F.mse_loss(p[-1], target)
-    return loss
-
-
-def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]],
-                          n_layers: int) -> torch.Tensor:
-    """pix2pixHD's L1 discriminator feature matching, weighted 4/(n_layers+1) per layer and
-    1/num_D per discriminator."""
-    loss = fake[0][0].new_zeros(())
-    w_layer, w_d = 4.0 / (n_layers + 1), 1.0 / len(fake)
-    for f, r in zip(fake, real):
-        for fi, ri in zip(f[:-1], r[:-1]):
-            loss = loss + w_layer * w_d * F.l1_loss(fi, ri.detach())
-    return loss
-
-
 class _Logits(nn.Module):
     """The generator's pre-sigmoid output as ``forward`` (what DDP wraps)."""
 
@@ -157,8 +130,7 @@ class _Logits(nn.Module):
         return self.g.logits(x)
 
 
-def _split(preds: list[list[torch.Tensor]], n: int
-           ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+def _split(preds: DiscOutput, n: int) -> tuple[DiscOutput, DiscOutput]:
     """Discriminator outputs on [fake; real] -> (outputs on fake, outputs on real)."""
     return [[t[:n] for t in p] for p in preds], [[t[n:] for t in p] for p in preds]
 
@@ -168,34 +140,26 @@ class P2BTrainer:
 
     def __init__(self, cfg: P2BTrainConfig, dataset: Dataset | None = None) -> None:
         self.cfg = cfg
-        self.world, self.rank, local = _dist_info()
-        self.device = _device(cfg, local)
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            torch.distributed.init_process_group(backend)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+        self.ctx = setup_distributed(cfg.device)
+        self.world, self.rank, self.device = self.ctx.world_size, self.ctx.rank, self.ctx.device
+        self.log = rank_logger(logger, self.ctx)
         torch.manual_seed(cfg.seed + 1000 * self.rank)
         self.out = Path(cfg.out)
         self.G = P2BGenerator(in_channels=NUM_LABELS + 6, out_channels=NUM_LABELS, ngf=cfg.ngf,
                               n_down=cfg.n_down, n_res=cfg.n_res, work_height=cfg.work_height,
                               work_width=cfg.work_width).to(self.device)
-        self.D = MultiscaleDiscriminator(in_channels=NUM_LABELS + 6, ndf=cfg.ndf,
-                                         n_layers=cfg.d_layers, num_d=cfg.num_d).to(self.device)
+        # pix2pixHD's discriminators (InstanceNorm, last conv stride 1), conditioned on the
+        # driver's stick figure + DensePose
+        self.D = MultiscaleDiscriminator(in_channels=NUM_LABELS + 6, num_d=cfg.num_d,
+                                         ndf=cfg.ndf, n_layers=cfg.d_layers).to(self.device)
         self.step = 0
         self._logged = False
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         if cfg.resume:
             self._resume()
-        self.g_train: nn.Module = _Logits(self.G)
-        self.d_train: nn.Module = self.D
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.g_train = DDP(self.g_train, device_ids=ids)
-            self.d_train = DDP(self.D, device_ids=ids)
+        self.g_train = wrap_ddp(_Logits(self.G), self.ctx)
+        self.d_train = wrap_ddp(self.D, self.ctx)
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -209,21 +173,20 @@ class P2BTrainer:
             raise ValueError(f"--resume: the checkpoint's config {g.config} differs from this "
                              f"run's {self.G.config}")
         self.G.load_state_dict(g.state_dict())
-        state = torch.load(spath, map_location=self.device, weights_only=True)
+        state = load_train_state(spath, device=self.device)
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
-        logger.info("resumed from %s at step %d", self.out, self.step)
+        self.log.info("resumed from %s at step %d", self.out, self.step)
 
     def save(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Write the generator and the training state (call on rank 0)."""
         meta = {"step": str(self.step), "train_config": json.dumps(asdict(self.cfg))}
         path = save_model(self.G, self.out / GENERATOR_FILE, extra_metadata=meta)
-        tmp = self.out / (STATE_FILE + ".tmp")
-        torch.save({"discriminator": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
-                    "opt_d": self.opt_d.state_dict(), "step": self.step}, tmp)
-        os.replace(tmp, self.out / STATE_FILE)
+        save_train_state(self.out / STATE_FILE,
+                         {"discriminator": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                          "opt_d": self.opt_d.state_dict(), "step": self.step})
         return path
 
     # -- training -------------------------------------------------------------------------------
@@ -259,7 +222,8 @@ class P2BTrainer:
             self.opt_d.zero_grad(set_to_none=True)
             pred = self.d_train(torch.cat([torch.cat([cond, fake.detach()], dim=1), real_in]))
             pred_fake, pred_real = _split(pred, n)
-            loss_d = 0.5 * (lsgan_loss(pred_fake, False) + lsgan_loss(pred_real, True))
+            loss_d = 0.5 * (adversarial_loss(pred_fake, real=False, mode="lsgan")
+                            + adversarial_loss(pred_real, real=True, mode="lsgan"))
             loss_d.backward()
             self.opt_d.step()
             losses["d"] = float(loss_d.detach())
@@ -270,8 +234,11 @@ class P2BTrainer:
         if use_gan:
             pred = self.d_train(torch.cat([torch.cat([cond, fake], dim=1), real_in]))
             pred_fake, pred_real = _split(pred, n)
-            loss_gan = lsgan_loss(pred_fake, True)
-            loss_fm = feature_matching_loss(pred_fake, pred_real, cfg.d_layers)
+            loss_gan = adversarial_loss(pred_fake, real=True, mode="lsgan",
+                                        for_discriminator=False)
+            # pix2pixHD's weights: 4 / (n_layers + 1) per layer, 1 / num_D per discriminator
+            loss_fm = feature_matching_loss(pred_fake, pred_real,
+                                            layer_weight=4.0 / (cfg.d_layers + 1))
             loss_g = loss_g + cfg.lambda_gan * loss_gan + cfg.lambda_fm * loss_fm
             losses["g_gan"] = float(loss_gan.detach())
             losses["fm"] = float(loss_fm.detach())
@@ -312,7 +279,7 @@ class P2BTrainer:
                                         + [f"{losses.get(k, float('nan')):.5f}"
                                            for k in ("d", "g", "g_gan", "fm", "ce")])
                         fh.flush()  # type: ignore[union-attr]
-                        logger.info("step %d %s", self.step,
+                        self.log.info("step %d %s", self.step,
                                     " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
                     if self.rank == 0 and cfg.save_every and self.step % cfg.save_every == 0:
                         self.save()
@@ -322,8 +289,7 @@ class P2BTrainer:
         finally:
             if fh is not None:
                 fh.close()
-        if self.world > 1:
-            torch.distributed.barrier()
+        barrier(self.ctx)
         if self.rank == 0:
             return self.save()
         return None
@@ -407,18 +373,19 @@ def config_from_args(args: argparse.Namespace) -> P2BTrainConfig:
 def _cmd_train_p2b(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     trainer = P2BTrainer(cfg)
-    path = trainer.fit()
-    if path is not None:
-        print(f"generator: {path}")
-        if cfg.eval_pairs > 0 and cfg.data == "synthetic":
-            from .data import synthetic_eval_pairs
+    try:
+        path = trainer.fit()
+        if path is not None:
+            print(f"generator: {path}")
+            if cfg.eval_pairs > 0 and cfg.data == "synthetic":
+                from .data import synthetic_eval_pairs
 
-            k = 2 if cfg.work_height < 256 else 1
-            pairs = synthetic_eval_pairs(cfg.eval_pairs,
-                                         render_hw=(cfg.work_height * k, cfg.work_width * k))
-            for name, model in (("copy p*", None), ("trained", trainer.G)):
-                r = evaluate(model, pairs, device=trainer.device)
-                print(f"held-out {name:8s} SSIS={r['ssis']:.4f} SSBS={r['ssbs']:.4f}")
-    if trainer.world > 1 and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+                k = 2 if cfg.work_height < 256 else 1
+                pairs = synthetic_eval_pairs(cfg.eval_pairs, render_hw=(cfg.work_height * k,
+                                                                        cfg.work_width * k))
+                for name, model in (("copy p*", None), ("trained", trainer.G)):
+                    r = evaluate(model, pairs, device=trainer.device)
+                    print(f"held-out {name:8s} SSIS={r['ssis']:.4f} SSBS={r['ssbs']:.4f}")
+    finally:
+        teardown_distributed(trainer.ctx)
     return 0
