@@ -35,14 +35,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from skimage import data
 
-    from dance_reenact.models import face as F
-    from dance_reenact.models import weights
-    from dance_reenact.models.face_refine import (
+    from dance_reenact.models.compositing import face as F
+    from dance_reenact.models.compositing.inpaint import inpaint_opencv, load_lama, median_plate
+    from dance_reenact.models.io import weights
+    from dance_reenact.models.networks.face_refine import (
         FaceRefineNet,
         refine_face_network,
         target_embedding,
     )
-    from dance_reenact.models.inpaint import inpaint_opencv, load_lama, median_plate
     from dance_reenact.nodes.sockets import frame_to_rgb_uint8, rgb_uint8_to_image
 
     h, w = 512, 320

@@ -8,7 +8,7 @@ Method: photos with known content (frames of the dev clips in ``../shared/dev_cl
 folder exists, and scikit-image's photos) get a person-shaped hole cut into a region where
 they show no person (their own MediaPipe person mask, grown, is avoided). The hole shapes are
 real people (MediaPipe's segmentation of other dev-clip frames and photos) and synthetic
-silhouettes (``models/synthetic.py``), scaled to 40 % of the photo's height. Each backend
+silhouettes (``training/synthetic.py``), scaled to 40 % of the photo's height. Each backend
 fills the hole; the fill is compared with the photo:
 
 - PSNR inside the hole (dB, RGB);
@@ -80,7 +80,7 @@ def person_mask(rgb: np.ndarray) -> np.ndarray:
 
 def hole_shapes() -> list[tuple[str, np.ndarray]]:
     """(name, bool mask cropped to its box) person shapes: real people, synthetic bodies."""
-    from dance_reenact.models.synthetic import random_pair
+    from dance_reenact.training.synthetic import random_pair
 
     shapes = []
     if CLIPS.is_dir():
@@ -139,7 +139,7 @@ def gradient_ratio(img: np.ndarray, m: np.ndarray) -> float:
 
 
 def backends() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    from dance_reenact.models.inpaint import inpaint_opencv, inpaint_patchmatch
+    from dance_reenact.models.compositing.inpaint import inpaint_opencv, inpaint_patchmatch
 
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         "patchmatch": lambda img, m: inpaint_patchmatch(img, m),
@@ -160,7 +160,7 @@ def backends() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
 
 def run(holes_per_photo: int = 2, seed: int = 0) -> tuple[str, dict[str, dict[str, float]]]:
     """Fill every case with every backend. Returns (markdown table, summary per backend)."""
-    from dance_reenact.models.inpaint import patchmatch_available
+    from dance_reenact.models.compositing.inpaint import patchmatch_available
 
     if not patchmatch_available():
         logging.warning("pypatchmatch is not installed: 'patchmatch' falls back to Telea")

@@ -41,7 +41,7 @@ def _frames(n: int) -> torch.Tensor:
 
 
 def _install(root: Path, name: str, data: bytes) -> None:
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
 
     spec = weights.REGISTRY[name]
     (root / spec.disk_name).write_bytes(data)
@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
     from dance_reenact.models.perception.pose import POSE_WEIGHTS
     from dance_reenact.nodes.perception import DensePoseNode, OpenPose
 

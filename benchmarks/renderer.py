@@ -58,7 +58,7 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
             im.seek(i)
             out.append(np.asarray(im.convert("RGB")).copy())
         return out
-    from dance_reenact.models.video_io import read_video
+    from dance_reenact.models.io.video import read_video
 
     frames = []
     for f in read_video(path):
@@ -85,7 +85,7 @@ class Driver:
 
 
 def analyse_target(name: str, rgb: np.ndarray, out_hw: tuple[int, int]) -> Target | None:
-    from dance_reenact.models.pipeline import PipelineConfig, PipelineError, prepare_target
+    from dance_reenact.pipeline import PipelineConfig, PipelineError, prepare_target
 
     try:
         st = prepare_target(rgb, PipelineConfig(face="none"), out_hw=out_hw)
@@ -96,7 +96,7 @@ def analyse_target(name: str, rgb: np.ndarray, out_hw: tuple[int, int]) -> Targe
 
 
 def analyse_driver(name: str, frames: list[np.ndarray]) -> Driver:
-    from dance_reenact.models.pipeline import (
+    from dance_reenact.pipeline import (
         PipelineConfig,
         driver_people_from_video,
         smooth_people,
@@ -113,19 +113,20 @@ def analyse_driver(name: str, frames: list[np.ndarray]) -> Driver:
 
 
 class OldRenderer:
-    """Today's main before the mesh: per-part similarity warp (models/warp.py, b2f_warp.py)."""
+    """The renderer before the mesh: per-part similarity warp (models/geometry/warp.py and
+    b2f_warp.py)."""
 
     name = "per-part warp (old)"
 
     def __init__(self, t: Target, people: list, hw: tuple[int, int]) -> None:
-        from dance_reenact.models.b2f_warp import prepare_target
+        from dance_reenact.models.geometry.b2f_warp import prepare_target
 
         self.t, self.hw = t, hw
         self.parts = prepare_target(t.labels, t.person)
 
     def frame(self, i: int, person) -> tuple[np.ndarray, np.ndarray]:
-        from dance_reenact.models.b2f_warp import warp_frame
-        from dance_reenact.models.warp import warp_parsing
+        from dance_reenact.models.geometry.b2f_warp import warp_frame
+        from dance_reenact.models.geometry.warp import warp_parsing
 
         lab = warp_parsing(self.t.labels, self.t.person, person, self.hw,
                            part_map=self.parts.part_map, masks=self.parts.masks)
@@ -135,19 +136,19 @@ class OldRenderer:
 
 
 class MeshRenderer:
-    """The skinned-mesh renderer (models/mesh_warp.py)."""
+    """The skinned-mesh renderer (models/geometry/mesh_warp.py)."""
 
     name = "skinned mesh (new)"
 
     def __init__(self, t: Target, people: list, hw: tuple[int, int]) -> None:
-        from dance_reenact.models.mesh_warp import BodyRig, clip_scales
+        from dance_reenact.models.geometry.mesh_warp import BodyRig, clip_scales
 
         self.t, self.hw = t, hw
         self.rig = BodyRig.build(t.image, t.labels, t.person)
         self.scales = clip_scales(t.person, people)
 
     def frame(self, i: int, person) -> tuple[np.ndarray, np.ndarray]:
-        from dance_reenact.models.mesh_warp import warp_frame_mesh
+        from dance_reenact.models.geometry.mesh_warp import warp_frame_mesh
 
         r = self.rig.render(person, float(self.scales[i]), self.hw)
         wf = warp_frame_mesh(self.rig, r.labels, person, float(self.scales[i]), rendered=r)
@@ -168,7 +169,7 @@ WHOLE = ("neck", "right_shoulder", "left_shoulder", "right_elbow", "left_elbow",
 
 def skeleton_whole(person, h: int, w: int, target) -> bool:
     """The driver shows every major joint inside the frame, and the target shows them too."""
-    from dance_reenact.models.warp import joints
+    from dance_reenact.models.geometry.warp import joints
 
     jd = joints(person)
     jt = joints(target)
@@ -195,7 +196,7 @@ def connected(mask: np.ndarray, speck: float = 0.005) -> bool:
 def bone_points_inside(mask: np.ndarray, target, driver, scale: float, n: int = 9) -> float:
     """Share of points along the retargeted bones (the mesh renderer's skeleton at the same
     scale for both renderers) that fall inside the rendered mask (dilated by 1 px)."""
-    from dance_reenact.models.mesh_warp import posed_skeleton
+    from dance_reenact.models.geometry.mesh_warp import posed_skeleton
 
     _, jr = posed_skeleton(target, driver, scale)
     m = cv2.dilate((mask >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -282,7 +283,7 @@ class PairResult:
 def composite(image: np.ndarray, mask: np.ndarray, bg: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     if bg.shape[:2] != (h, w):
-        from dance_reenact.models.pipeline import Background
+        from dance_reenact.pipeline import Background
 
         bg = Background.fit(bg, h, w)
     m = mask[..., None]
@@ -310,7 +311,7 @@ def save_sheet(path: Path, driver_frames: list[np.ndarray],
 
 
 def run_pair(d: Driver, t: Target, sheet_dir: Path | None) -> list[PairResult]:
-    from dance_reenact.models.mesh_warp import clip_scales
+    from dance_reenact.models.geometry.mesh_warp import clip_scales
 
     h, w = d.frames[0].shape[:2]
     scales = clip_scales(t.person, d.people)
@@ -366,7 +367,7 @@ EXTREMES = {
 def synthetic_sweep(n_bodies: int = 6, hw: tuple[int, int] = (320, 512)
                     ) -> dict[str, dict[str, int]]:
     """Tear failures (disconnected mask or < 95 % of bone points inside) per extreme pose."""
-    from dance_reenact.models import synthetic as S
+    from dance_reenact.training import synthetic as S
 
     rng = np.random.default_rng(7)
     out: dict[str, dict[str, int]] = {cls.name: {} for cls in RENDERERS}
@@ -394,7 +395,7 @@ def reconstruction(d: Driver, t: Target) -> dict[str, dict[str, float]]:
     parser for every row); the still baseline repeats the target photo."""
     import torch
 
-    from dance_reenact.models import metrics as M
+    from dance_reenact.models.metrics import scores as M
     from dance_reenact.models.perception.human_parsing import HumanParser
     from dance_reenact.models.perception.pose import PoseEstimator
 
@@ -447,7 +448,7 @@ def reconstruction(d: Driver, t: Target) -> dict[str, dict[str, float]]:
 def synthetic_speed(frames: int = 40, hw: tuple[int, int] = (320, 512)) -> dict[str, float]:
     """Milliseconds per frame of each renderer (P2B + B2F warp) at 512x320, given the
     prepared target and the poses, on the same synthetic frames in the same run."""
-    from dance_reenact.models import synthetic as S
+    from dance_reenact.training import synthetic as S
 
     rng = np.random.default_rng(5)
     body = S.random_body(rng)
@@ -469,8 +470,8 @@ def synthetic_speed(frames: int = 40, hw: tuple[int, int] = (320, 512)) -> dict[
 def end_to_end(d: Driver, target: np.ndarray, tmp: Path) -> tuple[float, int]:
     """Frames per second of the whole ``reenact`` pipeline (decode, MediaPipe on every driver
     frame, target analysis, rendering, blend, face paste, MP4 encode) on one clip."""
-    from dance_reenact.models.pipeline import reenact, write_outputs
-    from dance_reenact.models.video_io import read_video, write_mp4
+    from dance_reenact.models.io.video import read_video, write_mp4
+    from dance_reenact.pipeline import reenact, write_outputs
 
     src = tmp / f"{d.name}.mp4"
     write_mp4(iter(d.frames), src, 24.0)

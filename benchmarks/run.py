@@ -57,9 +57,9 @@ if __package__ in (None, ""):  # run as a script from a clone: make the pack imp
         pkg.__path__ = [str(root)]  # type: ignore[attr-defined]
         sys.modules["dance_reenact"] = pkg
 
-from dance_reenact.models import metrics as M  # noqa: E402
-from dance_reenact.models.render import draw_pose  # noqa: E402
-from dance_reenact.models.schema import BODY, NUM_LABELS, Person  # noqa: E402
+from dance_reenact.models.core.schema import BODY, NUM_LABELS, Person  # noqa: E402
+from dance_reenact.models.geometry.render import draw_pose  # noqa: E402
+from dance_reenact.models.metrics import scores as M  # noqa: E402
 
 COLUMNS = ("stage", "variant", "frames", "fps", "peak_rss_mb", "rss_rise_mb", "gflop_per_frame",
            "gflops", "pct_of_roof", "x_vs_careful", "x_vs_naive", "notes")
@@ -452,9 +452,9 @@ class StreamScene:
 
 
 def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
-    from dance_reenact.models.face import FaceTarget
-    from dance_reenact.models.mesh_warp import BodyRig
-    from dance_reenact.models.synthetic import random_body, random_pose, render
+    from dance_reenact.models.compositing.face import FaceTarget
+    from dance_reenact.models.geometry.mesh_warp import BodyRig
+    from dance_reenact.training.synthetic import random_body, random_pose, render
 
     h, w = cfg.height, cfg.width
     rng = np.random.default_rng(3)
@@ -473,9 +473,9 @@ def stream_scene(cfg: BenchConfig, frames: int) -> StreamScene:
 def chain_frame(sc: StreamScene, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One driver frame through P2B warp -> B2F warp -> Mask Blend -> FaceRefine weightless
     (the library functions the nodes call). Returns (parsing, composite, refined) uint8."""
-    from dance_reenact.models.blend import blend_frames
-    from dance_reenact.models.face import refine_face_weightless
-    from dance_reenact.models.mesh_warp import warp_frame_mesh
+    from dance_reenact.models.compositing.blend import blend_frames
+    from dance_reenact.models.compositing.face import refine_face_weightless
+    from dance_reenact.models.geometry.mesh_warp import warp_frame_mesh
 
     person = sc.people[i % len(sc.people)]
     h, w = sc.video.shape[1:3]

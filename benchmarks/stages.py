@@ -71,7 +71,7 @@ def p2b(config: Any, **net_kwargs: Any) -> HookStage:
     ours: the cached inference copy (BatchNorm folded, channels-last); careful: the same call
     with ``optimize=False`` (the plain eval network, eager fp32, inference mode); naive: eager
     NCHW with autograd on, on the same working-resolution input."""
-    from dance_reenact.models.p2b import (
+    from dance_reenact.models.networks.p2b import (
         DriverFrame,
         P2BGenerator,
         crop_labels,
@@ -80,7 +80,7 @@ def p2b(config: Any, **net_kwargs: Any) -> HookStage:
         p2b_input,
         predict_parsing,
     )
-    from dance_reenact.models.synthetic import random_body, random_pose, render
+    from dance_reenact.training.synthetic import random_body, random_pose, render
 
     kwargs = {**(P2B_TINY if _tiny(config) else {}), **net_kwargs}
 
@@ -134,9 +134,9 @@ def appearance_encoder(embed_dim: int, tiny: bool) -> nn.Module:
     """An :class:`models.appearance.AppearanceEncoder` with random weights: the paper-size
     networks (InceptionResnetV1 + VGG19 conv5, exact architectures) or, ``tiny``, one strided
     conv each, with ``embed_dim`` outputs in both cases (paper: 2560)."""
-    from dance_reenact.models.appearance import AppearanceEncoder
-    from dance_reenact.models.facenet import InceptionResnetV1
-    from dance_reenact.models.vgg import VGG19Features
+    from dance_reenact.models.networks.appearance import AppearanceEncoder
+    from dance_reenact.models.networks.facenet import InceptionResnetV1
+    from dance_reenact.models.networks.vgg import VGG19Features
 
     if not tiny:
         return AppearanceEncoder(InceptionResnetV1(), VGG19Features()).eval()
@@ -156,9 +156,9 @@ def b2f(config: Any, **net_kwargs: Any) -> HookStage:
     ``optimize=False`` (plain eval decoder, eager fp32, inference mode). naive: the appearance
     re-encoded and ``e_z`` re-projected every frame, eager NCHW, autograd on, no crop. Each
     step carries ``stats`` (encoder and projection calls)."""
-    from dance_reenact.models.appearance import EMBED_DIM
-    from dance_reenact.models.b2f import B2FGenerator, body_map, run_b2f_frame
-    from dance_reenact.models.synthetic import random_body, random_pose, render
+    from dance_reenact.models.networks.appearance import EMBED_DIM
+    from dance_reenact.models.networks.b2f import B2FGenerator, body_map, run_b2f_frame
+    from dance_reenact.training.synthetic import random_body, random_pose, render
 
     tiny = _tiny(config)
     kwargs = {**(B2F_TINY if tiny else {}), **net_kwargs}
@@ -220,13 +220,13 @@ def face_refine(config: Any, **net_kwargs: Any) -> HookStage:
     face, refine, warp back, blend), the target's face embedded once. There is no optimised
     inference copy of this network: ours IS the careful way; naive re-embeds the target's
     face every frame."""
-    from dance_reenact.models.face import FaceTarget
-    from dance_reenact.models.face_refine import (
+    from dance_reenact.models.compositing.face import FaceTarget
+    from dance_reenact.models.networks.face_refine import (
         FaceRefineNet,
         refine_face_network,
         target_embedding,
     )
-    from dance_reenact.models.synthetic import random_body, random_pose, render
+    from dance_reenact.training.synthetic import random_body, random_pose, render
 
     kwargs = {**(FACE_TINY if _tiny(config) else {}), **net_kwargs}
 
@@ -279,7 +279,7 @@ def renderer(config: Any) -> HookStage:
     prepared target and the pose (``benchmarks/renderer.py``'s :class:`MeshRenderer`), against
     the per-part warp it replaced (its :class:`OldRenderer`), on synthetic people."""
     from dance_reenact.benchmarks import renderer as R
-    from dance_reenact.models import synthetic as S
+    from dance_reenact.training import synthetic as S
 
     def scene(cfg: Any) -> tuple[Any, list]:
         rng = np.random.default_rng(5)
@@ -302,13 +302,13 @@ def renderer(config: Any) -> HookStage:
 
 
 def pipeline(config: Any) -> HookStage:
-    """The whole pipeline's per-frame loop (``models.pipeline.render``: weightless renderer,
+    """The whole pipeline's per-frame loop (``pipeline.render``: weightless renderer,
     blend, face paste with MediaPipe landmarks on each output frame) over a streamed driver
     of ``cfg.stream_frames`` frames; peak memory is the point."""
     from dance_reenact.benchmarks.run import stream_scene
 
     def setup(cfg: Any) -> Callable[[int], Any]:
-        from dance_reenact.models import pipeline as P
+        from dance_reenact import pipeline as P
 
         sc = stream_scene(cfg, cfg.stream_frames)
         state = P.TargetState(image=sc.image, person=sc.person, labels=sc.labels,

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .schema import LABEL_GROUPS, Person, frame_to_people, select_person
-from .temporal import GapFillReport, fill_missing_people
+from .core.schema import LABEL_GROUPS, Person, frame_to_people, select_person
+from .geometry.temporal import GapFillReport, fill_missing_people
 
 # --------------------------------------------------------------------------------------------
 # The target
@@ -169,8 +169,8 @@ class P2BWarp:
 
     def __init__(self, labels: np.ndarray, target: Person, drivers: Sequence[Person | None],
                  out_hw: tuple[int, int]) -> None:
-        from .mesh_warp import BodyRig, clip_scales
-        from .warp import limit_source
+        from .geometry.mesh_warp import BodyRig, clip_scales
+        from .geometry.warp import limit_source
 
         labels, target, _ = limit_source(labels, target, out_hw)  # a huge photo adds nothing
         self.rig = BodyRig.build(None, labels, target)
@@ -178,7 +178,7 @@ class P2BWarp:
         self.out_hw = (int(out_hw[0]), int(out_hw[1]))
 
     def __call__(self, i: int, person: Person) -> np.ndarray:
-        from .mesh_warp import warp_parsing_mesh
+        from .geometry.mesh_warp import warp_parsing_mesh
 
         return warp_parsing_mesh(self.rig, person, float(self.scales[i]), self.out_hw)
 
@@ -196,8 +196,8 @@ class B2FWarp:
     def __init__(self, target: TargetPhoto, drivers: Sequence[Person | None],
                  out_hw: tuple[int, int], *, feather: float = 1.0,
                  device: torch.device | str | None = None) -> None:
-        from .mesh_warp import BodyRig, clip_scales
-        from .warp import limit_source
+        from .geometry.mesh_warp import BodyRig, clip_scales
+        from .geometry.warp import limit_source
 
         if target.person is None:
             raise ValueError("the target has no keypoints")
@@ -208,7 +208,7 @@ class B2FWarp:
         self.feather = float(feather)
 
     def __call__(self, i: int, labels: np.ndarray, person: Person) -> Any:
-        from .mesh_warp import warp_frame_mesh
+        from .geometry.mesh_warp import warp_frame_mesh
 
         return warp_frame_mesh(self.rig, labels, person, float(self.scales[i]),
                                feather=self.feather)
@@ -247,7 +247,7 @@ class FaceRefiner:
     def __init__(self, target_rgb: np.ndarray, options: FaceOptions = FaceOptions(), *,
                  module: torch.nn.Module | None = None, min_face_px: int | None = None,
                  device: torch.device | str = "cpu") -> None:
-        from .face import MIN_FACE_PX, FaceFinder, FaceTarget, make_landmarker
+        from .compositing.face import MIN_FACE_PX, FaceFinder, FaceTarget, make_landmarker
 
         self.options, self.module, self.device = options, module, device
         self.min_face_px = MIN_FACE_PX if min_face_px is None else int(min_face_px)
@@ -259,7 +259,7 @@ class FaceRefiner:
         if self.target_face.landmarks is not None:
             self.face_target = FaceTarget.from_image(target_rgb, self.target_face.landmarks)
             if module is not None:
-                from .face_refine import target_embedding
+                from .networks.face_refine import target_embedding
 
                 self.embedding = target_embedding(module, self.face_target, device)
 
@@ -269,8 +269,8 @@ class FaceRefiner:
 
     def __call__(self, rgb: np.ndarray, labels: np.ndarray | None = None
                  ) -> tuple[np.ndarray | None, str]:
-        from .face import box_of_mask, refine_face_weightless
-        from .inpaint import dilate_mask
+        from .compositing.face import box_of_mask, refine_face_weightless
+        from .compositing.inpaint import dilate_mask
 
         if self.face_target is None:
             return None, "none"
@@ -290,7 +290,7 @@ class FaceRefiner:
                                          feather_px=opts.feather, color_match=opts.color_match,
                                          seamless=opts.seamless, region=region)
         else:
-            from .face_refine import refine_face_network
+            from .networks.face_refine import refine_face_network
 
             res = refine_face_network(self.module, rgb, found.landmarks, self.embedding,
                                       device=self.device, region=region)

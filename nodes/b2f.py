@@ -13,20 +13,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import weights
-from ..models.appearance import (
+from ..models.core.cache import model_cache
+from ..models.core.inference import batch_size_for
+from ..models.core.schema import Person, sequence_is_normalized
+from ..models.io import weights
+from ..models.io.loading import load_model
+from ..models.io.weights import WeightError
+from ..models.networks.appearance import (
     ENCODER_ID,
     crops_to_tensor,
     load_pretrained_encoder,
 )
-from ..models.b2f import B2FGenerator, run_b2f_frames
-from ..models.cache import model_cache
-from ..models.inference import batch_size_for
-from ..models.loading import load_model
-from ..models.parts import CROP_SIZE, crop_parts, preview_grid
-from ..models.schema import Person, sequence_is_normalized
+from ..models.networks.b2f import B2FGenerator, run_b2f_frames
+from ..models.networks.parts import CROP_SIZE, crop_parts, preview_grid
 from ..models.stages import B2FWarp, TargetPhoto, person_in_frame
-from ..models.weights import WeightError
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,

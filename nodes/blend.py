@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..models.blend import FIT_MODES, LENGTH_MODES, blend_frames
+from ..models.compositing.blend import FIT_MODES, LENGTH_MODES, blend_frames
 from .runtime import NodeInputError, Progress
 from .sockets import IMAGE, MASK, check_image, check_mask
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import weights
-from ..models.face import LANDMARK_BACKENDS, MIN_FACE_PX
-from ..models.loading import load_model
+from ..models.compositing.face import LANDMARK_BACKENDS, MIN_FACE_PX
+from ..models.io import weights
+from ..models.io.loading import load_model
 from ..models.stages import FaceOptions, FaceRefiner
 from .runtime import (
     LOADER_BACKENDS,
@@ -146,7 +146,7 @@ def why_no_face(rgb: np.ndarray) -> tuple[str, str]:
     """(problem, fix) when no face landmarks were found on the target photo: the likely real
     cause (an empty or mis-scaled image, a tiny photo, several people) rather than a bare
     "no face"."""
-    from ..models.face import haar_face_boxes
+    from ..models.compositing.face import haar_face_boxes
 
     h, w = rgb.shape[:2]
     mean, std = float(rgb.mean()), float(rgb.std())

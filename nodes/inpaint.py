@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import weights
-from ..models.inpaint import (
+from ..models.compositing.inpaint import (
     BACKENDS,
     DEFAULT_BACKEND,
     MAX_FILL_SIDE,
@@ -20,6 +19,7 @@ from ..models.inpaint import (
     load_lama,
     median_plate,
 )
+from ..models.io import weights
 from .runtime import NodeInputError, Progress, check_interrupt, get_device
 from .sockets import (
     IMAGE,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import metrics as M
-from ..models.cache import model_cache
-from ..models.evaluation import format_table
-from ..models.weights import WeightError
+from ..models.core.cache import model_cache
+from ..models.io.weights import WeightError
+from ..models.metrics import scores as M
+from ..models.metrics.evaluation import format_table
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import weights
-from ..models.loading import load_model
-from ..models.p2b import DriverFrame, predict_parsing
-from ..models.schema import NUM_LABELS, Person, sequence_is_normalized
+from ..models.core.schema import NUM_LABELS, Person, sequence_is_normalized
+from ..models.io import weights
+from ..models.io.loading import load_model
+from ..models.networks.p2b import DriverFrame, predict_parsing
 from ..models.stages import P2BWarp, person_in_frame
 from .runtime import (
     LOADER_BACKENDS,

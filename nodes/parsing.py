@@ -9,11 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.cache import model_cache
-from ..models.perception.geometric_parsing import is_grayscale
-from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
-from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
-from ..models.schema import (
+from ..models.core.cache import model_cache
+from ..models.core.schema import (
     LABEL_GROUPS,
     Person,
     colorize_labels,
@@ -21,8 +18,11 @@ from ..models.schema import (
     group_mask,
     sequence_is_normalized,
 )
+from ..models.io.weights import WeightError
+from ..models.perception.geometric_parsing import is_grayscale
+from ..models.perception.human_parsing import BACKENDS, WEIGHTLESS, HumanParser
+from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
 from ..models.stages import parse_target
-from ..models.weights import WeightError
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     IMAGE,

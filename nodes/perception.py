@@ -10,7 +10,17 @@ import numpy as np
 import torch
 
 from ..models import stages
-from ..models.cache import model_cache
+from ..models.core.cache import model_cache
+from ..models.core.schema import (
+    Person,
+    colorize_densepose,
+    frame_to_people,
+    people_to_frame,
+    sequence_is_normalized,
+)
+from ..models.geometry.render import draw_pose
+from ..models.geometry.temporal import NoPersonError, fill_missing_people
+from ..models.io.weights import WeightError, resolve
 from ..models.perception.base import Detection, mask_from_keypoints
 from ..models.perception.densepose import (
     DensePoseMap,
@@ -19,16 +29,6 @@ from ..models.perception.densepose import (
     load_densepose_torchscript,
 )
 from ..models.perception.pose import POSE_BACKENDS, PoseEstimator
-from ..models.render import draw_pose
-from ..models.schema import (
-    Person,
-    colorize_densepose,
-    frame_to_people,
-    people_to_frame,
-    sequence_is_normalized,
-)
-from ..models.temporal import NoPersonError, fill_missing_people
-from ..models.weights import WeightError, resolve
 from .runtime import NodeInputError, Progress, get_device
 from .sockets import (
     DENSEPOSE,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import weights
+from ..models.io import weights
 from .runtime import NO_FILE_CHOICES, NodeInputError
 
 logger = logging.getLogger(__name__)

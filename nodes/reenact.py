@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.face import MIN_FACE_PX
-from ..models.pipeline import PipelineConfig, PipelineError, reenact
-from ..models.video_io import VideoError, encode_mp4, probe_video, read_video
+from ..models.compositing.face import MIN_FACE_PX
+from ..models.io.video import VideoError, encode_mp4, probe_video, read_video
+from ..pipeline import PipelineConfig, PipelineError, reenact
 from .runtime import NodeInputError, Progress, check_interrupt
 from .sockets import IMAGE, check_image, frame_to_rgb_uint8, iter_rgb_frames
 

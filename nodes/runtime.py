@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..models import weights
-from ..models.cache import model_cache
+from ..models.core.cache import model_cache
+from ..models.io import weights
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..models.schema import DEFAULT_SCHEMA, PART_CROP_GROUPS, LabelSchema
+from ..models.core.schema import DEFAULT_SCHEMA, PART_CROP_GROUPS, LabelSchema
 from ..models.stages import FaceOptions, TargetPhoto
 from .runtime import NodeInputError
 

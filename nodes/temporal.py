@@ -1,6 +1,6 @@
 """Beyond-the-paper nodes: smooth and retarget driver poses, pick the best target frame,
-stabilise the blend mask over time. The maths lives in models/temporal.py, models/retarget.py
-and models/best_frame.py."""
+stabilise the blend mask over time. The maths lives in models/geometry/: temporal.py,
+retarget.py and best_frame.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..models.best_frame import best_frame
-from ..models.pose_sequence import ASPECT_TOLERANCE, as_frame_list, parse_sequence
-from ..models.retarget import DEFAULT_MARGIN, retarget_pose_sequence
-from ..models.temporal import (
+from ..models.geometry.best_frame import best_frame
+from ..models.geometry.pose_sequence import ASPECT_TOLERANCE, as_frame_list, parse_sequence
+from ..models.geometry.retarget import DEFAULT_MARGIN, retarget_pose_sequence
+from ..models.geometry.temporal import (
     PERSON_MODES,
     SMOOTHING_METHODS,
     MaskStabilizer,

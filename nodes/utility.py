@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.motion import DEFAULT_MOTION, list_motions, load_motion
-from ..models.render import draw_pose
-from ..models.schema import (
+from ..models.core.schema import (
     LABEL_GROUPS,
     colorize_labels,
     frame_to_people,
@@ -17,6 +15,8 @@ from ..models.schema import (
     select_person,
     sequence_is_normalized,
 )
+from ..models.geometry.motion import DEFAULT_MOTION, list_motions, load_motion
+from ..models.geometry.render import draw_pose
 from .runtime import NodeInputError, Progress
 from .sockets import (
     IMAGE,

@@ -109,7 +109,7 @@ def weights_page(registry: Mapping[str, Any]) -> str:
 
 def _registry() -> Mapping[str, Any]:
     """This checkout's registry, read from its file (no torch import, no installed copy)."""
-    path = ROOT / "models" / "weights.py"
+    path = ROOT / "models" / "io" / "weights.py"
     spec = importlib.util.spec_from_file_location("_dance_reenact_weights_for_docs", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from dance_reenact.models import metrics, weights
+from dance_reenact.models.io import weights
+from dance_reenact.models.metrics import scores as metrics
 
 
 def lpips_head_bytes(net: str) -> bytes:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from dance_reenact.models.schema import BODY, BODY_PARENT, NUM_FACE, NUM_HAND, Person
+from dance_reenact.models.core.schema import BODY, BODY_PARENT, NUM_FACE, NUM_HAND, Person
 
 # Rest pose: unit direction of each bone (image coordinates, y down) and length in "units"
 # (a person of scale 1 is about 1 unit... we use pixels at scale 1 = 100 px torso).

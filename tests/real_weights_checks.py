@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dance_reenact.models import weights
+from dance_reenact.models.io import weights
 
 # Captured when this module is imported (collection), before tests/conftest.py points
 # DANCE_REENACT_MODELS at an empty folder for every test: the user's models folder(s), an
@@ -55,7 +55,7 @@ def dev_photo() -> np.ndarray | None:
 # -- references from MediaPipe (weights ship with the mediapipe wheel) ------------------------
 
 def mediapipe_face_68(rgb: np.ndarray) -> np.ndarray | None:
-    from dance_reenact.models.face import MediaPipeFaceLandmarks
+    from dance_reenact.models.compositing.face import MediaPipeFaceLandmarks
 
     return MediaPipeFaceLandmarks()(rgb)
 
@@ -72,8 +72,8 @@ def mediapipe_person(rgb: np.ndarray):
 def check_schp(net, rgb: np.ndarray, face_box: tuple[int, int, int, int]) -> dict:
     """Share of SCHP's face and hair labels among the pixels of ``face_box`` (x0, y0, x1, y1).
     ``net``: an SCHP network or ONNX callable (``SCHPParser`` input)."""
+    from dance_reenact.models.core.schema import LABEL
     from dance_reenact.models.perception.schp import SCHPParser
-    from dance_reenact.models.schema import LABEL
 
     labels = SCHPParser(net).parse(rgb)
     x0, y0, x1, y1 = face_box
@@ -84,8 +84,8 @@ def check_schp(net, rgb: np.ndarray, face_box: tuple[int, int, int, int]) -> dic
 
 def check_dwpose(det_path: Path, pose_path: Path, rgb: np.ndarray, ref) -> dict:
     """Pixel distance of DWPose's nose and wrists from MediaPipe's (``ref``: a Person)."""
+    from dance_reenact.models.core.schema import BODY
     from dance_reenact.models.perception.dwpose import DWPoseOnnx
-    from dance_reenact.models.schema import BODY
 
     dets = DWPoseOnnx(det_path, pose_path, providers=["CPUExecutionProvider"])(rgb)
     out = {"people": len(dets)}
@@ -124,7 +124,7 @@ def check_densepose(path: Path, rgb: np.ndarray, person_mask: np.ndarray) -> dic
 def check_facenet(path: Path, rgb: np.ndarray, other: np.ndarray) -> dict:
     """Cosine similarity of the face embedding of ``rgb`` with a 4 px shifted crop of itself
     and with ``other`` (all 160x160 RGB crops taken by the caller)."""
-    from dance_reenact.models.facenet import load_facenet, standardize
+    from dance_reenact.models.networks.facenet import load_facenet, standardize
 
     net = load_facenet(path)
 
@@ -171,7 +171,7 @@ def check_lpips(backbone_path: Path, head_path: Path, a: torch.Tensor, b: torch.
     """Our LPIPS (VGG) vs the ``lpips`` package with the same backbone and its own heads."""
     import lpips
 
-    from dance_reenact.models import metrics
+    from dance_reenact.models.metrics import scores as metrics
 
     ours_model = metrics.load_lpips("vgg", backbone_weights=backbone_path,
                                     head_weights=head_path)
@@ -189,7 +189,7 @@ def check_fid(path: Path, frames: list[np.ndarray]) -> dict:
     """Our FID Inception features vs pytorch-fid's InceptionV3 fed the same file."""
     import pytorch_fid.inception as pfi
 
-    from dance_reenact.models import metrics
+    from dance_reenact.models.metrics import scores as metrics
 
     model = metrics.load_fid_inception(path)
     ours = metrics.inception_features(model, frames, batch_size=2)
@@ -207,7 +207,7 @@ def check_fid(path: Path, frames: list[np.ndarray]) -> dict:
 
 def check_lama(path: Path, rgb: np.ndarray, mask: np.ndarray) -> dict:
     """PSNR inside ``mask`` of big-LaMa and of Telea against the original pixels."""
-    from dance_reenact.models.inpaint import LamaInpainter, inpaint_opencv
+    from dance_reenact.models.compositing.inpaint import LamaInpainter, inpaint_opencv
 
     def psnr(x: np.ndarray) -> float:
         err = ((x[mask].astype(np.float64) - rgb[mask]) ** 2).mean()
@@ -221,7 +221,7 @@ def check_lama(path: Path, rgb: np.ndarray, mask: np.ndarray) -> dict:
 
 def check_fan68(path: Path, rgb: np.ndarray, ref68: np.ndarray | None) -> dict:
     """FAN-68 landmarks vs MediaPipe's 68-point mapping: median and eye/nose/mouth error."""
-    from dance_reenact.models.face import Fan68Landmarks
+    from dance_reenact.models.compositing.face import Fan68Landmarks
 
     lm = Fan68Landmarks(path)(rgb)
     if lm is None or ref68 is None:

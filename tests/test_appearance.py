@@ -14,12 +14,12 @@ from safetensors.torch import save_file
 from test_parts import astronaut_labels
 from weight_fakes import facenet_state_bytes, write_sparse_vgg19
 
-from dance_reenact.models import weights
-from dance_reenact.models.appearance import EMBED_DIM, ENCODER_ID
-from dance_reenact.models.cache import model_cache
-from dance_reenact.models.facenet import InceptionResnetV1, load_facenet
-from dance_reenact.models.vgg import load_vgg19_features
-from dance_reenact.models.weights import WeightError
+from dance_reenact.models.core.cache import model_cache
+from dance_reenact.models.io import weights
+from dance_reenact.models.io.weights import WeightError
+from dance_reenact.models.networks.appearance import EMBED_DIM, ENCODER_ID
+from dance_reenact.models.networks.facenet import InceptionResnetV1, load_facenet
+from dance_reenact.models.networks.vgg import load_vgg19_features
 from dance_reenact.nodes import b2f as b2f_nodes
 from dance_reenact.nodes.b2f import AppearanceEncoderNode, PartCropper
 from dance_reenact.nodes.runtime import NodeInputError
@@ -122,7 +122,7 @@ def test_facenet_file_loads_strictly_and_wrong_files_fail(tmp_path, fake_files):
 
 
 def test_vgg19_contract_is_checked_on_every_key(tmp_path):
-    from dance_reenact.models.vgg import vgg19_timm_shapes
+    from dance_reenact.models.networks.vgg import vgg19_timm_shapes
 
     shapes = vgg19_timm_shapes()
     shapes["head.fc.weight"] = (10, 4096)  # a 10-class fine-tune, not tv_in1k

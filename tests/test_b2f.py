@@ -7,20 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models import weights
-from dance_reenact.models.b2f import (
+from dance_reenact.models.core.schema import LABEL, people_to_frame
+from dance_reenact.models.geometry.b2f_warp import warp_frame
+from dance_reenact.models.io import weights
+from dance_reenact.models.io.loading import save_model
+from dance_reenact.models.networks.b2f import (
     B2FGenerator,
     body_map,
     draw_face_labels,
 )
-from dance_reenact.models.b2f_warp import warp_frame
-from dance_reenact.models.loading import save_model
-from dance_reenact.models.p2b import labels_box
-from dance_reenact.models.schema import LABEL, people_to_frame
-from dance_reenact.models.synthetic import random_pair
+from dance_reenact.models.networks.p2b import labels_box
 from dance_reenact.nodes.b2f import B2F, AppearanceEncoderNode, B2FLoader, PartCropper
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Appearance, Parsing, rgb_uint8_to_image
+from dance_reenact.training.synthetic import random_pair
 
 TINY = dict(embed_dim=40, fc_channels=32, ngf=8, n_up=3, spade_hidden=8)
 
@@ -166,7 +166,7 @@ def test_bad_inputs(scene, weights_dir, monkeypatch):
     with pytest.raises(NodeInputError, match="2 frames but the parsing has 3"):
         node.generate(warp, scene["parsing"], app, scene["pose"][:2])
     # wrong checkpoint: another architecture, a truncated file, a missing Hub file
-    from dance_reenact.models.facenet import InceptionResnetV1
+    from dance_reenact.models.networks.facenet import InceptionResnetV1
 
     save_model(InceptionResnetV1(num_classes=0), weights_dir / "face.safetensors")
     with pytest.raises(NodeInputError, match="InceptionResnetV1 checkpoint, but a "
@@ -224,7 +224,7 @@ def test_weightless_b2f_chain_as_a_workflow(scene):
     out = run_workflow(prompt, NODE_CLASS_MAPPINGS)
     comp, rgba, alpha = out["5"]
     assert comp.shape == (3, 240, 200, 3) and rgba.shape == (3, 240, 200, 4)
-    from dance_reenact.models.blend import fit_frame
+    from dance_reenact.models.compositing.blend import fit_frame
 
     bg = fit_frame(background[0], 240, 200, "cover")
     for i, d in enumerate(scene["drivers"]):

@@ -110,7 +110,7 @@ def test_a_missing_or_broken_hook_is_an_error():
     with pytest.raises(bench.HookError, match="no_such_hook"):
         bench.load_hooks(cfg, ["dance_reenact.benchmarks.stages:no_such_hook"])
     # the library holds no benchmark code
-    from dance_reenact.models import b2f, p2b
+    from dance_reenact.models.networks import b2f, p2b
 
     assert not hasattr(p2b, "benchmark_stage") and not hasattr(b2f, "benchmark_stage")
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from pose_synth import bone_lengths, build_body, on_ground
 
-from dance_reenact.models.best_frame import best_frame, score_frames
-from dance_reenact.models.schema import BODY, Person, people_to_frame
+from dance_reenact.models.core.schema import BODY, Person, people_to_frame
+from dance_reenact.models.geometry.best_frame import best_frame, score_frames
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.temporal import BestAppearanceFrame
 
@@ -148,7 +148,7 @@ def _crouch(face_conf: float, shoulder_width: float) -> Person:
     """A deep frontal crouch (thighs near horizontal, the torso bent towards the camera so it
     looks short), scaled to ``shoulder_width``; face keypoints at ``face_conf`` (0 = missing,
     0.2 = a hidden face the detector only guesses)."""
-    from dance_reenact.models.synthetic import SyntheticBody, SyntheticPose, skeleton
+    from dance_reenact.training.synthetic import SyntheticBody, SyntheticPose, skeleton
 
     body = SyntheticBody()
     body = replace(body, torso_len=0.6 * body.torso_len)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dance_reenact.models import blend as blend_lib
-from dance_reenact.models.blend import blend_frames, fit_frame, prepare_mask
+from dance_reenact.models.compositing import blend as blend_lib
+from dance_reenact.models.compositing.blend import blend_frames, fit_frame, prepare_mask
 from dance_reenact.nodes.blend import MaskBlend
 from dance_reenact.nodes.runtime import NodeInputError
 

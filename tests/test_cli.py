@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dance_reenact import pipeline
 from dance_reenact.cli import _read_image, main
-from dance_reenact.models import pipeline
-from dance_reenact.models.video_io import read_video, write_mp4
+from dance_reenact.models.io.video import read_video, write_mp4
 
 
 def test_weights_list_and_offline_fetch_error(capsys, monkeypatch):

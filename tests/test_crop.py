@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pose_synth import bone_lengths, build_body, on_ground
 
-from dance_reenact.models.crop import (
+from dance_reenact.models.core.schema import Person
+from dance_reenact.models.geometry.crop import (
     WORKING_HW,
     CropBox,
     crop_to_box,
@@ -15,7 +16,6 @@ from dance_reenact.models.crop import (
     points_from_crop,
     points_to_crop,
 )
-from dance_reenact.models.schema import Person
 
 
 def _person(cx: float, ground: float, scale: float) -> Person:

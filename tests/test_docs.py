@@ -12,7 +12,7 @@ def test_generated_pages_are_up_to_date():
 
 
 def test_weights_page_names_every_registry_entry_and_what_loads_it():
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
 
     page = (ROOT / "docs" / "weights.md").read_text()
     for name, spec in weights.REGISTRY.items():

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 from pose_synth import bone_lengths, build_body
 
+from dance_reenact.models.core.schema import Person
 from dance_reenact.models.perception.base import mask_from_keypoints
-from dance_reenact.models.pipeline import driver_plate
-from dance_reenact.models.schema import Person
+from dance_reenact.pipeline import driver_plate
 
 MAGENTA = np.array([230, 20, 210], np.uint8)
 
@@ -119,7 +119,7 @@ def test_memory_does_not_grow_with_the_number_of_frames():
 
 
 def test_registration_recovers_a_shift_and_refuses_unrelated_frames():
-    from dance_reenact.models.inpaint import Registrar
+    from dance_reenact.models.compositing.inpaint import Registrar
 
     ref = scene(120, 160)
     moved = cv2.warpAffine(ref, np.float32([[1, 0, 5], [0, 1, -3]]), (160, 120),

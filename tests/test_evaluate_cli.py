@@ -12,9 +12,9 @@ from metrics_fixtures import fid_inception_bytes, serve_fid_inception, serve_lpi
 from PIL import Image
 
 from dance_reenact.cli import main
-from dance_reenact.models.evaluation import evaluate_reconstruction
-from dance_reenact.models.schema import LABEL
-from dance_reenact.models.video_io import read_video, write_mp4
+from dance_reenact.models.core.schema import LABEL
+from dance_reenact.models.io.video import read_video, write_mp4
+from dance_reenact.models.metrics.evaluation import evaluate_reconstruction
 
 N, H, W = 6, 64, 96
 
@@ -192,7 +192,7 @@ def test_densepose_estimated_on_both_sides_when_no_maps_are_given(astronaut, tmp
     and the real frames. Identical frames agree; a shifted person scores lower."""
     import cv2
 
-    from dance_reenact.models.evaluation import make_densepose_estimator
+    from dance_reenact.models.metrics.evaluation import make_densepose_estimator
 
     small = cv2.resize(astronaut, (192, 192), interpolation=cv2.INTER_AREA)
     est = make_densepose_estimator("weightless")
@@ -253,7 +253,7 @@ def _red_densepose(rgb):
 
 
 def _random_lpips():
-    from dance_reenact.models import metrics as M
+    from dance_reenact.models.metrics import scores as M
 
     torch.manual_seed(0)
     net = M.LPIPS(backbone="squeezenet1_1")
@@ -271,8 +271,8 @@ def test_a_blank_prediction_scores_below_the_still_baseline_on_every_metric(data
     truth always shows the figure."""
     from metrics_fixtures import fid_inception_state
 
-    from dance_reenact.evaluate import PIPELINES
-    from dance_reenact.models import metrics as M
+    from dance_reenact.cli.evaluate import PIPELINES
+    from dance_reenact.models.metrics import scores as M
 
     gt = list(read_video(data["video"]))
     fid = M.FIDInceptionV3()

@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models import face as F
-from dance_reenact.models import weights
-from dance_reenact.models.face_refine import FaceRefineNet, refine_face_network, target_embedding
-from dance_reenact.models.loading import save_model
+from dance_reenact.models.compositing import face as F
+from dance_reenact.models.core.schema import LABEL
+from dance_reenact.models.io import weights
+from dance_reenact.models.io.loading import save_model
+from dance_reenact.models.networks.face_refine import (
+    FaceRefineNet,
+    refine_face_network,
+    target_embedding,
+)
 from dance_reenact.models.perception.mediapipe_holistic import FACE68_FROM_MESH
-from dance_reenact.models.schema import LABEL
 from dance_reenact.nodes.face import FaceRefine, LoadFaceRefine
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image
@@ -194,7 +198,7 @@ def test_loader_local_file_hub_and_wrong_files(scene, weights_dir, hub):
                                       filename="face.safetensors")
     assert handle.module is not None
     # a checkpoint of another architecture, a truncated file, a missing selection
-    from dance_reenact.models.loading import register_architecture
+    from dance_reenact.models.io.loading import register_architecture
 
     @register_architecture
     class OtherNet(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""Inference copies (models/inference.py): the optimised path gives the plain eval path's
+"""Inference copies (models/core/inference.py): the optimised path gives the plain eval path's
 outputs, is cached and rebuilt when weights change, never touches the caller's module; and the
 appearance is encoded exactly once per target through the nodes."""
 
@@ -9,16 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from dance_reenact.models.b2f import SPADE, B2FGenerator, run_b2f_frame
-from dance_reenact.models.cache import model_cache
-from dance_reenact.models.inference import (
+from dance_reenact.models.core.cache import model_cache
+from dance_reenact.models.core.inference import (
     fold_batchnorm,
     inference_input,
     options_for,
     prepare_for_inference,
 )
-from dance_reenact.models.p2b import DriverFrame, P2BGenerator, predict_parsing
-from dance_reenact.models.synthetic import random_body, random_pose, render
+from dance_reenact.models.networks.b2f import SPADE, B2FGenerator, run_b2f_frame
+from dance_reenact.models.networks.p2b import DriverFrame, P2BGenerator, predict_parsing
+from dance_reenact.training.synthetic import random_body, random_pose, render
 
 P2B_TINY = dict(ngf=8, n_down=2, n_res=2, max_ch=32, work_height=64, work_width=40)
 B2F_TINY = dict(embed_dim=40, fc_channels=32, ngf=8, n_up=3, spade_hidden=8)
@@ -175,8 +175,8 @@ def test_appearance_encoded_once_for_a_whole_video(request, n_frames):
 
 
 def test_b2f_batch_equals_frame_by_frame_and_skips_empty_frames():
-    from dance_reenact.models.b2f import run_b2f_frames
-    from dance_reenact.models.inference import batch_size_for
+    from dance_reenact.models.core.inference import batch_size_for
+    from dance_reenact.models.networks.b2f import run_b2f_frames
 
     assert batch_size_for("cpu") == 1 and batch_size_for("cuda") > 1
     torch.manual_seed(0)

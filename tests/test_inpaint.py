@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models import inpaint as inpaint_lib
-from dance_reenact.models import weights
-from dance_reenact.models.inpaint import (
+from dance_reenact.models.compositing import inpaint as inpaint_lib
+from dance_reenact.models.compositing.inpaint import (
     LamaInpainter,
     inpaint_opencv,
     inpaint_patchmatch,
     median_plate,
 )
+from dance_reenact.models.io import weights
 from dance_reenact.nodes.inpaint import Inpaint
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image

@@ -48,13 +48,29 @@ def test_the_resolver_sees_relative_imports():
     assert any(m.startswith("dance_reenact.models.") for m in mods), mods
 
 
-def test_models_import_no_nodes_training_cli_or_evaluate():
-    forbidden = tuple(f"{PACKAGE}.{m}" for m in ("nodes", "training", "cli", "evaluate"))
+def test_models_import_no_nodes_training_cli_or_pipeline():
+    forbidden = tuple(f"{PACKAGE}.{m}" for m in ("nodes", "training", "cli", "pipeline"))
     assert violations("models", forbidden) == []
 
 
-def test_nodes_never_import_training():
-    assert violations("nodes", (f"{PACKAGE}.training",)) == []
+def test_nodes_never_import_training_or_the_cli():
+    assert violations("nodes", (f"{PACKAGE}.training", f"{PACKAGE}.cli")) == []
+
+
+def test_the_pipeline_driver_uses_only_the_library():
+    # pipeline.py (the CLI's and the streaming node's driver) chains library functions
+    forbidden = tuple(f"{PACKAGE}.{m}" for m in ("nodes", "training", "cli"))
+    mods = [m for _, m in imported_modules(ROOT / "pipeline.py")]
+    assert not [m for m in mods if any(m == f or m.startswith(f + ".") for f in forbidden)]
+    assert any(m.startswith(f"{PACKAGE}.models.") for m in mods)
+
+
+def test_library_rooms_exist():
+    # the library is grouped by role; no loose module besides the stage functions
+    loose = sorted(p.name for p in (ROOT / "models").glob("*.py"))
+    assert loose == ["__init__.py", "stages.py"], loose
+    for room in ("core", "networks", "perception", "compositing", "geometry", "metrics", "io"):
+        assert (ROOT / "models" / room / "__init__.py").is_file(), room
 
 
 def test_a_violation_is_caught(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dance_reenact.models import loading
-from dance_reenact.models.weights import WeightError
+from dance_reenact.models.io import loading
+from dance_reenact.models.io.weights import WeightError
 
 
 @loading.register_architecture

@@ -1,4 +1,4 @@
-"""The weightless renderer v2 (models/mesh_warp.py): mesh, skinning, rasteriser and what a
+"""The weightless renderer v2 (models/geometry/mesh_warp.py): mesh, skinning, rasteriser and what a
 viewer sees on synthetic people (no tears, stable scale, no fringe, partial targets, hands)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dance_reenact.models import synthetic as S
-from dance_reenact.models.mesh_warp import (
+from dance_reenact.models.core.schema import LABEL, Person
+from dance_reenact.models.geometry.mesh_warp import (
     BONE_INDEX,
     BodyRig,
     _inverse_affines,
@@ -20,7 +20,7 @@ from dance_reenact.models.mesh_warp import (
     warp_frame_mesh,
     warp_parsing_mesh,
 )
-from dance_reenact.models.schema import LABEL, Person
+from dance_reenact.training import synthetic as S
 
 H, W = 320, 512
 
@@ -42,7 +42,7 @@ def pieces(mask: np.ndarray, speck: float = 0.005) -> int:
 
 
 def bone_points_inside(mask: np.ndarray, person: Person) -> float:
-    from dance_reenact.models.warp import joints
+    from dance_reenact.models.geometry.warp import joints
 
     j = joints(person)
     links = (("neck", "mid_hip"), ("right_shoulder", "right_elbow"),
@@ -144,8 +144,8 @@ def test_the_target_in_its_own_pose_renders_itself(body_and_rig):
 @pytest.mark.parametrize("pose", list(EXTREMES))
 def test_extreme_poses_do_not_tear(body_and_rig, pose):
     body, _, rig = body_and_rig
-    from dance_reenact.models.mesh_warp import posed_skeleton
-    from dance_reenact.models.warp import person_from_joints
+    from dance_reenact.models.geometry.mesh_warp import posed_skeleton
+    from dance_reenact.models.geometry.warp import person_from_joints
 
     drv = S.render(body, S.SyntheticPose(**EXTREMES[pose]), H, W, seed=3)
     (s,) = clip_scales(rig.person, [drv.person])
@@ -252,7 +252,7 @@ def test_hands_missing_from_the_photo_are_drawn_in_skin_tone(body_and_rig):
 
 
 def test_face_paste_lands_only_on_the_rendered_head():
-    from dance_reenact.models.face import FaceTarget, refine_face_weightless
+    from dance_reenact.models.compositing.face import FaceTarget, refine_face_weightless
 
     body = S.random_body(np.random.default_rng(4))
     tgt = S.render(body, S.SyntheticPose(scale=1.2, cy=0.2), H, W, seed=1)
@@ -273,7 +273,7 @@ def test_face_paste_lands_only_on_the_rendered_head():
 
 
 def test_a_target_elbow_the_detector_missed_still_lets_the_arm_follow(body_and_rig):
-    from dance_reenact.models.schema import BODY
+    from dance_reenact.models.core.schema import BODY
 
     body, src, _ = body_and_rig
     person = Person(body=src.person.body.copy(), face=src.person.face,
@@ -316,8 +316,8 @@ def test_the_grayscale_camera_man_dances_as_one_person():
     every frame, and his head drawn once (no second head from the limb root bands)."""
     from skimage import data
 
-    from dance_reenact.models.motion import load_motion
-    from dance_reenact.models.pipeline import (
+    from dance_reenact.models.geometry.motion import load_motion
+    from dance_reenact.pipeline import (
         PipelineConfig,
         driver_people_from_pose,
         prepare_target,
@@ -327,8 +327,10 @@ def test_the_grayscale_camera_man_dances_as_one_person():
     people, h, w = driver_people_from_pose(frames)
     photo = np.repeat(data.camera()[..., None], 3, axis=2)
     st = prepare_target(photo, PipelineConfig(face="none", inpaint="opencv"), out_hw=(h, w))
-    rig = st.warp_parts
-    scales = clip_scales(st.person, people)
+    from dance_reenact.models.stages import B2FWarp
+
+    warp = B2FWarp(st.target, people, (h, w))  # the renderer the pipeline and B2F node use
+    rig, scales = warp.rig, warp.scales
     head_labels = (LABEL["face"], LABEL["hair"])
     for i, p in enumerate(people):
         r = rig.render(p, float(scales[i]), (h, w))

@@ -8,8 +8,8 @@ import torch
 from executor import run_workflow
 from metrics_fixtures import fid_inception_bytes, serve_fid_inception, serve_lpips_head
 
-from dance_reenact.models.cache import model_cache
-from dance_reenact.models.schema import LABEL
+from dance_reenact.models.core.cache import model_cache
+from dance_reenact.models.core.schema import LABEL
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes import metrics as metric_nodes
 from dance_reenact.nodes.metrics import DensePoseMetrics, ImageMetrics, ParsingMetrics

@@ -15,9 +15,9 @@ from metrics_fixtures import (
     write_timm_vgg16,
 )
 
-from dance_reenact.models import metrics
-from dance_reenact.models.schema import LABEL
-from dance_reenact.models.weights import WeightError
+from dance_reenact.models.core.schema import LABEL
+from dance_reenact.models.io.weights import WeightError
+from dance_reenact.models.metrics import scores as metrics
 
 # ---------------------------------------------------------------------------- SSBS/SSIS/DP*
 

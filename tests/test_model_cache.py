@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from dance_reenact.models import cache as cache_mod
-from dance_reenact.models.cache import ModelCache, model_cache
+from dance_reenact.models.core import cache as cache_mod
+from dance_reenact.models.core.cache import ModelCache, model_cache
 
 
 class _Closable:
@@ -112,7 +112,7 @@ def _one_entry_per_key(cache: ModelCache, kind: str, call, n_keys: int = 1) -> l
 
 
 def test_inference_copies_live_in_the_cache_and_die_with_their_module(shared_cache):
-    from dance_reenact.models.inference import prepare_for_inference
+    from dance_reenact.models.core.inference import prepare_for_inference
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
     _one_entry_per_key(shared_cache, "inference", partial(prepare_for_inference, net, "cpu"))

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dance_reenact.models.blend import blend_frames
+from dance_reenact.models.compositing.blend import blend_frames
 from dance_reenact.nodes.sockets import check_image, check_mask, rgb_frames_to_image
 
 N, H, W = 12, 96, 128

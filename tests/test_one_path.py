@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_workflows import FakeVideo, node_of, run
 
-from dance_reenact.models.pipeline import PipelineConfig, reenact
 from dance_reenact.nodes.sockets import frame_to_rgb_uint8, rgb_uint8_to_image
+from dance_reenact.pipeline import PipelineConfig, reenact
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dance_reenact.models import synthetic as S
-from dance_reenact.models.schema import people_to_frame
+from dance_reenact.models.core.schema import people_to_frame
 from dance_reenact.nodes.blend import MaskBlend
 from dance_reenact.nodes.perception import DensePoseNode, OpenPose
+from dance_reenact.training import synthetic as S
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from dance_reenact.models.pipeline import write_outputs
-from dance_reenact.models.video_io import encode_mp4, read_video, write_mp4
+from dance_reenact.models.io.video import encode_mp4, read_video, write_mp4
+from dance_reenact.pipeline import write_outputs
 
 
 def _frames(n, value):

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from dance_reenact.models import synthetic as S
-from dance_reenact.models.loading import load_model, read_metadata, save_model
-from dance_reenact.models.p2b import (
+from dance_reenact.models.core.schema import LABEL, LabelSchema, people_to_frame
+from dance_reenact.models.io.loading import load_model, read_metadata, save_model
+from dance_reenact.models.io.weights import WeightError
+from dance_reenact.models.networks.p2b import (
     DriverFrame,
     P2BGenerator,
     crop_labels,
@@ -19,11 +20,10 @@ from dance_reenact.models.p2b import (
     paste_labels,
     predict_parsing,
 )
-from dance_reenact.models.schema import LABEL, LabelSchema, people_to_frame
-from dance_reenact.models.weights import WeightError
 from dance_reenact.nodes.p2b import P2B, P2BLoader
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import DensePose, P2BModel, Parsing, rgb_uint8_to_image
+from dance_reenact.training import synthetic as S
 
 TINY = dict(ngf=4, n_down=2, n_res=1, work_height=32, work_width=20)
 
@@ -149,7 +149,7 @@ def test_network_backend_from_the_hub(hub, weights_dir, tmp_path) -> None:
 
 
 def test_checkpoint_of_another_architecture_is_refused(weights_dir) -> None:
-    from dance_reenact.models.face_refine import FaceRefineNet
+    from dance_reenact.models.networks.face_refine import FaceRefineNet
 
     save_model(FaceRefineNet(crop_size=16, ngf=4, n_down=2, max_channels=8, embed_dim=4),
                weights_dir / "face.safetensors")
@@ -233,7 +233,7 @@ def test_stick_image_instead_of_keypoints_gives_the_same_registration() -> None:
     """A driver given as a stick-figure IMAGE (no keypoints) is registered like one given as
     POSE_KEYPOINT: the DensePose-echo network paints the same body."""
     _, _, driver = _pair(4, (160, 240))
-    from dance_reenact.models.render import draw_pose
+    from dance_reenact.models.geometry.render import draw_pose
 
     stick = draw_pose([driver.person], 160, 240)
     with_kp = DriverFrame(160, 240, driver.person, None, driver.densepose_i,

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from dance_reenact.cli import main as cli_main
-from dance_reenact.models import synthetic as S
-from dance_reenact.models.loading import load_model, read_metadata
-from dance_reenact.models.schema import BODY, LABEL, people_to_frame
+from dance_reenact.models.core.schema import BODY, LABEL, people_to_frame
+from dance_reenact.models.io.loading import load_model, read_metadata
 from dance_reenact.training import augment as A
+from dance_reenact.training import synthetic as S
 from dance_reenact.training.data import SyntheticPairs, VIPPairs, synthetic_eval_pairs
 from dance_reenact.training.p2b import P2BTrainConfig, P2BTrainer, evaluate
 

@@ -64,7 +64,7 @@ def test_comfyui_folder_paths_registration(monkeypatch, tmp_path):
     """Inside ComfyUI the pack adds models/dance_reenact, keeping existing extensions."""
     import types
 
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
     from dance_reenact.nodes import runtime
 
     fp = types.ModuleType("folder_paths")

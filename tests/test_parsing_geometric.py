@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from dance_reenact.models.core.schema import BODY, LABEL, LABEL_COLORS, Person
 from dance_reenact.models.perception.geometric_parsing import parse_geometric
 from dance_reenact.models.perception.hands import paint_hands
-from dance_reenact.models.schema import BODY, LABEL, LABEL_COLORS, Person
 
 L = LABEL
 SKIN = (224, 172, 140)
@@ -335,7 +335,7 @@ def test_grayscale_photo_tells_skin_from_clothes_by_luminance():
     import cv2
 
     from dance_reenact.models.perception.geometric_parsing import is_grayscale
-    from dance_reenact.models.synthetic import random_body, random_pose, render
+    from dance_reenact.training.synthetic import random_body, random_pose, render
 
     rng = np.random.default_rng(3)
     skin_ids = [L[n] for n in ("torso_skin", "face", "left_arm", "right_arm", "left_leg",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_parsing_geometric import drawn_person
 
-from dance_reenact.models.schema import BODY, LABEL, people_to_frame
+from dance_reenact.models.core.schema import BODY, LABEL, people_to_frame
 from dance_reenact.nodes.parsing import HumanParse
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing

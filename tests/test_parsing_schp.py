@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models import weights
+from dance_reenact.models.core.schema import LABEL, LIP_TO_SCHEMA, Person
+from dance_reenact.models.io import weights
+from dance_reenact.models.io.weights import WeightError
 from dance_reenact.models.perception import schp
 from dance_reenact.models.perception.human_parsing import HumanParser, lip_to_schema
-from dance_reenact.models.schema import LABEL, LIP_TO_SCHEMA, Person
-from dance_reenact.models.weights import WeightError
 
 logger = logging.getLogger(__name__)
 SPEC = weights.REGISTRY["schp_lip"]
@@ -284,7 +284,7 @@ def test_onnx_backend_matches_torch(tmp_path):
 
 @pytest.fixture
 def fresh_node_cache(monkeypatch):
-    from dance_reenact.models.cache import model_cache
+    from dance_reenact.models.core.cache import model_cache
     from dance_reenact.nodes import parsing as parsing_nodes
 
     model_cache().clear(parsing_nodes.PARSER_KIND)
@@ -309,7 +309,7 @@ def test_node_runs_schp_from_the_registry_and_draws_hands(fresh_node_cache, serv
     assert torch.equal(mask[0] > 0, torch.from_numpy(np.isin(labels, (20, 21))))
     # the cached network, made to see "Right-arm" everywhere: both hands get painted at the
     # hand keypoints MediaPipe found (or derived from the forearms)
-    from dance_reenact.models.cache import model_cache
+    from dance_reenact.models.core.cache import model_cache
 
     (key,) = model_cache().keys(fresh_node_cache.PARSER_KIND)
     parser = model_cache().get(*key)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models.parts import CROP_SIZE, crop_parts
-from dance_reenact.models.schema import LABEL
+from dance_reenact.models.core.schema import LABEL
+from dance_reenact.models.networks.parts import CROP_SIZE, crop_parts
 from dance_reenact.nodes.b2f import PartCropper
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing, rgb_uint8_to_image

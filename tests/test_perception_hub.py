@@ -14,10 +14,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from dance_reenact.models import weights
-from dance_reenact.models.cache import model_cache
+from dance_reenact.models.core.cache import model_cache
+from dance_reenact.models.core.schema import BODY, DENSEPOSE_COLORS, DENSEPOSE_PART
+from dance_reenact.models.io import weights
 from dance_reenact.models.perception import pose as pose_mod
-from dance_reenact.models.schema import BODY, DENSEPOSE_COLORS, DENSEPOSE_PART
 from dance_reenact.nodes import perception as perc
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import DensePose, rgb_uint8_to_image

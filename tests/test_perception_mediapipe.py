@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dance_reenact.models.core.schema import BODY, FACE_REGIONS  # noqa: E402
 from dance_reenact.models.perception.base import Detection, derive_hand  # noqa: E402
 from dance_reenact.models.perception.mediapipe_holistic import (  # noqa: E402
     FACE68_FROM_MESH,
     detect_people,
 )
-from dance_reenact.models.schema import BODY, FACE_REGIONS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,8 @@ def test_tiny_and_huge_images(shape, astronaut):
 
 
 def test_hand_gap_filler_bridges_short_gaps():
+    from dance_reenact.models.core.schema import Person
     from dance_reenact.models.perception.base import HandGapFiller, fill_missing_hands
-    from dance_reenact.models.schema import Person
 
     def frame(wrist_x: float, with_hand: bool) -> Detection:
         body = np.zeros((18, 3), np.float32)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models.perception.densepose import densepose_from_keypoints  # noqa: E402
-from dance_reenact.models.schema import (  # noqa: E402
+from dance_reenact.models.core.schema import (  # noqa: E402
     BODY,
     DENSEPOSE_PART,
     Person,
     frame_to_people,
 )
+from dance_reenact.models.perception.densepose import densepose_from_keypoints  # noqa: E402
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
 from dance_reenact.nodes.perception import DensePoseNode, OpenPose  # noqa: E402
 from dance_reenact.nodes.runtime import NodeInputError  # noqa: E402

@@ -1,4 +1,4 @@
-"""The whole method streamed end to end (models/pipeline.py) and the `reenact` CLI."""
+"""The whole method streamed end to end (pipeline.py) and the `reenact` CLI."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from dance_reenact.cli import main
-from dance_reenact.models import synthetic
-from dance_reenact.models.pipeline import PipelineConfig, PipelineError, reenact
-from dance_reenact.models.schema import BODY, people_to_frame
-from dance_reenact.models.video_io import read_video
+from dance_reenact.models.core.schema import BODY, people_to_frame
+from dance_reenact.models.io.video import read_video
+from dance_reenact.pipeline import PipelineConfig, PipelineError, reenact
+from dance_reenact.training import synthetic
 
 FAST = PipelineConfig(face="none", smooth=False)
 
@@ -54,9 +54,9 @@ def test_person_follows_the_driver_and_keeps_the_driver_size(astronaut):
 
 
 def test_big_target_small_other_aspect_driver_no_distortion(astronaut):
-    from dance_reenact.models.pipeline import prepare_target
-    from dance_reenact.models.schema import LABEL, frame_to_people
-    from dance_reenact.models.warp import warp_parsing
+    from dance_reenact.models.core.schema import LABEL, frame_to_people
+    from dance_reenact.models.geometry.warp import warp_parsing
+    from dance_reenact.pipeline import prepare_target
 
     big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
     frames = _moving_driver(n=2, h=192, w=128, step=0.0)
@@ -71,7 +71,7 @@ def test_big_target_small_other_aspect_driver_no_distortion(astronaut):
 
     # the same library calls the pipeline makes: the face keeps the photo's aspect ratio in
     # the narrow 128x192 frame (per-part similarity transforms, no stretching)
-    from dance_reenact.models.warp import limit_source
+    from dance_reenact.models.geometry.warp import limit_source
 
     state = prepare_target(big, FAST, out_hw=(192, 128))
     labels, person, _ = limit_source(state.labels, state.person, (192, 128))
@@ -148,9 +148,9 @@ def test_cli_run_without_subcommand_and_missing_files(tmp_path, astronaut):
 def test_learned_p2b_checkpoint_plugs_into_the_pipeline(astronaut, tmp_path):
     """--p2b FILE: our safetensors is loaded strictly and runs per frame (a random tiny
     network: we check the plumbing, frame size and count, not the quality)."""
-    from dance_reenact.models.loading import save_model
-    from dance_reenact.models.p2b import P2BGenerator
-    from dance_reenact.models.weights import WeightError
+    from dance_reenact.models.io.loading import save_model
+    from dance_reenact.models.io.weights import WeightError
+    from dance_reenact.models.networks.p2b import P2BGenerator
 
     path = save_model(P2BGenerator(ngf=4, n_down=2, n_res=1, work_height=64, work_width=40),
                       tmp_path / "p2b.safetensors")

@@ -163,7 +163,7 @@ def test_real_fan68_near_mediapipes_68_points(astronaut):
 # --------------------------------------------------------------------------------------------
 
 def test_real_weight_lookup_skips_with_one_line(tmp_path):
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
 
     path, why = find_real("big_lama", roots=[tmp_path])
     assert path is None and why.count("\n") == 0

@@ -8,11 +8,11 @@ import pytest
 from test_one_path import _sliding_astronaut
 from test_workflows import FakeVideo, Files, node_of, run
 
-from dance_reenact.models.pipeline import PipelineConfig, reenact
-from dance_reenact.models.video_io import encode_mp4, probe_video, read_video
+from dance_reenact.models.io.video import encode_mp4, probe_video, read_video
 from dance_reenact.nodes.reenact import ReenactStreamed, VideoFile
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import rgb_uint8_to_image
+from dance_reenact.pipeline import PipelineConfig, reenact
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from pose_synth import bone_lengths, build_body, dance_sequence, on_ground, with_face_and_hands
 
-from dance_reenact.models.retarget import retarget_people
-from dance_reenact.models.schema import BODY, BODY_PARENT, Person, frame_to_people, people_to_frame
+from dance_reenact.models.core.schema import (
+    BODY,
+    BODY_PARENT,
+    Person,
+    frame_to_people,
+    people_to_frame,
+)
+from dance_reenact.models.geometry.retarget import retarget_people
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.temporal import RetargetPose
 

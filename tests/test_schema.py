@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dance_reenact.models import schema
-from dance_reenact.models.schema import Person, frame_to_people, people_to_frame
+from dance_reenact.models.core import schema
+from dance_reenact.models.core.schema import Person, frame_to_people, people_to_frame
 
 
 def _person(seed: int = 0, w: int = 640, h: int = 480) -> Person:
@@ -127,7 +127,7 @@ def _aux_frame(x_shift: float = 0.0, w: int = 512, h: int = 512) -> dict:
 
 
 def test_one_keypoint_outside_0_1_does_not_collapse_a_normalised_frame():
-    from dance_reenact.models.pose_sequence import parse_sequence
+    from dance_reenact.models.geometry.pose_sequence import parse_sequence
 
     frames = [_aux_frame(), _aux_frame(0.0), _aux_frame()]
     # frame 1: the right wrist just right of the frame, an ankle just left of it
@@ -146,7 +146,7 @@ def test_one_keypoint_outside_0_1_does_not_collapse_a_normalised_frame():
 def test_sequence_decides_once_even_past_the_band():
     # One frame with a point at x = 1.4 (outside the band): the whole sequence is read as
     # pixels, and every frame's person is reported as collapsed rather than one silently.
-    from dance_reenact.models.pose_sequence import parse_sequence
+    from dance_reenact.models.geometry.pose_sequence import parse_sequence
 
     frames = [_aux_frame(), _aux_frame()]
     frames[1]["people"][0]["pose_keypoints_2d"][3 * 4] = 1.4

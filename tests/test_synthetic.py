@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from dance_reenact.models import synthetic as S
-from dance_reenact.models.schema import BODY, LABEL, NUM_LABELS
+from dance_reenact.models.core.schema import BODY, LABEL, NUM_LABELS
+from dance_reenact.training import synthetic as S
 
 
 def _sample(seed: int, kind: str = "full", h: int = 256, w: int = 160) -> S.SyntheticSample:
@@ -80,7 +80,7 @@ def test_upper_framing_drops_legs_out_of_frame() -> None:
 
 
 def test_width_changes_torso_only_in_width() -> None:
-    from dance_reenact.models.warp import torso_width
+    from dance_reenact.models.geometry.warp import torso_width
 
     rng = np.random.default_rng(3)
     body = S.random_body(rng)

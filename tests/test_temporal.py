@@ -7,14 +7,14 @@ import pytest
 import torch
 from pose_synth import dance_sequence, with_face_and_hands
 
-from dance_reenact.models.schema import (
+from dance_reenact.models.core.schema import (
     BODY,
     NUM_ALL_KEYPOINTS,
     Person,
     frame_to_people,
     people_to_frame,
 )
-from dance_reenact.models.temporal import (
+from dance_reenact.models.geometry.temporal import (
     MaskStabilizer,
     OneEuroFilter,
     SmoothingOptions,
@@ -382,7 +382,7 @@ def _walker(t: int) -> Person:
 
 
 def test_fill_missing_people_interpolates_inside_and_holds_the_ends():
-    from dance_reenact.models.temporal import fill_missing_people
+    from dance_reenact.models.geometry.temporal import fill_missing_people
 
     people = [_walker(t) for t in range(5)]
     people[2] = None
@@ -403,7 +403,7 @@ def test_fill_missing_people_interpolates_inside_and_holds_the_ends():
 
 
 def test_fill_missing_people_without_anybody_is_an_error():
-    from dance_reenact.models.temporal import NoPersonError, fill_missing_people
+    from dance_reenact.models.geometry.temporal import NoPersonError, fill_missing_people
 
     with pytest.raises(NoPersonError, match="no person in any of the 3 frame"):
         fill_missing_people([None, None, None])

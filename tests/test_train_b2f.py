@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from dance_reenact import cli
-from dance_reenact.models.loading import load_model
-from dance_reenact.models.schema import LABEL
+from dance_reenact.models.core.schema import LABEL
+from dance_reenact.models.io.loading import load_model
 from dance_reenact.training.b2f import (
     B2FTrainConfig,
     augment_faces,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dance_reenact import cli
-from dance_reenact.models.face_refine import FaceRefineNet
-from dance_reenact.models.loading import load_model, read_metadata
+from dance_reenact.models.io.loading import load_model, read_metadata
+from dance_reenact.models.networks.face_refine import FaceRefineNet
 from dance_reenact.training import face as T
 
 
@@ -71,8 +71,8 @@ def test_facenet_perceptual_loss_through_the_registry(tmp_path, weights_dir, mon
     """The default perceptual network is the paper's face embedding (FaceNet, VGGFace2),
     resolved through the registry: here a randomly initialised InceptionResnetV1 placed by
     hand under the registry's file name, offline."""
-    from dance_reenact.models import weights
-    from dance_reenact.models.facenet import InceptionResnetV1
+    from dance_reenact.models.io import weights
+    from dance_reenact.models.networks.facenet import InceptionResnetV1
 
     torch.manual_seed(0)
     spec = weights.REGISTRY["facenet_vggface2"]

@@ -27,7 +27,8 @@ def test_p2b_discriminators_full_and_half_resolution_and_pix2pixhd_keys() -> Non
     assert len(out) == 2 and len(out[0]) == 2 + 2
     assert out[0][-1].shape[1] == 1
     assert out[0][-1].shape[-2] > out[1][-1].shape[-2]  # the second sees half the resolution
-    # the key names p2b_train_state.pt has held since the discriminators lived in models/p2b.py
+    # the key names p2b_train_state.pt has held since the discriminators lived in the
+    # library's P2B module
     keys = [k for k in d.state_dict() if k.startswith("discs.0.")]
     assert keys == [f"discs.0.blocks.{i}.0.{p}" for i in range(4) for p in ("weight", "bias")]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dance_reenact.models import face as F
+from dance_reenact.models.compositing import face as F
 
 # --------------------------------------------------------------------------------------------
 # big-LaMa: IOPaint's padding (symmetric), 0..1 RGB, mask 1 = fill, truncating conversion
@@ -45,7 +45,7 @@ def _upstream_lama_fill(img: np.ndarray, mask: np.ndarray, mode: str) -> np.ndar
 def test_lama_pads_symmetric_feeds_rgb01_and_truncates_like_iopaint(tmp_path):
     from weight_fakes import channel_lama_torchscript
 
-    from dance_reenact.models.inpaint import LamaInpainter
+    from dance_reenact.models.compositing.inpaint import LamaInpainter
 
     (tmp_path / "lama.pt").write_bytes(channel_lama_torchscript())
     img, mask = _lama_frame()
@@ -61,7 +61,7 @@ def test_lama_any_mask_value_above_zero_is_a_hole(tmp_path):
     """IOPaint: ``mask = (norm_img(mask) > 0) * 1``: a 0/255 mask and a 0/1 mask agree."""
     from weight_fakes import channel_lama_torchscript
 
-    from dance_reenact.models.inpaint import LamaInpainter
+    from dance_reenact.models.compositing.inpaint import LamaInpainter
 
     (tmp_path / "lama.pt").write_bytes(channel_lama_torchscript())
     img, mask = _lama_frame()
@@ -76,8 +76,8 @@ def test_lama_any_mask_value_above_zero_is_a_hole(tmp_path):
 def test_densepose_torchscript_gets_uint8_rgb():
     from weight_fakes import channel_densepose_torchscript
 
+    from dance_reenact.models.core.schema import DENSEPOSE_PART
     from dance_reenact.models.perception.densepose import DensePoseTorchScript
-    from dance_reenact.models.schema import DENSEPOSE_PART
 
     module = torch.jit.load(io.BytesIO(channel_densepose_torchscript()))
     img = np.zeros((256, 192, 3), np.uint8)
@@ -167,7 +167,7 @@ FACENET_REAL_SIZE = 111898327  # facenet_20180402_114759_vggface2.pth (WEIGHTS.m
 def test_facenet_architecture_matches_the_published_file(tmp_path):
     from weight_fakes import facenet_state_bytes
 
-    from dance_reenact.models.facenet import load_facenet
+    from dance_reenact.models.networks.facenet import load_facenet
 
     data = facenet_state_bytes(drop_batch_counters=False, legacy=True)
     state = torch.load(io.BytesIO(data), weights_only=True)

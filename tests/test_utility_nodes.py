@@ -7,7 +7,13 @@ import pytest
 import torch
 from executor import WorkflowError, run_workflow
 
-from dance_reenact.models.schema import BODY, BODY_COLORS, LABEL_COLORS, Person, people_to_frame
+from dance_reenact.models.core.schema import (
+    BODY,
+    BODY_COLORS,
+    LABEL_COLORS,
+    Person,
+    people_to_frame,
+)
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes.runtime import NodeInputError
 from dance_reenact.nodes.sockets import Parsing
@@ -112,7 +118,7 @@ def test_executor_runs_an_api_workflow_in_dependency_order():
 
 
 def test_shipped_motion_clip_is_a_ten_second_upper_body_dance():
-    from dance_reenact.models.schema import frame_to_people
+    from dance_reenact.models.core.schema import frame_to_people
     from dance_reenact.nodes.utility import LoadMotionClip
 
     frames, fps, n = LoadMotionClip().load("upper_body_dance")

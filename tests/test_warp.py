@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dance_reenact.models import synthetic as S
-from dance_reenact.models import warp as W
-from dance_reenact.models.schema import BODY, LABEL, Person
+from dance_reenact.models.core.schema import BODY, LABEL, Person
+from dance_reenact.models.geometry import warp as W
+from dance_reenact.training import synthetic as S
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

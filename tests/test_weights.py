@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dance_reenact.models import weights
-from dance_reenact.models.weights import WeightError, WeightSpec
+from dance_reenact.models.io import weights
+from dance_reenact.models.io.weights import WeightError, WeightSpec
 
 
 def _spec(sha: str | None, filename: str = "tiny.safetensors") -> WeightSpec:

@@ -15,11 +15,11 @@ import torch
 from executor import run_workflow
 from workflow_format import node_defs_from_classes, ui_to_api
 
-from dance_reenact.models.cache import model_cache
-from dance_reenact.models.schema import BODY, LABEL
-from dance_reenact.models.synthetic import random_body, random_pose, render
+from dance_reenact.models.core.cache import model_cache
+from dance_reenact.models.core.schema import BODY, LABEL
 from dance_reenact.nodes import NODE_CLASS_MAPPINGS
 from dance_reenact.nodes.sockets import rgb_uint8_to_image
+from dance_reenact.training.synthetic import random_body, random_pose, render
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -526,12 +526,12 @@ def test_warp_backends_reduce_a_huge_target_without_changing_the_result():
 
     import cv2
 
-    from dance_reenact.models.schema import people_to_frame
-    from dance_reenact.models.synthetic import random_pair
-    from dance_reenact.models.warp import limit_source
+    from dance_reenact.models.core.schema import people_to_frame
+    from dance_reenact.models.geometry.warp import limit_source
     from dance_reenact.nodes.b2f import B2F, AppearanceEncoderNode, B2FLoader, PartCropper
     from dance_reenact.nodes.p2b import P2B, P2BLoader
     from dance_reenact.nodes.sockets import Parsing
+    from dance_reenact.training.synthetic import random_pair
 
     rng = np.random.default_rng(11)
     body, a, _ = random_pair(rng, 256, 160)
@@ -588,11 +588,11 @@ def learned_files(astronaut, tmp_path_factory):
         write_sparse_vgg19,
     )
 
-    from dance_reenact.models.appearance import EMBED_DIM
-    from dance_reenact.models.b2f import B2FGenerator
-    from dance_reenact.models.face_refine import FaceRefineNet
-    from dance_reenact.models.loading import save_model
-    from dance_reenact.models.p2b import P2BGenerator
+    from dance_reenact.models.io.loading import save_model
+    from dance_reenact.models.networks.appearance import EMBED_DIM
+    from dance_reenact.models.networks.b2f import B2FGenerator
+    from dance_reenact.models.networks.face_refine import FaceRefineNet
+    from dance_reenact.models.networks.p2b import P2BGenerator
     from dance_reenact.models.perception import schp
 
     d = tmp_path_factory.mktemp("learned")
@@ -627,7 +627,7 @@ def _install_learned(learned_files, weights_dir, monkeypatch) -> None:
     import hashlib
     import os
 
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
 
     d, paths = learned_files
     for name, path in paths.items():
@@ -703,7 +703,7 @@ def test_missing_weights_are_listed_all_at_once_within_seconds(driver, target, m
     file of every loader, each with its folder and a direct download URL."""
     import time
 
-    from dance_reenact.models import weights
+    from dance_reenact.models.io import weights
     from dance_reenact.nodes import preflight
     from dance_reenact.nodes.runtime import NodeInputError
 

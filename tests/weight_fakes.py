@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dance_reenact.models.facenet import InceptionResnetV1
-from dance_reenact.models.vgg import vgg19_timm_shapes
+from dance_reenact.models.networks.facenet import InceptionResnetV1
+from dance_reenact.models.networks.vgg import vgg19_timm_shapes
 
 
 def facenet_state_bytes(seed: int = 0, drop_batch_counters: bool = True,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..models.schema import BODY, LABEL, Person
+from ..models.core.schema import BODY, LABEL, Person
 
 __all__ = [
     "PoseAugment",

@@ -48,11 +48,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.appearance import AppearanceEncoder, crops_to_tensor
-from ..models.b2f import B2FGenerator, body_map, draw_face_labels
-from ..models.loading import load_model, save_model
-from ..models.parts import crop_parts
-from ..models.schema import LABEL
+from ..models.core.schema import LABEL
+from ..models.io.loading import load_model, save_model
+from ..models.networks.appearance import AppearanceEncoder, crops_to_tensor
+from ..models.networks.b2f import B2FGenerator, body_map, draw_face_labels
+from ..models.networks.parts import crop_parts
 from .common import (
     DistContext,
     load_train_state,
@@ -78,7 +78,7 @@ class VGGPerceptual(nn.Module):
 
     def __init__(self, vgg: nn.Module, depth: int = 5) -> None:
         super().__init__()
-        from ..models.vgg import VGG19_RELU_X_1
+        from ..models.networks.vgg import VGG19_RELU_X_1
 
         self.vgg = vgg.eval().requires_grad_(False)
         self.indices = VGG19_RELU_X_1[:depth]
@@ -102,7 +102,7 @@ class FacePerceptual(nn.Module):
         self.size, self.stages, self.standardize = size, stages, standardize
 
     def _feats(self, x: torch.Tensor) -> list[torch.Tensor]:
-        from ..models.facenet import standardize
+        from ..models.networks.facenet import standardize
 
         if self.standardize:
             x = standardize(x)
@@ -227,7 +227,7 @@ class _RandomFeatures(nn.Module):
 
 def build_encoder(cfg: B2FTrainConfig, device: torch.device) -> AppearanceEncoder:
     if cfg.encoder == "pretrained":
-        from ..models.appearance import load_pretrained_encoder
+        from ..models.networks.appearance import load_pretrained_encoder
 
         return load_pretrained_encoder(device)
     if cfg.encoder == "random":
@@ -240,9 +240,9 @@ def build_encoder(cfg: B2FTrainConfig, device: torch.device) -> AppearanceEncode
 
 def build_losses(cfg: B2FTrainConfig, device: torch.device
                  ) -> tuple[VGGPerceptual | None, FacePerceptual | None]:
-    from ..models.facenet import InceptionResnetV1, load_facenet
-    from ..models.vgg import VGG19Features, load_vgg19_features
-    from ..models.weights import resolve
+    from ..models.io.weights import resolve
+    from ..models.networks.facenet import InceptionResnetV1, load_facenet
+    from ..models.networks.vgg import VGG19Features, load_vgg19_features
 
     vgg = face = None
     if cfg.vgg == "registry":
@@ -292,7 +292,7 @@ def augment_faces(faces: list[np.ndarray], cfg: B2FTrainConfig, rng: np.random.G
     landmarks of each sample (B2F's only keypoint input)."""
     if cfg.pose_jitter <= 0 and cfg.part_dropout <= 0:
         return faces
-    from ..models.schema import Person
+    from ..models.core.schema import Person
     from .augment import drop_parts, jitter_joints
 
     out = []

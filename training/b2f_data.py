@@ -41,9 +41,9 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..models.crop import crop_to_box, person_box
-from ..models.p2b import crop_labels
-from ..models.schema import LABEL, NUM_FACE
+from ..models.core.schema import LABEL, NUM_FACE
+from ..models.geometry.crop import crop_to_box, person_box
+from ..models.networks.p2b import crop_labels
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class MHPv2Dataset(PersonCropDataset):
 
 
 class SyntheticB2FDataset(Dataset):
-    """Synthetic textured people (models/synthetic.py): the same body in two random poses
+    """Synthetic textured people (training/synthetic.py): the same body in two random poses
     over a known background (so "inpainting" is exact). Deterministic per index."""
 
     def __init__(self, length: int, height: int, width: int, *, seed: int = 0,
@@ -254,7 +254,7 @@ class SyntheticB2FDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from ..models.synthetic import random_body, random_pose, render
+        from .synthetic import random_body, random_pose, render
 
         rng = np.random.default_rng((self.seed, index))
         h, w = self.height, self.width

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..models import synthetic as syn
-from ..models.p2b import DriverFrame, crop_labels, driver_inputs, labels_box
-from ..models.schema import NUM_LABELS, Person, frame_to_people, select_person
-from ..models.warp import paint_hands
+from ..models.core.schema import NUM_LABELS, Person, frame_to_people, select_person
+from ..models.geometry.warp import paint_hands
+from ..models.networks.p2b import DriverFrame, crop_labels, driver_inputs, labels_box
+from . import synthetic as syn
 from .augment import ParsingAugment, PoseAugment
 
 logger = logging.getLogger(__name__)

@@ -49,8 +49,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..models.face_refine import FaceRefineNet
-from ..models.loading import load_model, save_model
+from ..models.io.loading import load_model, save_model
+from ..models.networks.face_refine import FaceRefineNet
 from .common import (
     DistContext,
     load_train_state,
@@ -253,8 +253,8 @@ class VGGFeatures(nn.Module):
         super().__init__()
         from torchvision.models import vgg16
 
-        from ..models.loading import load_state_dict_file
-        from ..models.weights import resolve
+        from ..models.io.loading import load_state_dict_file
+        from ..models.io.weights import resolve
 
         self.features = vgg16().features[: self.TAPS[-1] + 1]
         state = load_state_dict_file(resolve("vgg16"))
@@ -283,10 +283,10 @@ class FaceNetFeatures(nn.Module):
 
     def __init__(self, net: nn.Module | None = None) -> None:
         super().__init__()
-        from ..models.facenet import FACE_INPUT_SIZE, load_facenet
+        from ..models.networks.facenet import FACE_INPUT_SIZE, load_facenet
 
         if net is None:
-            from ..models.weights import resolve
+            from ..models.io.weights import resolve
 
             net = load_facenet(resolve("facenet_vggface2"))
         self.net = net.eval().requires_grad_(False)
@@ -296,7 +296,7 @@ class FaceNetFeatures(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        from ..models.facenet import standardize
+        from ..models.networks.facenet import standardize
 
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         f = self.net.features(standardize(x), self.STAGES)

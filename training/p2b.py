@@ -29,16 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..models.loading import load_model, save_model
-from ..models.metrics import parsing_similarity
-from ..models.p2b import (
+from ..models.core.schema import NUM_LABELS
+from ..models.io.loading import load_model, save_model
+from ..models.metrics.scores import parsing_similarity
+from ..models.networks.p2b import (
     DriverFrame,
     P2BGenerator,
     one_hot_labels,
     p2b_input,
     predict_parsing,
 )
-from ..models.schema import NUM_LABELS
 from .augment import ParsingAugment, PoseAugment
 from .common import (
     barrier,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.schema import Person, frame_to_people, people_to_frame, select_person
+from ..models.core.schema import Person, frame_to_people, people_to_frame, select_person
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def perception_backends(pose_backend: str, densepose_backend: str, *, device: st
             m = dp_mod.densepose_from_keypoints(person, None, rgb.shape[0], rgb.shape[1])
             return m.index, m.u, m.v
     else:
-        from ..models.weights import resolve
+        from ..models.io.weights import resolve
 
         net = dp_mod.DensePoseTorchScript(
             dp_mod.load_densepose_torchscript(resolve("densepose_r50"), device), device=device)

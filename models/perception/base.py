@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..schema import BODY, NUM_HAND, Person
+from ..core.schema import BODY, NUM_HAND, Person
 
 
 @dataclass
@@ -162,7 +162,7 @@ def mask_from_keypoints(person: Person, height: int, width: int, *,
     Returns:
         float32 (height, width) in {0, 1}.
     """
-    from ..schema import BODY_LIMBS
+    from ..core.schema import BODY_LIMBS
 
     canvas = np.zeros((height, width), dtype=np.uint8)
     kp = person.body

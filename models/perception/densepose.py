@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..schema import BODY, DENSEPOSE_PART, NUM_DENSEPOSE_PARTS, Person
+from ..core.schema import BODY, DENSEPOSE_PART, NUM_DENSEPOSE_PARTS, Person
 
 logger = logging.getLogger(__name__)
 

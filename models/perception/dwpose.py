@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..schema import NUM_BODY, NUM_FACE, NUM_HAND, Person
+from ..core.schema import NUM_BODY, NUM_FACE, NUM_HAND, Person
 from .base import Detection
 
 logger = logging.getLogger(__name__)

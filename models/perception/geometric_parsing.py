@@ -32,7 +32,7 @@ import logging
 import cv2
 import numpy as np
 
-from ..schema import BODY, LABEL, Person
+from ..core.schema import BODY, LABEL, Person
 from .base import fill_missing_hands, mask_from_keypoints
 from .hands import hand_regions, hand_size
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..schema import HAND_EDGES, LABEL, Person
+from ..core.schema import HAND_EDGES, LABEL, Person
 from .base import fill_missing_hands
 
 MIN_HAND_POINTS = 5  # fewer confident keypoints than this: the hand is not drawn

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..schema import BODY_LIMBS, LIP_TO_SCHEMA, Person, select_person
-from ..weights import WEIGHT_EXTENSIONS, WeightError, WeightSpec, resolve
+from ..core.schema import BODY_LIMBS, LIP_TO_SCHEMA, Person, select_person
+from ..io.weights import WEIGHT_EXTENSIONS, WeightError, WeightSpec, resolve
 from .base import Detection
 from .geometric_parsing import parse_geometric
 from .hands import paint_hands

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-from ..cache import model_cache
-from ..schema import BODY, NUM_BODY, NUM_FACE, NUM_HAND, Person
+from ..core.cache import model_cache
+from ..core.schema import BODY, NUM_BODY, NUM_FACE, NUM_HAND, Person
 from .base import Detection, derive_hand
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..loading import check_state_dict, load_torch_file
-from ..schema import NUM_BODY, NUM_FACE, NUM_HAND, Person
+from ..core.schema import NUM_BODY, NUM_FACE, NUM_HAND, Person
+from ..io.loading import check_state_dict, load_torch_file
 from .base import Detection
 
 logger = logging.getLogger(__name__)

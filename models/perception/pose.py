@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..cache import model_cache
-from ..weights import resolve
+from ..core.cache import model_cache
+from ..io.weights import resolve
 from .base import Detection, HandGapFiller, fill_missing_hands, mask_from_keypoints
 
 logger = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..loading import check_state_dict, load_torch_file, register_architecture
-from ..weights import WeightError
+from ..io.loading import check_state_dict, load_torch_file, register_architecture
+from ..io.weights import WeightError
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-MOTION_DIR = Path(__file__).resolve().parents[1] / "assets" / "motion"
+MOTION_DIR = Path(__file__).resolve().parents[2] / "assets" / "motion"
 DEFAULT_MOTION = "upper_body_dance"
 
 

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inference import inference_input, prepare_for_inference
-from .loading import register_architecture
-from .schema import FACE_LABEL_NAMES, FACE_REGIONS, NUM_B2F_CHANNELS, NUM_LABELS
+from ..core.inference import inference_input, prepare_for_inference
+from ..core.schema import FACE_LABEL_NAMES, FACE_REGIONS, NUM_B2F_CHANNELS, NUM_LABELS
+from ..io.loading import register_architecture
 
 WORK_HEIGHT, WORK_WIDTH = 512, 320
 
@@ -259,7 +259,7 @@ def body_map(labels: torch.Tensor, face_labels: torch.Tensor | None = None) -> t
 
 
 # --------------------------------------------------------------------------------------------
-# Crop around the person, run at working resolution, paste back (models/crop.py)
+# Crop around the person, run at working resolution, paste back (models/geometry/crop.py)
 # --------------------------------------------------------------------------------------------
 
 @torch.no_grad()
@@ -300,7 +300,7 @@ def run_b2f_frames(net: B2FGenerator, x0: torch.Tensor,
     Returns:
         per frame (z (H, W, 3), m (H, W)) or None for a frame without a person.
     """
-    from .crop import paste_back, points_to_crop
+    from ..geometry.crop import paste_back, points_to_crop
     from .p2b import crop_labels, labels_box
 
     oh, ow = net.out_size

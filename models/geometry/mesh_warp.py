@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
+from ..core.schema import LABEL, NUM_LABELS, Person
 from .b2f_warp import WarpFrame, fill_from_same_label, nearest_fill
-from .schema import LABEL, NUM_LABELS, Person
 from .warp import (
     _HEAD_POINTS,
     PART_ID,
@@ -236,7 +236,7 @@ def complete_limbs(person: Person, threshold: float = 0.05) -> Person:
     """A copy with a missing elbow or knee placed midway between its limb's two ends when
     both are shown (a detector often drops a joint hidden in a fold or behind the body; without
     it the whole limb could not follow the driver)."""
-    from .schema import BODY
+    from ..core.schema import BODY
 
     body = person.body.copy()
     for a, m, b in _MIDDLE_JOINTS:
@@ -560,7 +560,7 @@ def _hand_in_output(driver: Person, side: str, posed: Mapping[str, np.ndarray],
                     threshold: float = 0.05) -> np.ndarray | None:
     """The driver's hand keypoints moved to the retargeted wrist and scaled like the forearm;
     a driver without hand keypoints gets a hand continuing its forearm."""
-    from .perception.base import derive_hand
+    from ..perception.base import derive_hand
 
     wrist, elbow = posed.get(f"{side}_wrist"), posed.get(f"{side}_elbow")
     if wrist is None or elbow is None:
@@ -949,7 +949,7 @@ def _main_pieces(mask: np.ndarray, keep: float = 0.25) -> np.ndarray:
 def _complete_hidden(tex: np.ndarray, hidden: np.ndarray, source: np.ndarray) -> np.ndarray:
     """Texture for torso pixels an arm covered in the photo: PatchMatch from ``source`` pixels
     only (nearest colour when PatchMatch has nothing to copy from)."""
-    from .inpaint import inpaint_patchmatch
+    from ..compositing.inpaint import inpaint_patchmatch
 
     try:
         return inpaint_patchmatch(tex, hidden, source_mask=source)

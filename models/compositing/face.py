@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .perception.mediapipe_holistic import FACE68_FROM_MESH
-from .schema import FACE_REGIONS
+from ..core.schema import FACE_REGIONS
+from ..perception.mediapipe_holistic import FACE68_FROM_MESH
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class MediaPipeFaceLandmarks:
     """
 
     def __init__(self, *, min_confidence: float = 0.5) -> None:
-        from .perception.mediapipe_holistic import _require_mediapipe, quiet_native_logs
+        from ..perception.mediapipe_holistic import _require_mediapipe, quiet_native_logs
 
         mp = _require_mediapipe()
         with quiet_native_logs():
@@ -256,7 +256,7 @@ class MediaPipeFaceLandmarks:
         return best
 
     def close(self) -> None:
-        from .perception.mediapipe_holistic import quiet_native_logs
+        from ..perception.mediapipe_holistic import quiet_native_logs
 
         with quiet_native_logs():  # the graph flushes its last warnings as it stops
             self._mesh.close()
@@ -464,7 +464,7 @@ class MediaPipeFaceBoxes:
     """
 
     def __init__(self, *, min_confidence: float = 0.5) -> None:
-        from .perception.mediapipe_holistic import _require_mediapipe, quiet_native_logs
+        from ..perception.mediapipe_holistic import _require_mediapipe, quiet_native_logs
 
         mp = _require_mediapipe()
         with quiet_native_logs():
@@ -493,7 +493,7 @@ class MediaPipeFaceBoxes:
         return sorted(boxes, key=lambda b: -b[2] * b[3])  # type: ignore[return-value]
 
     def close(self) -> None:
-        from .perception.mediapipe_holistic import quiet_native_logs
+        from ..perception.mediapipe_holistic import quiet_native_logs
 
         with quiet_native_logs():
             self._det.close()
@@ -590,7 +590,7 @@ def make_landmarker(backend: str, *, fan_path: str | Path | None = None
         return MediaPipeFaceLandmarks()
     if backend == "fan68":
         if fan_path is None:
-            from .weights import resolve
+            from ..io.weights import resolve
 
             fan_path = resolve("fan68")
         return Fan68Landmarks(fan_path)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .loading import register_architecture
-from .weights import WeightError
+from ..io.loading import register_architecture
+from ..io.weights import WeightError
 
 FACE_INPUT_SIZE = 160
 EMBED_DIM = 512
@@ -183,7 +183,7 @@ def load_facenet_state(module: InceptionResnetV1, state: Mapping[str, torch.Tens
     ``num_batches_tracked`` counters may be absent (files converted from TensorFlow lack
     them; torch itself accepts that). Every parameter and running statistic must be there
     with the right shape; anything else is an error naming it."""
-    from .loading import check_state_dict
+    from ..io.loading import check_state_dict
 
     own = module.state_dict()
     state = dict(state)
@@ -200,7 +200,7 @@ def load_facenet(path: str | Path, device: torch.device | str = "cpu") -> Incept
     Raises:
         WeightError: unreadable file or any key/shape mismatch.
     """
-    from .loading import load_state_dict_file
+    from ..io.loading import load_state_dict_file
 
     state = load_state_dict_file(path)
     if "logits.weight" in state:

@@ -1,13 +1,13 @@
 """The standalone command line: ``reenact <subcommand>``.
 
-It calls the same library functions as the nodes. Subcommands live in modules that expose
-``add_parser(subparsers)``; the list below is the only place that names them.
+It calls the same library functions as the nodes (its streamed driver is ``pipeline.py``).
+Besides ``run``, ``demo`` and ``weights``, the subcommands come from ``cli/evaluate.py``
+(``evaluate``) and ``training/cli.py`` (``train``, ``prepare``), imported by name below.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -15,12 +15,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-_COMMAND_MODULES: tuple[str, ...] = ("evaluate", "training.cli")
 log = logging.getLogger("reenact")
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from .models import weights
+    from ..models.io import weights
 
     if args.action == "list":
         for name, spec in weights.REGISTRY.items():
@@ -47,7 +46,7 @@ def _progress(total_hint: str) -> object:
 
 
 def _config(args: argparse.Namespace) -> object:
-    from .models.pipeline import PipelineConfig
+    from ..pipeline import PipelineConfig
 
     return PipelineConfig(pose_backend=args.pose_backend, parse_backend=args.parse_backend,
                           p2b=args.p2b, b2f=args.b2f, face=args.face, inpaint=args.inpaint,
@@ -100,8 +99,8 @@ def _plan_output(args: argparse.Namespace, inputs: dict[str, Path]) -> Path:
     """Where this run writes its video, checked before any work: not an input, in a folder
     that exists or can be made and is writable; an existing file is replaced only with
     ``--overwrite`` (else the next free name is taken and said)."""
-    from .models.pipeline import sheet_path
-    from .models.video_io import VideoError, free_path
+    from ..models.io.video import VideoError, free_path
+    from ..pipeline import sheet_path
 
     video = Path(args.out).with_suffix(".mp4")
     for out in (video, sheet_path(video)):
@@ -139,9 +138,9 @@ def _plan_output(args: argparse.Namespace, inputs: dict[str, Path]) -> Path:
 def _check_weights(cfg: object, inputs: dict[str, Path]) -> None:
     """Every weight file this configuration needs, checked (or fetched) up front: a missing
     checkpoint is reported in seconds, not after the driver pass."""
-    from .models import weights
-    from .models.loading import check_checkpoint
-    from .models.perception.pose import POSE_WEIGHTS
+    from ..models.io import weights
+    from ..models.io.loading import check_checkpoint
+    from ..models.perception.pose import POSE_WEIGHTS
 
     names: list[str] = list(POSE_WEIGHTS.get(cfg.pose_backend, ()))  # type: ignore[attr-defined]
     if cfg.parse_backend != "geometric":  # type: ignore[attr-defined]
@@ -168,7 +167,7 @@ def _driver_reader(path: str, role: str, total: int) -> object:
     """A factory of frame iterators over a video, each pass shown as a progress bar."""
     from tqdm.auto import tqdm
 
-    from .models.video_io import read_video
+    from ..models.io.video import read_video
 
     def frames() -> object:
         with tqdm(total=total or None, desc=role, unit="frame", mininterval=1.0) as bar:
@@ -183,9 +182,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """The whole method on a photo and a driver video (or motion clip)."""
     import time
 
-    from .models.motion import load_motion
-    from .models.pipeline import reenact, write_outputs
-    from .models.video_io import probe_video
+    from ..models.geometry.motion import load_motion
+    from ..models.io.video import probe_video
+    from ..pipeline import reenact, write_outputs
 
     # Everything that can be checked in seconds is checked before the long passes: inputs,
     # the output path, the weights; the target photo's person comes first inside reenact().
@@ -289,8 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(d)
     d.set_defaults(func=_cmd_demo)
 
-    for mod in _COMMAND_MODULES:
-        importlib.import_module(f".{mod}", __package__).add_parser(sub)
+    from ..training import cli as training_cli
+    from . import evaluate
+
+    evaluate.add_parser(sub)
+    training_cli.add_parser(sub)
     return parser
 
 
@@ -319,10 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _strip_unsafe_advice(message: str) -> str:
-    from .models.loading import strip_unsafe_advice
+    from ..models.io.loading import strip_unsafe_advice
 
     return strip_unsafe_advice(message)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .crop import CropBox, crop_to_box
-from .schema import PART_CROP_GROUPS, group_mask
+from ..core.schema import PART_CROP_GROUPS, group_mask
+from ..geometry.crop import CropBox, crop_to_box
 
 CROP_SIZE = 224
 

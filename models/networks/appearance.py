@@ -79,7 +79,7 @@ def load_pretrained_encoder(device: torch.device | str = "cpu",
     Raises:
         WeightError: a file is missing offline, corrupt, or of the wrong architecture.
     """
-    from .weights import resolve
+    from ..io.weights import resolve
 
     face_path = resolve(face_weights)
     vgg_path = resolve(vgg_weights)

@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.schema import BODY, BODY_MIRROR, BODY_PARENT, NUM_BODY, Person, people_to_frame
 from .pose_sequence import parse_sequence
-from .schema import BODY, BODY_MIRROR, BODY_PARENT, NUM_BODY, Person, people_to_frame
 
 # Joints in an order where every parent comes before its children.
 _TREE_ORDER: tuple[int, ...] = (1, 0, 2, 5, 8, 11, 14, 15, 3, 6, 9, 12, 16, 17, 4, 7, 10, 13)

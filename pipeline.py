@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .face import MIN_FACE_PX
-from .schema import Person, frame_to_people, people_to_frame, sequence_is_normalized
-from .stages import TargetPhoto, person_in_frame
+from .models.compositing.face import MIN_FACE_PX
+from .models.core.schema import Person, frame_to_people, people_to_frame, sequence_is_normalized
+from .models.stages import TargetPhoto, person_in_frame
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _to_rgb(image: np.ndarray, what: str, min_side: int = 32) -> np.ndarray:
 
 def _pose_estimator(cfg: PipelineConfig, *, video: bool):
     """The OpenPose node's estimator (hands, face and derived hands on)."""
-    from .perception.pose import PoseEstimator
+    from .models.perception.pose import PoseEstimator
 
     return PoseEstimator(cfg.pose_backend, device=cfg.torch_device(), video=video)
 
@@ -140,10 +140,10 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
     weights, when asked for, are loaded here so a missing file is reported in seconds.
     (``out_hw`` is accepted for old callers; the warps reduce a large photo themselves.)
     """
-    from .inpaint import dilate_mask, fill_reduced, inpaint_still
-    from .perception.human_parsing import HumanParser
-    from .schema import group_mask
-    from .stages import P2BWarp, fill_person, parse_target, select_detections
+    from .models.compositing.inpaint import dilate_mask, fill_reduced, inpaint_still
+    from .models.core.schema import group_mask
+    from .models.perception.human_parsing import HumanParser
+    from .models.stages import P2BWarp, fill_person, parse_target, select_detections
 
     rgb = _to_rgb(target, "the target photo")
     device = cfg.torch_device()
@@ -176,7 +176,7 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
                             "to fill from; give --background, or a photo with some space "
                             "around the person")
     if cfg.inpaint == "lama":
-        from .inpaint import load_lama
+        from .models.compositing.inpaint import load_lama
 
         fill = load_lama(device=device)
     elif cfg.inpaint in ("patchmatch", "opencv"):
@@ -202,13 +202,13 @@ def prepare_target(target: np.ndarray, cfg: PipelineConfig,
 
 def _load_networks(state: TargetState, cfg: PipelineConfig, device: torch.device) -> None:
     """The learned stages asked for by ``cfg`` (P2B, B2F with e_z projected once, FaceRefine)."""
-    from .loading import load_model
+    from .models.io.loading import load_model
 
     if cfg.p2b != "warp":
         state.p2b_net = load_model(cfg.p2b, expected_arch="P2BGenerator", device=device)
     if cfg.b2f != "warp":
-        from .appearance import crops_to_tensor, load_pretrained_encoder
-        from .parts import crop_parts
+        from .models.networks.appearance import crops_to_tensor, load_pretrained_encoder
+        from .models.networks.parts import crop_parts
 
         net = load_model(cfg.b2f, expected_arch="B2FGenerator", device=device)
         crops = crop_parts(state.image, state.labels)
@@ -236,7 +236,7 @@ def driver_people_from_video(frames: Iterable[np.ndarray], cfg: PipelineConfig
                              ) -> tuple[list[list[Person]], int, int]:
     """The OpenPose node on the driver video, streamed (only keypoints are kept): the people
     chosen in each frame (the largest; an empty list where nobody was found)."""
-    from .stages import select_detections
+    from .models.stages import select_detections
 
     people: list[list[Person]] = []
     hw: tuple[int, int] | None = None
@@ -260,8 +260,8 @@ def driver_motion(found: list[list[Person]], height: int, width: int, fps: float
     """The graph's driver chain on detected people: missing frames interpolated (OpenPose's
     ``on_no_person=interpolate``), Smooth Pose, then each frame's person as P2B/B2F read it.
     Returns (one person per frame, the frames where nobody was found)."""
-    from .stages import fill_missing_detections
-    from .temporal import NoPersonError, SmoothingOptions, smooth_pose_sequence
+    from .models.geometry.temporal import NoPersonError, SmoothingOptions, smooth_pose_sequence
+    from .models.stages import fill_missing_detections
 
     try:
         found, missing, gaps = fill_missing_detections(found)
@@ -292,7 +292,7 @@ class Background:
     @staticmethod
     def fit(img: np.ndarray, h: int, w: int) -> torch.Tensor:
         """uint8 (h', w', 3) -> float (h, w, 3) 0..1, scaled to cover and centre-cropped."""
-        from .blend import fit_frame
+        from .models.compositing.blend import fit_frame
 
         return fit_frame(torch.from_numpy(np.ascontiguousarray(img)).float() / 255.0, h, w,
                          "cover")
@@ -324,7 +324,7 @@ class _Renderer:
 
     def __init__(self, state: TargetState, people: Sequence[Person | None], hw: tuple[int, int],
                  cfg: PipelineConfig, densepose: Callable[[int], Any] | None) -> None:
-        from .stages import B2FWarp, P2BWarp
+        from .models.stages import B2FWarp, P2BWarp
 
         self.state, self.hw, self.cfg, self.densepose = state, hw, cfg, densepose
         self.device = cfg.torch_device()
@@ -335,7 +335,7 @@ class _Renderer:
 
     def __call__(self, i: int, person: Person) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels uint8 (H, W), z uint8 (H, W, 3), m float32 (H, W))."""
-        from .b2f import run_b2f_frame
+        from .models.networks.b2f import run_b2f_frame
 
         h, w = self.hw
         rendered = None
@@ -356,7 +356,7 @@ class _Renderer:
                 return labels, np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32)
             z = (res[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
             return labels, z, res[1].float().cpu().numpy()
-        from .mesh_warp import warp_frame_mesh
+        from .models.geometry.mesh_warp import warp_frame_mesh
 
         if not labels.any():
             return labels, np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32)
@@ -375,9 +375,9 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
     A frame without a driver person holds the previous parsing (P2B's ``hold``) and shows
     the background alone (B2F's empty mask for a frame without keypoints).
     """
-    from .blend import blend_frame
-    from .stages import FaceOptions, FaceRefiner
-    from .temporal import MaskStabilizer
+    from .models.compositing.blend import blend_frame
+    from .models.geometry.temporal import MaskStabilizer
+    from .models.stages import FaceOptions, FaceRefiner
 
     hw = (int(height), int(width))
     renderer = _Renderer(state, people, hw, cfg, densepose)
@@ -417,8 +417,8 @@ def render(state: TargetState, people: Sequence[Person | None], height: int, wid
 
 def _densepose_r50(cfg: PipelineConfig) -> Callable[[np.ndarray], Any]:
     """The DensePose R50-FPN network (the full_method workflow's P2B input)."""
-    from .perception.densepose import DensePoseTorchScript, load_densepose_torchscript
-    from .weights import resolve
+    from .models.io.weights import resolve
+    from .models.perception.densepose import DensePoseTorchScript, load_densepose_torchscript
 
     device = cfg.torch_device()
     return DensePoseTorchScript(load_densepose_torchscript(resolve("densepose_r50"), device),
@@ -429,10 +429,10 @@ def _p2b_network(state: TargetState, person: Person, h: int, w: int,
                  device: torch.device, dense: Any = None) -> np.ndarray:
     """The learned P2B on one driver frame: its stick figure and DensePose (``dense``, else
     drawn from the keypoints) as its input."""
-    from .p2b import DriverFrame, predict_parsing
-    from .perception.base import mask_from_keypoints
-    from .perception.densepose import densepose_from_keypoints
-    from .render import draw_pose
+    from .models.geometry.render import draw_pose
+    from .models.networks.p2b import DriverFrame, predict_parsing
+    from .models.perception.base import mask_from_keypoints
+    from .models.perception.densepose import densepose_from_keypoints
 
     if dense is None or not (dense.index > 0).any():
         dense = densepose_from_keypoints(person, mask_from_keypoints(person, h, w), h, w)
@@ -521,7 +521,7 @@ def _stream_densepose(driver_frames: Callable[[], Iterator[np.ndarray]],
 def driver_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
                  people: Sequence[Person | None], h: int, w: int, **kw: Any) -> np.ndarray:
     """The driver video's clean plate (``inpaint.driver_clean_plate``, streamed)."""
-    from .inpaint import driver_clean_plate
+    from .models.compositing.inpaint import driver_clean_plate
 
     def frames() -> Iterator[np.ndarray]:
         for f in driver_frames():
@@ -554,7 +554,7 @@ def write_outputs(frames: Iterator[np.ndarray], info: dict, out: Path,
     """
     from PIL import Image
 
-    from .video_io import encode_mp4, output_file
+    from .models.io.video import encode_mp4, output_file
 
     n = info["count"]
     every = sheet_every or max(1, n // 12)
@@ -573,7 +573,7 @@ def write_outputs(frames: Iterator[np.ndarray], info: dict, out: Path,
         logger.warning("%s was written by another run meanwhile; this run's video is %s",
                        wanted, video)
     with output_file(sheet_path(video), overwrite=overwrite) as (tmp, final):
-        from .video_io import contact_sheet
+        from .models.io.video import contact_sheet
 
         Image.fromarray(contact_sheet(picked, columns=6)).save(tmp, format="PNG")
     return video, final[0], count

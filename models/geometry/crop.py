@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .schema import Person
+from ..core.schema import Person
 
 WORKING_HW: tuple[int, int] = (512, 320)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .schema import BODY_COLORS, BODY_LIMBS, HAND_COLORS, HAND_EDGES, Person
+from ..core.schema import BODY_COLORS, BODY_LIMBS, HAND_COLORS, HAND_EDGES, Person
 
 
 def _scale(height: int, width: int) -> float:

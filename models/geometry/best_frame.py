@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schema import BODY, NUM_BODY, Person
+from ..core.schema import BODY, NUM_BODY, Person
 
 _FACE_JOINTS = (BODY["nose"], BODY["right_eye"], BODY["left_eye"], BODY["right_ear"],
                 BODY["left_ear"])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics as M
+from . import scores as M
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +291,8 @@ def make_parsing_estimator(backend: str = "geometric", *, pose_backend: str = "m
     when nobody is found. ``backend``: a :class:`.perception.human_parsing.HumanParser`
     backend (``geometric``: no download; ``schp_lip``/``schp_lip_onnx``: the paper's
     parser); people are found with ``pose_backend``."""
-    from .perception.human_parsing import HumanParser
-    from .perception.pose import PoseEstimator
+    from ..perception.human_parsing import HumanParser
+    from ..perception.pose import PoseEstimator
 
     parser = HumanParser(backend, device=device)
     estimator = PoseEstimator(pose_backend, device=device, video=False)
@@ -314,17 +314,17 @@ def make_densepose_estimator(backend: str = "weightless", *, pose_backend: str =
     :class:`.perception.pose.PoseEstimator`), then :func:`.perception.densepose.
     densepose_from_keypoints`; ``densepose_r50``: the registry's TorchScript DensePose.
     """
-    from .perception import densepose as dp
+    from ..perception import densepose as dp
 
     if backend == "densepose_r50":
-        from .weights import resolve
+        from ..io.weights import resolve
 
         runner = dp.DensePoseTorchScript(
             dp.load_densepose_torchscript(resolve("densepose_r50"), device), device=device)
         return lambda rgb: runner(rgb).index
     if backend != "weightless":
         raise ValueError(f"unknown DensePose backend {backend!r}: weightless or densepose_r50")
-    from .perception.pose import PoseEstimator
+    from ..perception.pose import PoseEstimator
 
     estimator = PoseEstimator(pose_backend, device=device, video=False)
 
@@ -377,7 +377,7 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     """uint8 RGB frames from a video file or a folder of images (sorted by name)."""
     from PIL import Image
 
-    from .video_io import read_video
+    from ..io.video import read_video
 
     p = Path(path)
     if p.is_dir():

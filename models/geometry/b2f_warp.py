@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blend import gaussian_blur
-from .schema import NUM_LABELS, Person
+from ..compositing.blend import gaussian_blur
+from ..core.schema import NUM_LABELS, Person
 from .warp import assign_parts, part_masks, part_transforms, warp_by_parts
 
 

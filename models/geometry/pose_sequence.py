@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import (
+from ..core.schema import (
     NUM_ALL_KEYPOINTS,
     Person,
     collapsed_frames,

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from .schema import BODY, LABEL, NUM_LABELS, Person
+from ..core.schema import BODY, LABEL, NUM_LABELS, Person
 
 __all__ = [
     "PART_NAMES",

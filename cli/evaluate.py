@@ -36,9 +36,9 @@ def still_pipeline(target: np.ndarray, driver: Iterator[np.ndarray],
 
 def offline_pipeline(target: np.ndarray, driver: Iterator[np.ndarray],
                      **options: Any) -> Iterator[np.ndarray]:
-    """The whole method with the weightless backends (models/pipeline.py); ``options`` are
+    """The whole method with the weightless backends (pipeline.py); ``options`` are
     :class:`PipelineConfig` fields (e.g. ``face="none"``)."""
-    from .models.pipeline import PipelineConfig, reenact
+    from ..pipeline import PipelineConfig, reenact
 
     frames, _ = reenact(target, driver_frames=lambda: driver, cfg=PipelineConfig(**options))
     return frames
@@ -57,7 +57,7 @@ PIPELINES: dict[str, Pipeline] = {"still": still_pipeline, "offline": offline_pi
                                   "blank": blank_pipeline}
 
 # --protocol: the method and the baseline it must beat, scored in one table
-PROTOCOL_METHODS = (("offline", "weightless pipeline (models/pipeline.py reenact)"),
+PROTOCOL_METHODS = (("offline", "weightless pipeline (pipeline.py reenact)"),
                     ("still", "still baseline: the target frame held"))
 
 
@@ -136,7 +136,7 @@ def add_parser(sub: Any) -> None:
 def first_person_frame(frames: Iterable[np.ndarray], pose_backend: str = "mediapipe",
                        device: Any = "cpu") -> tuple[int, np.ndarray]:
     """The index and pixels of the first frame where ``pose_backend`` finds a person."""
-    from .models.perception.pose import PoseEstimator
+    from ..models.perception.pose import PoseEstimator
 
     estimator = PoseEstimator(pose_backend, device=device, video=False)
     for i, frame in enumerate(frames):
@@ -149,8 +149,8 @@ def first_person_frame(frames: Iterable[np.ndarray], pose_backend: str = "mediap
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .models import metrics as M
-    from .models.evaluation import (
+    from ..models.metrics import scores as M
+    from ..models.metrics.evaluation import (
         evaluate_reconstruction,
         iter_frames,
         iter_label_maps,
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _lpips_models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
-    from .models import metrics as M
+    from ..models.metrics import scores as M
 
     backbones: dict[str, str] = {}
     for item in args.lpips_backbone:
@@ -261,8 +261,8 @@ def run_protocol(args: argparse.Namespace, device: Any) -> int:
     parsing and DensePose of prediction and ground truth, every metric, one table."""
     import json
 
-    from .models import metrics as M
-    from .models.evaluation import (
+    from ..models.metrics import scores as M
+    from ..models.metrics.evaluation import (
         evaluate_reconstruction,
         iter_frames,
         make_densepose_estimator,

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .loading import check_state_dict, load_state_dict_file
-from .schema import NUM_DENSEPOSE_PARTS, NUM_LABELS
-from .vgg import vgg_features
-from .weights import WeightError, WeightSpec, find_local, resolve
+from ..core.schema import NUM_DENSEPOSE_PARTS, NUM_LABELS
+from ..io.loading import check_state_dict, load_state_dict_file
+from ..io.weights import WeightError, WeightSpec, find_local, resolve
+from ..networks.vgg import vgg_features
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .crop import CropBox, crop_to_box, person_box, points_to_crop
-from .inference import inference_input, prepare_for_inference
-from .loading import register_architecture
-from .render import draw_pose
-from .schema import NUM_LABELS, Person
+from ..core.inference import inference_input, prepare_for_inference
+from ..core.schema import NUM_LABELS, Person
+from ..geometry.crop import CropBox, crop_to_box, person_box, points_to_crop
+from ..geometry.render import draw_pose
+from ..io.loading import register_architecture
 
 __all__ = [
     "P2BGenerator",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from .schema import BODY, DENSEPOSE_PART, LABEL, NUM_FACE, NUM_HAND, Person
+from ..models.core.schema import BODY, DENSEPOSE_PART, LABEL, NUM_FACE, NUM_HAND, Person
 
 __all__ = [
     "DP_PART",

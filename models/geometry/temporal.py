@@ -38,8 +38,8 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 from scipy.signal import savgol_filter
 
+from ..core.schema import NUM_BODY, Person
 from .pose_sequence import parse_sequence, stack_points, unstack_points
-from .schema import NUM_BODY, Person
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .face import FaceTarget, align_face, paste_crop
-from .loading import register_architecture
+from ..compositing.face import FaceTarget, align_face, paste_crop
+from ..io.loading import register_architecture
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:

@@ -364,7 +364,7 @@ class LamaInpainter:
 def load_lama(name_or_spec: object = "big_lama", device: torch.device | str = "cpu"
               ) -> LamaInpainter:
     """Resolve big-LaMa through the weight registry (download if allowed) and load it."""
-    from .weights import resolve
+    from ..io.weights import resolve
 
     return LamaInpainter(resolve(name_or_spec), device)  # type: ignore[arg-type]
 
@@ -412,7 +412,7 @@ def driver_clean_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     Raises:
         ValueError: no frames, fewer frames than poses, or no plate (the message says why).
     """
-    from .perception.base import mask_from_keypoints
+    from ..perception.base import mask_from_keypoints
 
     n = len(people)
     if n == 0:
@@ -424,7 +424,7 @@ def driver_clean_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     segmenter = None
     if segment:
         try:
-            from .perception.mediapipe_holistic import HolisticDetector
+            from ..perception.mediapipe_holistic import HolisticDetector
 
             # complexity 1: the model the wheel ships (0 and 2 would download)
             segmenter = HolisticDetector(static_image_mode=True, with_mask=True)

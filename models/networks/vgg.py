@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .weights import WeightError
+from ..io.weights import WeightError
 
 VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
                                     512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -96,7 +96,7 @@ def load_vgg19_features(path: str | Path, device: torch.device | str = "cpu") ->
     """
     from safetensors import safe_open
 
-    from .loading import _check_file
+    from ..io.loading import _check_file
 
     path = Path(path)
     _check_file(path)

@@ -1,0 +1,1 @@
+"""Putting pixels together: the blend, inpainting, the face finder and paste."""

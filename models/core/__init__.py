@@ -1,0 +1,1 @@
+"""Labels, Person and the POSE_KEYPOINT codec; the model cache; inference options."""

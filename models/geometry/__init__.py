@@ -1,0 +1,2 @@
+"""Bodies in space and time: the skinned-mesh renderer, warps, retargeting, crops,
+smoothing, motion clips, stick figures."""

@@ -1,0 +1,1 @@
+"""Files: the weight registry and downloads, checkpoint loading, video reading and writing."""
