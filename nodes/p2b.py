@@ -141,6 +141,73 @@ def _person_in(frame: Any, height: int, width: int, node: str, name: str,
                              "layout (body 18, face 70, hands 21)") from exc
 
 
+def _target_labels(target_parsing: Any) -> np.ndarray:
+    """The ONE target photo's parsing as uint8 (h, w), checked: one frame, the 22-label
+    schema, someone in it."""
+    node = "P2B"
+    parsing = check_parsing(target_parsing, node, "target_parsing")
+    if len(parsing) != 1:
+        raise NodeInputError(node, "target_parsing", f"got {len(parsing)} parsings; P2B "
+                             "takes the ONE target photo's parsing",
+                             "parse the single target photo (or pick one frame)")
+    labels = parsing.labels[0].cpu().numpy()
+    top = int(labels.max()) if labels.size else 0
+    if parsing.schema.num_labels != NUM_LABELS or top >= NUM_LABELS:
+        raise NodeInputError(node, "target_parsing", f"labels up to {top} in a "
+                             f"{parsing.schema.num_labels}-label schema; P2B reads the "
+                             f"{NUM_LABELS}-label schema (0..{NUM_LABELS - 1})",
+                             "connect the PARSING of Human Parse (or map your labels)")
+    if not (labels > 0).any():
+        raise NodeInputError(node, "target_parsing", "the parsing has no person (all "
+                             "background)", "parse a photo that shows the target")
+    return labels
+
+
+def _driver_inputs(driver_pose: Any, driver_stick: Any, driver_densepose: Any
+                   ) -> tuple[list | None, torch.Tensor | None, DensePose | None, int, int, int]:
+    """The driver inputs checked against each other: (poses, stick, dense, frames, height,
+    width)."""
+    node = "P2B"
+    poses = _pose_frames(driver_pose, node, "driver_pose") if driver_pose is not None \
+        else None
+    stick = check_image(driver_stick, node, "driver_stick") if driver_stick is not None \
+        else None
+    dense = driver_densepose
+    if dense is not None and not isinstance(dense, DensePose):
+        raise NodeInputError(node, "driver_densepose", f"expected DENSEPOSE, got "
+                             f"{type(dense).__name__}", "connect the DensePose node")
+    if poses is None and stick is None:
+        raise NodeInputError(node, "driver_pose/driver_stick", "no driver pose given",
+                             "connect the driver's POSE_KEYPOINT or stick-figure IMAGE")
+    lengths = {}
+    if poses is not None:
+        lengths["driver_pose"] = len(poses)
+    if stick is not None:
+        lengths["driver_stick"] = int(stick.shape[0])
+    if dense is not None:
+        lengths["driver_densepose"] = len(dense)
+    if len(set(lengths.values())) > 1:
+        listing = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise NodeInputError(node, "/".join(lengths), f"driver batches have different "
+                             f"lengths ({listing})", "give every driver input one entry "
+                             "per frame of the same video (trim or re-run the stage)")
+    n = check_same_length(node, **lengths)
+    if stick is not None:
+        height, width = int(stick.shape[1]), int(stick.shape[2])
+    elif dense is not None:
+        height, width = int(dense.index.shape[1]), int(dense.index.shape[2])
+    else:
+        height = int(poses[0].get("canvas_height") or 0)  # type: ignore[index]
+        width = int(poses[0].get("canvas_width") or 0)  # type: ignore[index]
+    if dense is not None and tuple(dense.index.shape[1:]) != (height, width):
+        raise NodeInputError(node, "driver_densepose", f"DensePose is "
+                             f"{dense.index.shape[2]}x{dense.index.shape[1]} but the driver "
+                             f"frames are {width}x{height}", "compute DensePose on the same "
+                             "driver frames")
+
+    return poses, stick, dense, n, height, width
+
+
 class P2B:
     """Target parsing + driver poses (+ DensePose) -> the target's parsing in each driver pose."""
 
@@ -189,62 +256,13 @@ class P2B:
         if not isinstance(p2b_model, P2BModel):
             raise NodeInputError(node, "p2b_model", f"expected a P2B model, got "
                                  f"{type(p2b_model).__name__}", "connect the P2B Loader")
-        parsing = check_parsing(target_parsing, node, "target_parsing")
-        if len(parsing) != 1:
-            raise NodeInputError(node, "target_parsing", f"got {len(parsing)} parsings; P2B "
-                                 "takes the ONE target photo's parsing",
-                                 "parse the single target photo (or pick one frame)")
-        labels = parsing.labels[0].cpu().numpy()
-        top = int(labels.max()) if labels.size else 0
-        if parsing.schema.num_labels != NUM_LABELS or top >= NUM_LABELS:
-            raise NodeInputError(node, "target_parsing", f"labels up to {top} in a "
-                                 f"{parsing.schema.num_labels}-label schema; P2B reads the "
-                                 f"{NUM_LABELS}-label schema (0..{NUM_LABELS - 1})",
-                                 "connect the PARSING of Human Parse (or map your labels)")
-        if not (labels > 0).any():
-            raise NodeInputError(node, "target_parsing", "the parsing has no person (all "
-                                 "background)", "parse a photo that shows the target")
+        labels = _target_labels(target_parsing)
         if missing_person not in ("error", "empty", "hold"):
             raise NodeInputError(node, "missing_person", f"unknown choice {missing_person!r}",
                                  "choose error, empty or hold")
 
-        poses = _pose_frames(driver_pose, node, "driver_pose") if driver_pose is not None \
-            else None
-        stick = check_image(driver_stick, node, "driver_stick") if driver_stick is not None \
-            else None
-        dense = driver_densepose
-        if dense is not None and not isinstance(dense, DensePose):
-            raise NodeInputError(node, "driver_densepose", f"expected DENSEPOSE, got "
-                                 f"{type(dense).__name__}", "connect the DensePose node")
-        if poses is None and stick is None:
-            raise NodeInputError(node, "driver_pose/driver_stick", "no driver pose given",
-                                 "connect the driver's POSE_KEYPOINT or stick-figure IMAGE")
-        lengths = {}
-        if poses is not None:
-            lengths["driver_pose"] = len(poses)
-        if stick is not None:
-            lengths["driver_stick"] = int(stick.shape[0])
-        if dense is not None:
-            lengths["driver_densepose"] = len(dense)
-        if len(set(lengths.values())) > 1:
-            listing = ", ".join(f"{k}={v}" for k, v in lengths.items())
-            raise NodeInputError(node, "/".join(lengths), f"driver batches have different "
-                                 f"lengths ({listing})", "give every driver input one entry "
-                                 "per frame of the same video (trim or re-run the stage)")
-        n = check_same_length(node, **lengths)
-        if stick is not None:
-            height, width = int(stick.shape[1]), int(stick.shape[2])
-        elif dense is not None:
-            height, width = int(dense.index.shape[1]), int(dense.index.shape[2])
-        else:
-            height = int(poses[0].get("canvas_height") or 0)  # type: ignore[index]
-            width = int(poses[0].get("canvas_width") or 0)  # type: ignore[index]
-        if dense is not None and tuple(dense.index.shape[1:]) != (height, width):
-            raise NodeInputError(node, "driver_densepose", f"DensePose is "
-                                 f"{dense.index.shape[2]}x{dense.index.shape[1]} but the driver "
-                                 f"frames are {width}x{height}", "compute DensePose on the same "
-                                 "driver frames")
-
+        poses, stick, dense, n, height, width = _driver_inputs(driver_pose, driver_stick,
+                                                               driver_densepose)
         driver_normalized = sequence_is_normalized(poses) if poses is not None else None
 
         def driver_person(i: int) -> Person | None:

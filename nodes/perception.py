@@ -252,6 +252,28 @@ def _frame_people(pose_keypoint: Any, i: int, h: int, w: int, node: str,
     return [p.scaled(sx, sy) for p in people]
 
 
+def _densepose_inputs(pose_keypoint: Any, person_mask: Any, n: int, h: int, w: int
+                     ) -> tuple[list | None, torch.Tensor | None]:
+    """DensePose's optional keypoints and person mask, checked against its n (h, w) frames."""
+    node = "DensePose"
+    if pose_keypoint is not None:
+        pose_keypoint = check_pose_frames(pose_keypoint, node, "pose_keypoint")
+        if len(pose_keypoint) not in (1, n):
+            raise NodeInputError(node, "pose_keypoint", f"{len(pose_keypoint)} pose frames "
+                                 f"for {n} image frames", "give one pose per frame (or one "
+                                 "for all)")
+    if person_mask is not None:
+        person_mask = check_mask(person_mask, node, "person_mask")
+        if tuple(person_mask.shape[1:]) != (h, w):
+            raise NodeInputError(node, "person_mask", f"mask is {person_mask.shape[2]}x"
+                                 f"{person_mask.shape[1]} but the image is {w}x{h}",
+                                 "connect the mask made from this image")
+        if person_mask.shape[0] not in (1, n):
+            raise NodeInputError(node, "person_mask", f"{person_mask.shape[0]} masks for "
+                                 f"{n} frames", "give one mask per frame (or one for all)")
+    return pose_keypoint, person_mask
+
+
 class DensePoseNode:
     """DensePose part index I and chart coordinates U, V per pixel, and a colour preview."""
 
@@ -307,21 +329,7 @@ class DensePoseNode:
             raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
                                  f"choose one of {', '.join(DENSEPOSE_BACKENDS)}")
         n, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
-        if pose_keypoint is not None:
-            pose_keypoint = check_pose_frames(pose_keypoint, node, "pose_keypoint")
-            if len(pose_keypoint) not in (1, n):
-                raise NodeInputError(node, "pose_keypoint", f"{len(pose_keypoint)} pose frames "
-                                     f"for {n} image frames", "give one pose per frame (or one "
-                                     "for all)")
-        if person_mask is not None:
-            person_mask = check_mask(person_mask, node, "person_mask")
-            if tuple(person_mask.shape[1:]) != (h, w):
-                raise NodeInputError(node, "person_mask", f"mask is {person_mask.shape[2]}x"
-                                     f"{person_mask.shape[1]} but the image is {w}x{h}",
-                                     "connect the mask made from this image")
-            if person_mask.shape[0] not in (1, n):
-                raise NodeInputError(node, "person_mask", f"{person_mask.shape[0]} masks for "
-                                     f"{n} frames", "give one mask per frame (or one for all)")
+        pose_keypoint, person_mask = _densepose_inputs(pose_keypoint, person_mask, n, h, w)
         index = torch.zeros((n, h, w), dtype=torch.uint8)
         u = torch.zeros((n, h, w), dtype=torch.float32)
         v = torch.zeros((n, h, w), dtype=torch.float32)

@@ -51,6 +51,26 @@ def _is_link(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str)
 
 
+def _loader_needs(class_type: str, inputs: Mapping[str, Any]
+                  ) -> list[tuple[str, weights.WeightSpec | str]]:
+    """The P2B / B2F / FaceRefine loaders' files: a local file, a Hub file, fan68."""
+    get = inputs.get
+    out: list[tuple[str, weights.WeightSpec | str]] = []
+    backend = get("backend", get("source"))
+    if backend in ("local", "local_file"):
+        out.append(("local_file", str(get("local_file") or "")))
+    elif backend == "hub" and str(get("repo_id") or "").strip():
+        try:
+            out.append(("repo_id", weights.user_spec(
+                str(get("repo_id")), str(get("filename") or ""),
+                str(get("revision") or "main"), str(get("sha256") or "") or None)))
+        except weights.WeightError:
+            pass  # the loader itself says what is wrong with the repo id
+    if class_type == "DanceReenactLoadFaceRefine" and get("landmarks") == "fan68":
+        out += [("landmarks", s) for s in _registry("fan68")]
+    return out
+
+
 def needs_of(class_type: str, inputs: Mapping[str, Any]
              ) -> list[tuple[str, weights.WeightSpec | str]]:
     """(input name, registry spec or local file name) of every weight file a node reads."""
@@ -77,18 +97,7 @@ def needs_of(class_type: str, inputs: Mapping[str, Any]
             out += [("backend", s) for s in _registry("big_lama")]
     elif class_type in ("DanceReenactP2BLoader", "DanceReenactB2FLoader",
                         "DanceReenactLoadFaceRefine"):
-        backend = get("backend", get("source"))
-        if backend in ("local", "local_file"):
-            out.append(("local_file", str(get("local_file") or "")))
-        elif backend == "hub" and str(get("repo_id") or "").strip():
-            try:
-                out.append(("repo_id", weights.user_spec(
-                    str(get("repo_id")), str(get("filename") or ""),
-                    str(get("revision") or "main"), str(get("sha256") or "") or None)))
-            except weights.WeightError:
-                pass  # the loader itself says what is wrong with the repo id
-        if class_type == "DanceReenactLoadFaceRefine" and get("landmarks") == "fan68":
-            out += [("landmarks", s) for s in _registry("fan68")]
+        out += _loader_needs(class_type, inputs)
     return out
 
 

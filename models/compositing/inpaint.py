@@ -389,10 +389,57 @@ def fill_reduced(rgb: np.ndarray, mask: np.ndarray,
     return np.where(mask[..., None] > 0, up, rgb)
 
 
+def _grown(m: np.ndarray, by: float) -> np.ndarray:
+    """A bool mask grown by ``by`` pixels (a distance transform: the cost does not depend on
+    how far it grows)."""
+    far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return far <= by
+
+
+def _plate_segmenter(segment: bool) -> Any:
+    """MediaPipe's person segmentation for the plate's masks, or None (not asked for, or
+    MediaPipe missing: keypoint masks only)."""
+    if not segment:
+        return None
+    try:
+        from ..perception.mediapipe_holistic import HolisticDetector
+
+        # complexity 1: the model the wheel ships (0 and 2 would download)
+        return HolisticDetector(static_image_mode=True, with_mask=True)
+    except (ImportError, RuntimeError) as exc:
+        logger.info("driver plate: no person segmentation (%s)", exc)
+        return None
+
+
+class _DriverMasks:
+    """Where the driver covers frame ``i``: keypoint mask grown by ``margin`` x the person's
+    size, joined with the segmentation of the frame grown by 3 % of it."""
+
+    def __init__(self, people: Sequence[Any], h: int, w: int, margin: float,
+                 segmenter: Any) -> None:
+        self.people, self.h, self.w = people, h, w
+        self.margin, self.segmenter = margin, segmenter
+
+    def __call__(self, i: int, frame: np.ndarray | None = None) -> np.ndarray:
+        from ..perception.base import mask_from_keypoints
+
+        p = self.people[i]
+        box = p.bbox() if p is not None else None
+        if box is None:
+            return np.zeros((self.h, self.w), bool)
+        size = max(box[3] - box[1], box[2] - box[0])
+        m = _grown(mask_from_keypoints(p, self.h, self.w) > 0.5, max(6.0, self.margin * size))
+        if self.segmenter is not None and frame is not None:
+            for d in self.segmenter(frame):
+                if d.mask is not None:
+                    m |= _grown(d.mask > 0.5, max(3.0, 0.03 * size))
+        return m
+
+
 def driver_clean_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
                        people: Sequence[Any], h: int, w: int, *, max_frames: int = 48,
-                 register: bool = True, margin: float = 0.15,
-                 segment: bool = True) -> np.ndarray:
+                       register: bool = True, margin: float = 0.15,
+                       segment: bool = True) -> np.ndarray:
     """The driver video's clean plate, streamed: memory does not grow with the video.
 
     At most ``max_frames`` frames, spread evenly over the video (``len(people)`` frames), are
@@ -412,61 +459,27 @@ def driver_clean_plate(driver_frames: Callable[[], Iterator[np.ndarray]],
     Raises:
         ValueError: no frames, fewer frames than poses, or no plate (the message says why).
     """
-    from ..perception.base import mask_from_keypoints
-
     n = len(people)
     if n == 0:
         raise ValueError("the driver video has no frames")
     picks = np.unique(np.linspace(0, n - 1, max(1, min(n, max_frames))).round().astype(int))
     ref_idx = int(picks[len(picks) // 2])
     wanted = set(int(i) for i in picks) - {ref_idx}
-
-    segmenter = None
-    if segment:
-        try:
-            from ..perception.mediapipe_holistic import HolisticDetector
-
-            # complexity 1: the model the wheel ships (0 and 2 would download)
-            segmenter = HolisticDetector(static_image_mode=True, with_mask=True)
-        except (ImportError, RuntimeError) as exc:  # no mediapipe: keypoint masks only
-            logger.info("driver plate: no person segmentation (%s)", exc)
-
-    def grown(m: np.ndarray, by: float) -> np.ndarray:
-        # distance transform: the cost does not depend on how far the mask grows
-        far = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return far <= by
-
-    def person_mask(i: int, frame: np.ndarray | None = None) -> np.ndarray:
-        p = people[i]
-        box = p.bbox() if p is not None else None
-        if box is None:
-            return np.zeros((h, w), bool)
-        size = max(box[3] - box[1], box[2] - box[0])
-        m = grown(mask_from_keypoints(p, h, w) > 0.5, max(6.0, margin * size))
-        if segmenter is not None and frame is not None:
-            for d in segmenter(frame):
-                if d.mask is not None:
-                    m |= grown(d.mask > 0.5, max(3.0, 0.03 * size))
-        return m
-
-    reference = None
-    for i, f in enumerate(driver_frames()):  # pass 1: the reference frame only
-        if i == ref_idx:
-            reference = f
-            break
-    if reference is None:
+    reference = next((f for i, f in enumerate(driver_frames()) if i == ref_idx), None)
+    if reference is None:  # pass 1 read up to the reference frame only
         raise ValueError(f"the driver video gave fewer frames than its {n} poses")
+    segmenter = _plate_segmenter(segment)
+    person_mask = _DriverMasks(people, h, w, margin, segmenter)
 
     def others() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # pass 2: the sample
         for i, f in enumerate(driver_frames()):
             if i > picks[-1]:
                 break
             if i in wanted:
-                img = f
-                yield img, person_mask(i, img)
+                yield f, person_mask(i, f)
 
     try:
-        plate, never, warped = registered_median_plate(
+        plate, never, _ = registered_median_plate(
             (reference, person_mask(ref_idx, reference)), others(), register=register)
     finally:
         if segmenter is not None:
