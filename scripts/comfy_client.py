@@ -125,6 +125,91 @@ def _links_by_id(ui: Mapping[str, Any]) -> dict[int, tuple[int, int]]:
     return out
 
 
+def _first_link_of_type(node: Mapping[str, Any], kind: Any) -> int | None:
+    """The link into ``node``'s first linked input of type ``kind`` (what a bypassed node
+    passes through for an output of that type), or None."""
+    for entry in node.get("inputs") or []:
+        if entry.get("link") is None:
+            continue
+        if kind is not None and entry.get("type") == kind:
+            return int(entry["link"])
+    return None
+
+
+def _resolve_link(link_id: int | None, links: Mapping[int, tuple[int, int]],
+                  nodes: Mapping[int, Mapping[str, Any]]) -> list[Any] | None:
+    """Follow a link through Reroutes and bypassed nodes to the node that computes it:
+    ``[node id, output slot]`` as the API prompt writes a link, or None when the value comes
+    from a Primitive (the target's widget holds it) or a muted node, or the chain ends."""
+    seen = set()
+    while link_id is not None and link_id in links and link_id not in seen:
+        seen.add(link_id)
+        src_id, slot = links[link_id]
+        src = nodes.get(src_id)
+        if src is None:
+            raise ConversionError(f"link {link_id} comes from missing node {src_id}")
+        kind = src["type"]
+        if kind == "PrimitiveNode":
+            return None  # the target's widget holds the value
+        if kind == "Reroute":
+            link_id = next((int(e["link"]) for e in src.get("inputs") or []
+                            if e.get("link") is not None), None)
+            continue
+        if src.get("mode", MODE_ALWAYS) == MODE_NEVER:
+            return None
+        if src.get("mode", MODE_ALWAYS) == MODE_BYPASS:
+            outputs = src.get("outputs") or []
+            out_type = outputs[slot].get("type") if slot < len(outputs) else None
+            link_id = _first_link_of_type(src, out_type)
+            continue
+        return [str(src_id), int(slot)]
+    return None
+
+
+def _widget_inputs(nid: int, node: Mapping[str, Any], defn: Mapping[str, Any], *,
+                   strict: bool) -> dict[str, Any]:
+    """A node's saved widget values by input name (by name when the pack saved them so,
+    else by position against :func:`widget_slots`, editor-only widgets left out).
+
+    Raises:
+        ConversionError: with ``strict``, the value count differs from the widget count
+            (without it: a warning on stderr, and values matched by position as the editor
+            does).
+    """
+    kind = node["type"]
+    values = node.get("widgets_values")
+    if isinstance(values, Mapping):  # some packs save widgets by name
+        names = {name for name in widget_slots(defn) if name}
+        return {k: v for k, v in values.items() if k in names}
+    values = list(values or [])
+    slots = widget_slots(defn)
+    if len(values) != len(slots):
+        msg = (f"node {nid} ({kind}): {len(values)} widget values for {len(slots)} "
+               f"widgets {[s or '<editor-only>' for s in slots]}")
+        if strict:
+            raise ConversionError(msg)
+        print(f"warning: {msg}; matched by position as the editor does", file=sys.stderr)
+    return {slot: value for slot, value in zip(slots, values) if slot is not None}
+
+
+def _linked_inputs(node: Mapping[str, Any], defn: Mapping[str, Any],
+                   links: Mapping[int, tuple[int, int]],
+                   nodes: Mapping[int, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The node's declared inputs whose link resolves to a computing node, as
+    ``{name: [node id, slot]}``; a link from a Primitive or a muted node is left out (the
+    widget value stands)."""
+    declared = {name for name, _, _ in _ordered_inputs(defn)}
+    out = {}
+    for entry in node.get("inputs") or []:
+        name = entry.get("name")
+        if entry.get("link") is None or name not in declared:
+            continue
+        source = _resolve_link(int(entry["link"]), links, nodes)
+        if source is not None:
+            out[name] = source
+    return out
+
+
 def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str, Any]], *,
                     strict: bool = False) -> dict[str, dict[str, Any]]:
     """The API prompt ComfyUI's editor would queue for a saved UI graph.
@@ -140,43 +225,6 @@ def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str
         raise ConversionError("graphs with subgraphs are not supported; unpack them first")
     nodes = {int(n["id"]): n for n in ui.get("nodes") or []}
     links = _links_by_id(ui)
-
-    def input_link(node: Mapping[str, Any], name: str | None = None, kind: Any = None,
-                   ) -> int | None:
-        for entry in node.get("inputs") or []:
-            if entry.get("link") is None:
-                continue
-            if (name is not None and entry.get("name") == name) or (
-                    kind is not None and entry.get("type") == kind):
-                return int(entry["link"])
-        return None
-
-    def resolve(link_id: int) -> list[Any] | None:
-        """Follow a link through Reroutes and bypassed nodes to the node that computes it."""
-        seen = set()
-        while link_id is not None and link_id in links and link_id not in seen:
-            seen.add(link_id)
-            src_id, slot = links[link_id]
-            src = nodes.get(src_id)
-            if src is None:
-                raise ConversionError(f"link {link_id} comes from missing node {src_id}")
-            kind = src["type"]
-            if kind == "PrimitiveNode":
-                return None  # the target's widget holds the value
-            if kind == "Reroute":
-                link_id = next((int(e["link"]) for e in src.get("inputs") or []
-                                if e.get("link") is not None), None)
-                continue
-            if src.get("mode", MODE_ALWAYS) == MODE_NEVER:
-                return None
-            if src.get("mode", MODE_ALWAYS) == MODE_BYPASS:
-                outputs = src.get("outputs") or []
-                out_type = outputs[slot].get("type") if slot < len(outputs) else None
-                link_id = input_link(src, kind=out_type)
-                continue
-            return [str(src_id), int(slot)]
-        return None
-
     prompt: dict[str, dict[str, Any]] = {}
     for nid, node in sorted(nodes.items()):
         kind = node["type"]
@@ -186,34 +234,8 @@ def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str
         if defn is None:
             raise ConversionError(f"node {nid}: the server has no node type {kind!r} "
                                   "(is the pack, or the node pack it comes from, installed?)")
-        inputs: dict[str, Any] = {}
-        values = node.get("widgets_values")
-        if isinstance(values, Mapping):  # some packs save widgets by name
-            names = {name for name in widget_slots(defn) if name}
-            inputs.update({k: v for k, v in values.items() if k in names})
-        else:
-            values = list(values or [])
-            slots = widget_slots(defn)
-            if len(values) != len(slots):
-                msg = (f"node {nid} ({kind}): {len(values)} widget values for {len(slots)} "
-                       f"widgets {[s or '<editor-only>' for s in slots]}")
-                if strict:
-                    raise ConversionError(msg)
-                print(f"warning: {msg}; matched by position as the editor does",
-                      file=sys.stderr)
-            for slot, value in zip(slots, values):
-                if slot is not None:
-                    inputs[slot] = value
-        declared = {name for name, _, _ in _ordered_inputs(defn)}
-        for entry in node.get("inputs") or []:
-            name = entry.get("name")
-            if entry.get("link") is None or name not in declared:
-                continue
-            source = resolve(int(entry["link"]))
-            if source is not None:
-                inputs[name] = source
-            elif name in inputs:
-                pass  # Primitive or muted source: the widget value stands
+        inputs = _widget_inputs(nid, node, defn, strict=strict)
+        inputs.update(_linked_inputs(node, defn, links, nodes))
         prompt[str(nid)] = {"class_type": kind, "inputs": inputs,
                             "_meta": {"title": node.get("title") or kind}}
     return prompt
