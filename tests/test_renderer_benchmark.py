@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def _stand_ins(mod, monkeypatch, calls):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # a renderer whose area is all NaN
 def test_report_of_a_run_with_stand_in_measurements(tmp_path, monkeypatch, capsys):
     mod = _load()
     calls: list = []
