@@ -125,6 +125,91 @@ def _links_by_id(ui: Mapping[str, Any]) -> dict[int, tuple[int, int]]:
     return out
 
 
+def _first_link_of_type(node: Mapping[str, Any], kind: Any) -> int | None:
+    """The link into ``node``'s first linked input of type ``kind`` (what a bypassed node
+    passes through for an output of that type), or None."""
+    for entry in node.get("inputs") or []:
+        if entry.get("link") is None:
+            continue
+        if kind is not None and entry.get("type") == kind:
+            return int(entry["link"])
+    return None
+
+
+def _resolve_link(link_id: int | None, links: Mapping[int, tuple[int, int]],
+                  nodes: Mapping[int, Mapping[str, Any]]) -> list[Any] | None:
+    """Follow a link through Reroutes and bypassed nodes to the node that computes it:
+    ``[node id, output slot]`` as the API prompt writes a link, or None when the value comes
+    from a Primitive (the target's widget holds it) or a muted node, or the chain ends."""
+    seen = set()
+    while link_id is not None and link_id in links and link_id not in seen:
+        seen.add(link_id)
+        src_id, slot = links[link_id]
+        src = nodes.get(src_id)
+        if src is None:
+            raise ConversionError(f"link {link_id} comes from missing node {src_id}")
+        kind = src["type"]
+        if kind == "PrimitiveNode":
+            return None  # the target's widget holds the value
+        if kind == "Reroute":
+            link_id = next((int(e["link"]) for e in src.get("inputs") or []
+                            if e.get("link") is not None), None)
+            continue
+        if src.get("mode", MODE_ALWAYS) == MODE_NEVER:
+            return None
+        if src.get("mode", MODE_ALWAYS) == MODE_BYPASS:
+            outputs = src.get("outputs") or []
+            out_type = outputs[slot].get("type") if slot < len(outputs) else None
+            link_id = _first_link_of_type(src, out_type)
+            continue
+        return [str(src_id), int(slot)]
+    return None
+
+
+def _widget_inputs(nid: int, node: Mapping[str, Any], defn: Mapping[str, Any], *,
+                   strict: bool) -> dict[str, Any]:
+    """A node's saved widget values by input name (by name when the pack saved them so,
+    else by position against :func:`widget_slots`, editor-only widgets left out).
+
+    Raises:
+        ConversionError: with ``strict``, the value count differs from the widget count
+            (without it: a warning on stderr, and values matched by position as the editor
+            does).
+    """
+    kind = node["type"]
+    values = node.get("widgets_values")
+    if isinstance(values, Mapping):  # some packs save widgets by name
+        names = {name for name in widget_slots(defn) if name}
+        return {k: v for k, v in values.items() if k in names}
+    values = list(values or [])
+    slots = widget_slots(defn)
+    if len(values) != len(slots):
+        msg = (f"node {nid} ({kind}): {len(values)} widget values for {len(slots)} "
+               f"widgets {[s or '<editor-only>' for s in slots]}")
+        if strict:
+            raise ConversionError(msg)
+        print(f"warning: {msg}; matched by position as the editor does", file=sys.stderr)
+    return {slot: value for slot, value in zip(slots, values) if slot is not None}
+
+
+def _linked_inputs(node: Mapping[str, Any], defn: Mapping[str, Any],
+                   links: Mapping[int, tuple[int, int]],
+                   nodes: Mapping[int, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The node's declared inputs whose link resolves to a computing node, as
+    ``{name: [node id, slot]}``; a link from a Primitive or a muted node is left out (the
+    widget value stands)."""
+    declared = {name for name, _, _ in _ordered_inputs(defn)}
+    out = {}
+    for entry in node.get("inputs") or []:
+        name = entry.get("name")
+        if entry.get("link") is None or name not in declared:
+            continue
+        source = _resolve_link(int(entry["link"]), links, nodes)
+        if source is not None:
+            out[name] = source
+    return out
+
+
 def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str, Any]], *,
                     strict: bool = False) -> dict[str, dict[str, Any]]:
     """The API prompt ComfyUI's editor would queue for a saved UI graph.
@@ -140,43 +225,6 @@ def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str
         raise ConversionError("graphs with subgraphs are not supported; unpack them first")
     nodes = {int(n["id"]): n for n in ui.get("nodes") or []}
     links = _links_by_id(ui)
-
-    def input_link(node: Mapping[str, Any], name: str | None = None, kind: Any = None,
-                   ) -> int | None:
-        for entry in node.get("inputs") or []:
-            if entry.get("link") is None:
-                continue
-            if (name is not None and entry.get("name") == name) or (
-                    kind is not None and entry.get("type") == kind):
-                return int(entry["link"])
-        return None
-
-    def resolve(link_id: int) -> list[Any] | None:
-        """Follow a link through Reroutes and bypassed nodes to the node that computes it."""
-        seen = set()
-        while link_id is not None and link_id in links and link_id not in seen:
-            seen.add(link_id)
-            src_id, slot = links[link_id]
-            src = nodes.get(src_id)
-            if src is None:
-                raise ConversionError(f"link {link_id} comes from missing node {src_id}")
-            kind = src["type"]
-            if kind == "PrimitiveNode":
-                return None  # the target's widget holds the value
-            if kind == "Reroute":
-                link_id = next((int(e["link"]) for e in src.get("inputs") or []
-                                if e.get("link") is not None), None)
-                continue
-            if src.get("mode", MODE_ALWAYS) == MODE_NEVER:
-                return None
-            if src.get("mode", MODE_ALWAYS) == MODE_BYPASS:
-                outputs = src.get("outputs") or []
-                out_type = outputs[slot].get("type") if slot < len(outputs) else None
-                link_id = input_link(src, kind=out_type)
-                continue
-            return [str(src_id), int(slot)]
-        return None
-
     prompt: dict[str, dict[str, Any]] = {}
     for nid, node in sorted(nodes.items()):
         kind = node["type"]
@@ -186,34 +234,8 @@ def graph_to_prompt(ui: Mapping[str, Any], object_info: Mapping[str, Mapping[str
         if defn is None:
             raise ConversionError(f"node {nid}: the server has no node type {kind!r} "
                                   "(is the pack, or the node pack it comes from, installed?)")
-        inputs: dict[str, Any] = {}
-        values = node.get("widgets_values")
-        if isinstance(values, Mapping):  # some packs save widgets by name
-            names = {name for name in widget_slots(defn) if name}
-            inputs.update({k: v for k, v in values.items() if k in names})
-        else:
-            values = list(values or [])
-            slots = widget_slots(defn)
-            if len(values) != len(slots):
-                msg = (f"node {nid} ({kind}): {len(values)} widget values for {len(slots)} "
-                       f"widgets {[s or '<editor-only>' for s in slots]}")
-                if strict:
-                    raise ConversionError(msg)
-                print(f"warning: {msg}; matched by position as the editor does",
-                      file=sys.stderr)
-            for slot, value in zip(slots, values):
-                if slot is not None:
-                    inputs[slot] = value
-        declared = {name for name, _, _ in _ordered_inputs(defn)}
-        for entry in node.get("inputs") or []:
-            name = entry.get("name")
-            if entry.get("link") is None or name not in declared:
-                continue
-            source = resolve(int(entry["link"]))
-            if source is not None:
-                inputs[name] = source
-            elif name in inputs:
-                pass  # Primitive or muted source: the widget value stands
+        inputs = _widget_inputs(nid, node, defn, strict=strict)
+        inputs.update(_linked_inputs(node, defn, links, nodes))
         prompt[str(nid)] = {"class_type": kind, "inputs": inputs,
                             "_meta": {"title": node.get("title") or kind}}
     return prompt
@@ -454,7 +476,15 @@ def _workflow_paths(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+class _Abort(Exception):
+    """Stop the command: ``main`` prints ``error: <message>`` and returns ``code``."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", default="http://127.0.0.1:8188",
@@ -494,127 +524,183 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record-object-info", type=Path, metavar="FILE",
                     help="save the server's definitions of the node types the workflows use "
                          "to FILE and exit")
-    args = ap.parse_args(argv)
+    return ap
 
-    paths = _workflow_paths(args)
-    overrides = _parse_set(args.set)
-    client = ComfyClient(args.server, client_id=args.client_id)
+
+def _object_info(client: ComfyClient, path: Path | None) -> dict[str, Any]:
+    """The node definitions: from ``path`` (``--object-info``) or the server.
+
+    Raises:
+        _Abort: the server does not answer.
+    """
     try:
-        info = (json.loads(args.object_info.read_text()) if args.object_info
-                else client.object_info())
+        return json.loads(path.read_text()) if path else client.object_info()
     except ServerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        raise _Abort(str(err)) from err
 
-    graphs = {p.stem: json.loads(p.read_text()) for p in paths}
-    if args.record_object_info:
-        used = sorted({n["type"] for g in graphs.values() for n in g["nodes"]} - VIRTUAL_TYPES)
-        missing = [t for t in used if t not in info]
-        if missing:
-            print(f"error: the server lacks {missing}", file=sys.stderr)
-            return 1
-        args.record_object_info.write_text(
-            json.dumps({t: info[t] for t in used}, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {len(used)} node definitions to {args.record_object_info}")
-        return 0
 
+def _record_object_info(graphs: Mapping[str, Mapping[str, Any]],
+                        info: Mapping[str, Any], path: Path) -> None:
+    """``--record-object-info``: write the definitions of the node types ``graphs`` use.
+
+    Raises:
+        _Abort: the server lacks one of them.
+    """
+    used = sorted({n["type"] for g in graphs.values() for n in g["nodes"]} - VIRTUAL_TYPES)
+    missing = [t for t in used if t not in info]
+    if missing:
+        raise _Abort(f"the server lacks {missing}")
+    path.write_text(json.dumps({t: info[t] for t in used}, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(used)} node definitions to {path}")
+
+
+def _convert_all(graphs: Mapping[str, dict[str, Any]], info: Mapping[str, Any],
+                 bypass: list[str], overrides: list[tuple[str, str, Any]],
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each graph as an API prompt: ``bypass`` (node types or ids) bypassed first (in the
+    graph, as Ctrl+B would), the ``--set`` overrides applied after.
+
+    Raises:
+        _Abort: a graph does not convert.
+    """
     prompts = {}
     for name, graph in graphs.items():
         for node in graph["nodes"]:
-            if node["type"] in args.bypass or str(node["id"]) in args.bypass:
+            if node["type"] in bypass or str(node["id"]) in bypass:
                 node["mode"] = MODE_BYPASS
         try:
             prompts[name] = graph_to_prompt(graph, info)
         except ConversionError as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
-            return 1
+            raise _Abort(f"{name}: {err}") from err
         for nid, key, value in overrides:
             if nid in prompts[name]:
                 prompts[name][nid]["inputs"][key] = value
+    return prompts
 
-    if args.dry_run:
-        files = {role: getattr(args, role).name for role in set(PLACEHOLDERS.values())
-                 if getattr(args, role)}
-        for prompt in prompts.values():
-            bind_inputs(prompt, files)
-        print(json.dumps(prompts, indent=1))
-        return 0
 
+def _print_dry_run(prompts: dict[str, dict[str, dict[str, Any]]],
+                   args: argparse.Namespace) -> None:
+    """``--dry-run``: print the prompts with the given files' names bound, queue nothing."""
+    files = {role: getattr(args, role).name for role in set(PLACEHOLDERS.values())
+             if getattr(args, role)}
+    for prompt in prompts.values():
+        bind_inputs(prompt, files)
+    print(json.dumps(prompts, indent=1))
+
+
+def _upload_inputs(client: ComfyClient, args: argparse.Namespace) -> dict[str, str]:
+    """Upload each input file given on the command line: ``{role: name on the server}``.
+
+    Raises:
+        _Abort: a file is missing (code 2) or the upload fails.
+    """
     uploaded: dict[str, str] = {}
     for role in sorted(set(PLACEHOLDERS.values())):
         path = getattr(args, role)
         if path is None:
             continue
         if not path.is_file():
-            print(f"error: --{role.replace('_', '-')} {path}: no such file", file=sys.stderr)
-            return 2
+            raise _Abort(f"--{role.replace('_', '-')} {path}: no such file", 2)
         try:
             uploaded[role] = client.upload(path, overwrite=args.overwrite)
         except ServerError as err:
-            print(f"error: uploading {path}: {err}", file=sys.stderr)
-            return 1
+            raise _Abort(f"uploading {path}: {err}") from err
         print(f"uploaded {path} as {uploaded[role]!r} ({role})")
+    return uploaded
+
+
+def _output_files(client: ComfyClient, args: argparse.Namespace, name: str,
+                  entry: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The summary's list of a finished run's output files; each is downloaded into
+    ``OUT/<name>/`` unless ``--no-download``."""
+    files = []
+    for nid, item in output_files(entry):
+        rel = Path(item.get("subfolder", "")) / item["filename"]
+        if not args.no_download:
+            client.download(item, args.out / name / rel)
+        files.append({"node": nid, "file": str(rel), "type": item.get("type", "output")})
+    return files
+
+
+def _run_one(client: ComfyClient, args: argparse.Namespace, name: str,
+             prompt: dict[str, dict[str, Any]], graph: Mapping[str, Any],
+             info: Mapping[str, Any], uploaded: Mapping[str, str],
+             ) -> tuple[dict[str, Any], bool]:
+    """Bind the uploads into one prompt, queue it and wait for it: (its summary entry,
+    whether the server is gone and the remaining workflows must not be queued)."""
+    missing = bind_inputs(prompt, uploaded)
+    needed = reachable(prompt, output_nodes(prompt, info))
+    missing = {role: ids for role, ids in missing.items() if set(ids) & needed}
+    record: dict[str, Any] = {"workflow": name, "inputs": {
+        role: uploaded[role] for role in uploaded}}
+    if missing and args.skip_incomplete:
+        flags = ", ".join("--" + r.replace("_", "-") for r in sorted(missing))
+        print(f"[{name}] skipped: needs {flags}")
+        return {**record, "status": "skipped", "needs": sorted(missing)}, False
+    start = time.monotonic()
+    print(f"[{name}] queueing {len(prompt)} nodes", flush=True)
+    try:
+        prompt_id = client.queue(prompt, {"extra_pnginfo": {"workflow": graph}})
+    except ServerError as err:
+        seconds = time.monotonic() - start
+        if err.status is None:
+            print(f"[{name}] {err}; stopping", flush=True)
+            return {**record, "status": "server lost", "error": str(err)}, True
+        text = prompt_error(str(err))
+        print(f"[{name}] refused after {seconds:.1f} s:\n  " + text.replace("\n", "\n  "))
+        return {**record, "status": "refused", "seconds": round(seconds, 2),
+                "error": text}, False
+    try:
+        entry = client.wait(prompt_id, timeout=args.timeout, poll=args.poll)
+    except TimeoutError as err:
+        client.interrupt()
+        print(f"[{name}] {err}; interrupted")
+        return {**record, "status": "timeout", "prompt_id": prompt_id, "error": str(err)}, False
+    except ServerError as err:  # the server died (out of memory?) or went away
+        seconds = time.monotonic() - start
+        print(f"[{name}] {err} after {seconds:.1f} s; stopping", flush=True)
+        return {**record, "status": "server lost", "prompt_id": prompt_id,
+                "seconds": round(seconds, 2), "error": str(err)}, True
+    seconds = time.monotonic() - start
+    error = history_error(entry)
+    files = _output_files(client, args, name, entry)
+    status = "error" if error else "success"
+    reports = output_texts(entry, prompt)
+    print(f"[{name}] {status} in {seconds:.1f} s, {len(files)} file(s)"
+          + (f"\n  {error}" if error else ""), flush=True)
+    for title, text in reports.items():
+        print(f"  report {title}: {text}")
+    return {**record, "status": status, "prompt_id": prompt_id, "seconds": round(seconds, 2),
+            "error": error, "files": files, "reports": reports}, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    paths = _workflow_paths(args)
+    overrides = _parse_set(args.set)
+    client = ComfyClient(args.server, client_id=args.client_id)
+    try:
+        info = _object_info(client, args.object_info)
+        graphs = {p.stem: json.loads(p.read_text()) for p in paths}
+        if args.record_object_info:
+            _record_object_info(graphs, info, args.record_object_info)
+            return 0
+        prompts = _convert_all(graphs, info, args.bypass, overrides)
+        if args.dry_run:
+            _print_dry_run(prompts, args)
+            return 0
+        uploaded = _upload_inputs(client, args)
+    except _Abort as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.code
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
     for name, prompt in prompts.items():
-        missing = bind_inputs(prompt, uploaded)
-        needed = reachable(prompt, output_nodes(prompt, info))
-        missing = {role: ids for role, ids in missing.items() if set(ids) & needed}
-        record: dict[str, Any] = {"workflow": name, "inputs": {
-            role: uploaded[role] for role in uploaded}}
-        if missing and args.skip_incomplete:
-            flags = ", ".join("--" + r.replace("_", "-") for r in sorted(missing))
-            print(f"[{name}] skipped: needs {flags}")
-            summary.append({**record, "status": "skipped", "needs": sorted(missing)})
-            continue
-        start = time.monotonic()
-        print(f"[{name}] queueing {len(prompt)} nodes", flush=True)
-        try:
-            prompt_id = client.queue(prompt, {"extra_pnginfo": {"workflow": graphs[name]}})
-        except ServerError as err:
-            seconds = time.monotonic() - start
-            if err.status is None:
-                summary.append({**record, "status": "server lost", "error": str(err)})
-                print(f"[{name}] {err}; stopping", flush=True)
-                break
-            text = prompt_error(str(err))
-            print(f"[{name}] refused after {seconds:.1f} s:\n  " + text.replace("\n", "\n  "))
-            summary.append({**record, "status": "refused", "seconds": round(seconds, 2),
-                            "error": text})
-            continue
-        try:
-            entry = client.wait(prompt_id, timeout=args.timeout, poll=args.poll)
-        except TimeoutError as err:
-            client.interrupt()
-            summary.append({**record, "status": "timeout", "prompt_id": prompt_id,
-                            "error": str(err)})
-            print(f"[{name}] {err}; interrupted")
-            continue
-        except ServerError as err:  # the server died (out of memory?) or went away
-            seconds = time.monotonic() - start
-            summary.append({**record, "status": "server lost", "prompt_id": prompt_id,
-                            "seconds": round(seconds, 2), "error": str(err)})
-            print(f"[{name}] {err} after {seconds:.1f} s; stopping", flush=True)
+        entry, server_gone = _run_one(client, args, name, prompt, graphs[name], info, uploaded)
+        summary.append(entry)
+        if server_gone:
             break
-        seconds = time.monotonic() - start
-        error = history_error(entry)
-        files = []
-        for nid, item in output_files(entry):
-            rel = Path(item.get("subfolder", "")) / item["filename"]
-            if not args.no_download:
-                client.download(item, args.out / name / rel)
-            files.append({"node": nid, "file": str(rel), "type": item.get("type", "output")})
-        status = "error" if error else "success"
-        reports = output_texts(entry, prompt)
-        summary.append({**record, "status": status, "prompt_id": prompt_id,
-                        "seconds": round(seconds, 2), "error": error, "files": files,
-                        "reports": reports})
-        print(f"[{name}] {status} in {seconds:.1f} s, {len(files)} file(s)"
-              + (f"\n  {error}" if error else ""), flush=True)
-        for title, text in reports.items():
-            print(f"  report {title}: {text}")
-
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"summary: {args.out / 'summary.json'}")
     return 0 if all(s["status"] in ("success", "skipped") for s in summary) else 1

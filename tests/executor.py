@@ -16,7 +16,8 @@ defines it, and the signatures of the nodes its links come from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -56,6 +57,64 @@ def _is_output(cls: type) -> bool:
     return getattr(cls, "OUTPUT_NODE", False) is True
 
 
+@dataclass
+class _ExecutionList:
+    """ComfyUI's ``ExecutionList`` without the cache: the nodes still to run
+    (``pending``, in the order ``add_node`` met them), how many unfinished inputs each waits
+    for (``block_count``) and which nodes each one blocks (``blocking``, in insertion order)."""
+
+    pending: dict[str, bool] = field(default_factory=dict)
+    block_count: dict[str, int] = field(default_factory=dict)
+    blocking: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+    def add_node(self, prompt: Mapping[str, Mapping[str, Any]], start: str) -> None:
+        """``ExecutionList.add_node``: walk ``start``'s inputs depth-first into ``pending``,
+        then record who blocks whom (each source added before its link is counted)."""
+        stack, links = [start], []
+        while stack:
+            uid = stack.pop()
+            if uid in self.pending:
+                continue
+            self.pending[uid] = True
+            self.block_count[uid] = 0
+            self.blocking[uid] = {}
+            for value in prompt[uid].get("inputs", {}).values():
+                if _is_link(value):
+                    stack.append(value[0])
+                    links.append((value[0], uid))
+        for src, dst in links:
+            self.add_node(prompt, src)
+            if dst not in self.blocking[src]:
+                self.blocking[src][dst] = True
+                self.block_count[dst] += 1
+
+    def ready(self) -> list[str]:
+        """The pending nodes whose inputs have all run, in ``pending``'s order."""
+        return [uid for uid in self.pending if self.block_count[uid] == 0]
+
+    def done(self, uid: str) -> None:
+        """``uid`` ran: it leaves ``pending`` and stops blocking the nodes it feeds."""
+        del self.pending[uid]
+        for b in self.blocking.pop(uid):
+            self.block_count[b] -= 1
+
+
+def _ux_friendly_pick(ready: list[str], blocking: Mapping[str, Mapping[str, bool]],
+                      is_out: Callable[[str], bool]) -> str:
+    """``ux_friendly_pick_node``: among ``ready``, an output node first, else one that directly
+    blocks an output, else one two links from an output, else the first."""
+    for uid in ready:
+        if is_out(uid):
+            return uid
+    for uid in ready:
+        if any(is_out(b) for b in blocking[uid]):
+            return uid
+    for uid in ready:
+        if any(is_out(b1) for b in blocking[uid] for b1 in blocking[b]):
+            return uid
+    return ready[0]
+
+
 def comfy_order(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, type],
                 outputs: list[str] | None = None) -> list[str]:
     """The order ComfyUI executes ``prompt`` in (no cache), as Comfy-Org/ComfyUI does it:
@@ -64,59 +123,23 @@ def comfy_order(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, 
     depth-first into ``pendingNodes``; then ``stage_node_execution`` repeatedly picks among the
     ready nodes with ``ux_friendly_pick_node``: an output node first, else a node that directly
     blocks an output node, else one two links from an output, else the first ready node."""
-    if outputs is None:
-        outputs = [n for n, s in prompt.items() if _is_output(mappings[s["class_type"]])]
-    pending: dict[str, bool] = {}
-    block_count: dict[str, int] = {}
-    blocking: dict[str, dict[str, bool]] = {}
-
-    def add_node(start: str) -> None:
-        stack, links = [start], []
-        while stack:
-            uid = stack.pop()
-            if uid in pending:
-                continue
-            pending[uid] = True
-            block_count[uid] = 0
-            blocking[uid] = {}
-            for value in prompt[uid].get("inputs", {}).values():
-                if _is_link(value):
-                    stack.append(value[0])
-                    links.append((value[0], uid))
-        for src, dst in links:
-            add_node(src)
-            if dst not in blocking[src]:
-                blocking[src][dst] = True
-                block_count[dst] += 1
-
-    for out in outputs:
-        add_node(out)
 
     def is_out(uid: str) -> bool:
         return _is_output(mappings[prompt[uid]["class_type"]])
 
-    def pick(ready: list[str]) -> str:
-        for uid in ready:
-            if is_out(uid):
-                return uid
-        for uid in ready:
-            if any(is_out(b) for b in blocking[uid]):
-                return uid
-        for uid in ready:
-            if any(is_out(b1) for b in blocking[uid] for b1 in blocking[b]):
-                return uid
-        return ready[0]
-
+    if outputs is None:
+        outputs = [n for n in prompt if is_out(n)]
+    todo = _ExecutionList()
+    for out in outputs:
+        todo.add_node(prompt, out)
     order = []
-    while pending:
-        ready = [uid for uid in pending if block_count[uid] == 0]
+    while todo.pending:
+        ready = todo.ready()
         if not ready:
             raise WorkflowError("cycle in the graph")
-        uid = pick(ready)
+        uid = _ux_friendly_pick(ready, todo.blocking, is_out)
         order.append(uid)
-        del pending[uid]
-        for b in blocking.pop(uid):
-            block_count[b] -= 1
+        todo.done(uid)
     return order
 
 
@@ -143,6 +166,59 @@ def _signature(prompt: Mapping[str, Mapping[str, Any]], node_id: str,
     return memo[node_id]
 
 
+def _node_kwargs(prompt: Mapping[str, Mapping[str, Any]], node_id: str, cls: type,
+                 mappings: Mapping[str, type], outputs: Mapping[str, tuple]) -> dict[str, Any]:
+    """The keyword arguments ComfyUI calls ``node_id``'s function with: its widget values, its
+    links' values (type-checked like ComfyUI) and the hidden ``PROMPT``/``UNIQUE_ID`` inputs.
+
+    Raises:
+        WorkflowError: an undeclared input, a link of the wrong type, a required input missing.
+    """
+    class_type = prompt[node_id]["class_type"]
+    declared = cls.INPUT_TYPES()
+    known = {**declared.get("required", {}), **declared.get("optional", {})}
+    kwargs: dict[str, Any] = {}
+    for name, value in prompt[node_id].get("inputs", {}).items():
+        if name not in known:
+            raise WorkflowError(f"node {node_id} ({class_type}): unknown input {name!r}")
+        if _is_link(value):
+            src_id, slot = value
+            src_type = mappings[prompt[src_id]["class_type"]].RETURN_TYPES[slot]
+            want = known[name][0]
+            if isinstance(want, str) and want != "*" and src_type != "*" and src_type != want:
+                raise WorkflowError(f"node {node_id} ({class_type}) input {name!r} wants "
+                                    f"{want}, but {src_id} slot {slot} gives {src_type}")
+            value = outputs[src_id][slot]
+        kwargs[name] = value
+    for name, kind in declared.get("hidden", {}).items():  # as ComfyUI fills them
+        if kind == "PROMPT":
+            kwargs[name] = prompt
+        elif kind == "UNIQUE_ID":
+            kwargs[name] = node_id
+    missing = [n for n in declared.get("required", {}) if n not in kwargs]
+    if missing:
+        raise WorkflowError(f"node {node_id} ({class_type}): missing inputs {missing}")
+    return kwargs
+
+
+def _output_tuple(result: Any, node_id: str, class_type: str, cls: type) -> tuple:
+    """A node's return value as its output tuple (an output node's ``{"result": ...}``
+    unwrapped), checked against ``RETURN_TYPES``.
+
+    Raises:
+        WorkflowError: not a tuple, or not one value per declared output.
+    """
+    if isinstance(result, dict):
+        result = tuple(result.get("result", ()))
+    if not isinstance(result, tuple):
+        raise WorkflowError(f"node {node_id} ({class_type}) returned "
+                            f"{type(result).__name__}, not a tuple")
+    if len(result) != len(cls.RETURN_TYPES):
+        raise WorkflowError(f"node {node_id} ({class_type}) returned {len(result)} values "
+                            f"for {len(cls.RETURN_TYPES)} outputs")
+    return result
+
+
 def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str, type],
                  cache: dict | None = None, *, order: str = "topological",
                  trace: list | None = None) -> dict[str, tuple]:
@@ -159,45 +235,13 @@ def run_workflow(prompt: Mapping[str, Mapping[str, Any]], mappings: Mapping[str,
             if key in cache:
                 outputs[node_id] = cache[key]
                 continue
-        spec = prompt[node_id]
-        class_type = spec["class_type"]
+        class_type = prompt[node_id]["class_type"]
         if class_type not in mappings:
             raise WorkflowError(f"node {node_id}: unknown class_type {class_type!r}")
         cls = mappings[class_type]
-        declared = cls.INPUT_TYPES()
-        known = {**declared.get("required", {}), **declared.get("optional", {})}
-        kwargs: dict[str, Any] = {}
-        for name, value in spec.get("inputs", {}).items():
-            if name not in known:
-                raise WorkflowError(f"node {node_id} ({class_type}): unknown input {name!r}")
-            if _is_link(value):
-                src_id, slot = value
-                src_cls = mappings[prompt[src_id]["class_type"]]
-                src_type = src_cls.RETURN_TYPES[slot]
-                want = known[name][0]
-                if isinstance(want, str) and want != "*" and src_type != "*" and src_type != want:
-                    raise WorkflowError(f"node {node_id} ({class_type}) input {name!r} wants "
-                                        f"{want}, but {src_id} slot {slot} gives {src_type}")
-                value = outputs[src_id][slot]
-            kwargs[name] = value
-        for name, kind in declared.get("hidden", {}).items():  # as ComfyUI fills them
-            if kind == "PROMPT":
-                kwargs[name] = prompt
-            elif kind == "UNIQUE_ID":
-                kwargs[name] = node_id
-        missing = [n for n in declared.get("required", {}) if n not in kwargs]
-        if missing:
-            raise WorkflowError(f"node {node_id} ({class_type}): missing inputs {missing}")
+        kwargs = _node_kwargs(prompt, node_id, cls, mappings, outputs)
         result = getattr(cls(), cls.FUNCTION)(**kwargs)
-        if isinstance(result, dict):
-            result = tuple(result.get("result", ()))
-        if not isinstance(result, tuple):
-            raise WorkflowError(f"node {node_id} ({class_type}) returned "
-                                f"{type(result).__name__}, not a tuple")
-        if len(result) != len(cls.RETURN_TYPES):
-            raise WorkflowError(f"node {node_id} ({class_type}) returned {len(result)} values "
-                                f"for {len(cls.RETURN_TYPES)} outputs")
-        outputs[node_id] = result
+        outputs[node_id] = _output_tuple(result, node_id, class_type, cls)
         if cache is not None:
-            cache[key] = result
+            cache[key] = outputs[node_id]
     return outputs

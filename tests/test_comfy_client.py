@@ -398,3 +398,33 @@ def _saved(object_info, tmp_path):
     path = tmp_path / "object_info.json"
     path.write_text(json.dumps(object_info))
     return path
+
+
+def test_command_line_exits_record_missing_files_and_unknown_types(object_info, tmp_path,
+                                                                    capsys):
+    """The exits before anything is queued: each says why on stderr, with its status."""
+    saved = str(_saved(object_info, tmp_path))
+    record = tmp_path / "recorded.json"
+    assert main(["--object-info", saved, "--only", "preprocessing",
+                 "--record-object-info", str(record)]) == 0
+    used = sorted({n["type"] for n in json.loads(
+        (ROOT / "workflows" / "preprocessing.json").read_text())["nodes"]}
+        - {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
+    assert sorted(json.loads(record.read_text())) == used
+    assert capsys.readouterr().out == f"wrote {len(used)} node definitions to {record}\n"
+
+    lacking = tmp_path / "lacking.json"
+    lacking.write_text(json.dumps({k: v for k, v in object_info.items() if k != "LoadVideo"}))
+    assert main(["--object-info", str(lacking), "--only", "preprocessing",
+                 "--record-object-info", str(record)]) == 1
+    assert capsys.readouterr().err == "error: the server lacks ['LoadVideo']\n"
+    assert main(["--object-info", str(lacking), "--only", "preprocessing", "--dry-run"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: preprocessing: node 1: the server has no node type 'LoadVideo'")
+
+    assert main(["--object-info", saved, "--only", "preprocessing", "--out", str(tmp_path),
+                 "--driver", str(tmp_path / "absent.mp4")]) == 2
+    assert capsys.readouterr().err == f"error: --driver {tmp_path / 'absent.mp4'}: no such file\n"
+    assert main(["--server", "http://127.0.0.1:9", "--only", "preprocessing"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot reach ComfyUI at http://127.0.0.1:9")
+    assert not (tmp_path / "summary.json").exists()

@@ -337,3 +337,91 @@ def test_protocol_runs_the_whole_paper_protocol_in_one_command(astronaut, tmp_pa
     table = (out / "protocol.md").read_text()
     assert "| offline: weightless pipeline" in table and "| still: still baseline" in table
     assert (out / "metrics_offline.csv").exists() and (out / "metrics_still.csv").exists()
+
+
+class _MeanSquareLPIPS(torch.nn.Module):
+    """Stands in for a loaded LPIPS: the mean squared difference, per frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, a, b):
+        return ((a - b) ** 2).mean((1, 2, 3)) * self.w
+
+
+class _PooledInception(torch.nn.Module):
+    """Stands in for the FID Inception: 2048 features from 8x8 average pools of the frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x, (8, 8)).flatten(1)
+        return torch.cat([pooled * (k + 1) for k in range(11)], 1)[:, :2048] * self.w
+
+
+def _pinned_evaluation():
+    """Four frames with every input evaluate_reconstruction takes: masks (one of them (H, W,
+    3)), the predicted parsing given and the ground truth's estimated, DensePose estimated on
+    both sides, an LPIPS and an Inception stand-in, frame numbers and a progress callback."""
+    pred = [_frame(t, shift=2 * t) for t in range(4)]
+    gt = [_frame(t) for t in range(4)]
+    masks = [(_labels(t) > 0).astype(np.float32) for t in range(4)]
+    masks[1] = np.repeat(masks[1][..., None], 3, -1)
+    masks[2][:, :40] = 1.0
+    done = []
+    result = evaluate_reconstruction(
+        pred, gt, pred_parsing=[_labels(t, shift=2 * t) for t in range(4)],
+        parsing_estimator=_red_parsing, densepose_estimator=_red_densepose, masks=masks,
+        lpips_models={"msq": _MeanSquareLPIPS()}, fid_model=_PooledInception(),
+        frame_indices=[10, 11, 12, 13], progress=lambda i, n: done.append((i, n)))
+    return result, done
+
+
+# _pinned_evaluation() before evaluate_reconstruction was split into helpers (C901).
+PINNED_ROWS = [
+    {"frame": 10, "ssim": 1.0, "psnr": 100.0, "lpips_msq": 0.0, "ssbs": 1.0, "ssis": 1.0,
+     "dpbs": 1.0, "dpis": 1.0},
+    {"frame": 11, "ssim": 0.7245, "psnr": 17.0541, "lpips_msq": 0.0032, "ssbs": 0.8182,
+     "ssis": 0.8182, "dpbs": 0.8182, "dpis": 0.8182},
+    {"frame": 12, "ssim": 0.8309, "psnr": 21.3693, "lpips_msq": 0.0055, "ssbs": 0.6667,
+     "ssis": 0.6667, "dpbs": 0.6667, "dpis": 0.6667},
+    {"frame": 13, "ssim": 0.4886, "psnr": 13.7587, "lpips_msq": 0.0069, "ssbs": 0.5385,
+     "ssis": 0.5385, "dpbs": 0.5385, "dpis": 0.5385},
+]
+
+
+def test_evaluate_reconstruction_output_is_pinned():
+    """Characterisation: exact columns, rows, FID, config and progress calls with every
+    optional input in use, so a change of what evaluate_reconstruction computes shows here."""
+    result, done = _pinned_evaluation()
+    assert result.columns == ["ssim", "psnr", "lpips_msq", "ssbs", "ssis", "dpbs", "dpis"]
+    assert result.config == {"frames": 4, "lpips": ["msq"], "fid": True, "psnr_cap_db": 100.0,
+                             "masked": True}
+    assert done == [(1, 0), (2, 0), (3, 0), (4, 0)]
+    assert result.fid == pytest.approx(69.5119242153637, rel=1e-6)
+    assert [list(r) for r in result.rows] == [list(r) for r in PINNED_ROWS]
+    for got, want in zip(result.rows, PINNED_ROWS):
+        assert list(got.values()) == pytest.approx(list(want.values()), abs=6e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(pred=2, gt=3), "the prediction ran out after 2 frames"),
+    (dict(pred=3, gt=2), "the ground truth ran out after 2 frames"),
+    (dict(pred=0, gt=0), "no frames to evaluate"),
+    (dict(small_pred=True), r"frame 0: prediction \(32, 48, 3\) and ground truth \(64, 96, 3\)"),
+    (dict(masks=[np.ones((10, 10))]), r"frame 0: mask \(10, 10\) does not match the frame"),
+    (dict(masks=[np.ones((H, W))]), "masks has only 1 frames but the prediction has more"),
+    (dict(pred_parsing=[_labels(0)] * 3), "give both predicted and ground-truth parsing"),
+    (dict(gt_densepose=[_labels(0)] * 3), "give both predicted and ground-truth DensePose"),
+])
+def test_evaluate_reconstruction_refuses_with_a_message(kwargs, message):
+    kw = dict(kwargs)
+    n_pred, n_gt = kw.pop("pred", 3), kw.pop("gt", 3)
+    pred = [_frame(t) for t in range(n_pred)]
+    if kw.pop("small_pred", False):
+        pred = [f[::2, ::2] for f in pred]
+    with pytest.raises(ValueError, match=message):
+        evaluate_reconstruction(pred, [_frame(t) for t in range(n_gt)], **kw)

@@ -351,3 +351,114 @@ def test_p2b_rig_without_the_photo_renders_the_same_labels_as_b2f(body_and_rig):
         a = warp_parsing_mesh(labels_only, d, s, (H, W))
         b = rig.render(d, s, (H, W)).labels
         assert np.array_equal(a, b)
+
+
+def _pin_targets() -> dict[str, tuple[np.ndarray | None, np.ndarray, Person]]:
+    """Small targets reaching each phase of BodyRig.build: an arm across the torso (hidden
+    torso completed), a skirt (loose garment on the torso layer), hands missing from the
+    labels and a missed elbow, and a labels-only (P2B) rig."""
+    from dataclasses import replace
+
+    from dance_reenact.models.schema import BODY
+
+    crossed = S.SyntheticPose(right_upper_arm=0.6, right_forearm=1.9, left_upper_arm=-0.3)
+    body = S.random_body(np.random.default_rng(11))
+    src = S.render(body, crossed, 160, 224, seed=3)
+    skirt = S.render(replace(body, bottom="skirt", top="shirt"), S.SyntheticPose(), 160, 224,
+                     seed=2)
+    no_hands = src.labels.copy()
+    no_hands[np.isin(no_hands, (LABEL["left_hand"], LABEL["right_hand"]))] = 0
+    elbow = Person(body=src.person.body.copy(), face=src.person.face,
+                   left_hand=src.person.left_hand, right_hand=src.person.right_hand)
+    elbow.body[BODY["left_elbow"], 2] = 0
+    return {"crossed_arm": (src.image, src.labels, src.person),
+            "skirt": (skirt.image, skirt.labels, skirt.person),
+            "no_hands_no_elbow": (src.image, no_hands, elbow),
+            "labels_only": (None, skirt.labels, skirt.person)}
+
+
+def _rig_values(rig: BodyRig) -> dict:
+    """Per layer (vertices, triangles, vertex coordinate sum, weight sum of each bone that
+    has any), the atlas' box and channel sums, and the hands and colours the rig keeps."""
+    return {"layers": [(len(layer.vertices), len(layer.triangles),
+                        round(float(layer.vertices.sum()), 1),
+                        {int(b): round(float(x), 2) for b, x in enumerate(layer.weights.sum(0))
+                         if x > 0})
+                       for layer in rig.layers],
+            "box": [rig.height, rig.width, *rig.origin],
+            "atlas": [round(float(x), 1) for x in rig.atlas[0].sum((1, 2))],
+            "hands": [rig.hands_shown["right"], rig.hands_shown["left"]],
+            "colours": [round(rig.finger_width, 3), *(round(float(x), 1) for x in rig.skin),
+                        round(float(rig.label_colors.sum()), 1)]}
+
+
+# _rig_values of BodyRig.build on _pin_targets() before build was split into helpers (C901).
+RIG_PINNED = {
+    "crossed_arm": {
+        "layers": [
+            (98, 126, 20472.8, {10: 22.1, 11: 22.44, 12: 53.45}),
+            (74, 102, 18605.5, {13: 0.05, 14: 15.33, 15: 58.62}),
+            (229, 358, 38598.0, {0: 102.66, 1: 60.7, 11: 33.09, 14: 32.55}),
+            (78, 97, 12357.0, {2: 33.19, 3: 9.89, 4: 18.22, 5: 16.7}),
+            (85, 110, 15397.8, {6: 30.16, 7: 14.4, 8: 21.48, 9: 18.95}),
+        ],
+        "box": [156, 69, 79, 0],
+        "atlas": [35900.2, 25209.3, 27994.4, 4572.0, 99393.0],
+        "hands": [True, True],
+        "colours": [2.981, 248.0, 216.0, 155.0, 6640.2],
+    },
+    "skirt": {
+        "layers": [
+            (98, 126, 20472.8, {10: 22.1, 11: 22.44, 12: 53.45}),
+            (96, 126, 22555.2, {13: 22.36, 14: 21.4, 15: 52.24}),
+            (250, 384, 42132.8, {0: 121.11, 1: 62.25, 11: 33.09, 14: 33.55}),
+            (78, 104, 11853.5, {2: 20.21, 3: 19.2, 4: 20.62, 5: 17.97}),
+            (80, 108, 15253.0, {6: 17.73, 7: 20.74, 8: 21.68, 9: 19.84}),
+        ],
+        "box": [156, 71, 77, 0],
+        "atlas": [36924.2, 35320.8, 30762.5, 4945.0, 106135.0],
+        "hands": [True, True],
+        "colours": [2.035, 248.0, 216.0, 155.0, 6639.7],
+    },
+    "no_hands_no_elbow": {
+        "layers": [
+            (98, 126, 20472.8, {10: 22.1, 11: 22.44, 12: 53.45}),
+            (74, 102, 18605.5, {13: 0.05, 14: 15.33, 15: 58.62}),
+            (234, 362, 39645.5, {0: 101.96, 1: 60.42, 11: 32.78, 14: 38.85}),
+            (43, 49, 6460.5, {2: 19.22, 3: 12.83, 4: 10.95}),
+            (69, 90, 12149.0, {6: 20.75, 7: 19.6, 8: 28.65}),
+        ],
+        "box": [156, 67, 79, 0],
+        "atlas": [34934.6, 24888.0, 27226.1, 4113.0, 87754.0],
+        "hands": [False, False],
+        "colours": [1.764, 248.0, 216.0, 155.0, 5453.0],
+    },
+    "labels_only": {
+        "layers": [
+            (98, 126, 20472.8, {10: 22.1, 11: 22.44, 12: 53.45}),
+            (96, 126, 22555.2, {13: 22.36, 14: 21.4, 15: 52.24}),
+            (250, 384, 42132.8, {0: 121.11, 1: 62.25, 11: 33.09, 14: 33.55}),
+            (78, 104, 11853.5, {2: 20.21, 3: 19.2, 4: 20.62, 5: 17.97}),
+            (80, 108, 15253.0, {6: 17.73, 7: 20.74, 8: 21.68, 9: 19.84}),
+        ],
+        "box": [156, 71, 77, 0],
+        "atlas": [0.0, 0.0, 0.0, 4945.0, 106135.0],
+        "hands": [True, True],
+        "colours": [2.035, 0.0, 0.0, 0.0, 0.0],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(RIG_PINNED))
+def test_body_rig_build_is_pinned(name):
+    """Characterisation: meshes, skinning, atlas and hand/colour choices of small rigs, so any
+    change of what BodyRig.build prepares shows here."""
+    got, want = _rig_values(BodyRig.build(*_pin_targets()[name])), RIG_PINNED[name]
+    assert len(got["layers"]) == len(want["layers"])
+    for (v, t, vsum, weights), (wv, wt, wvsum, wweights) in zip(got["layers"], want["layers"]):
+        assert (v, t) == (wv, wt) and vsum == pytest.approx(wvsum, abs=0.11)
+        assert weights.keys() == wweights.keys()
+        assert list(weights.values()) == pytest.approx(list(wweights.values()), abs=0.011)
+    assert got["box"] == want["box"] and got["hands"] == want["hands"]
+    assert got["atlas"] == pytest.approx(want["atlas"], abs=0.11)
+    assert got["colours"] == pytest.approx(want["colours"], abs=0.011)

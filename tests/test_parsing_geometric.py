@@ -354,3 +354,55 @@ def test_grayscale_photo_tells_skin_from_clothes_by_luminance():
     # chroma-based (the colour photo's model on grey) scored 0.50 on these six people
     assert np.mean(accuracy) > 0.57, accuracy
     assert min(accuracy) > 0.3, accuracy
+
+
+def _pin_inputs() -> dict[str, tuple[np.ndarray, Person, np.ndarray | None]]:
+    """Inputs reaching each branch of _parse: the drawn person with its mask, without face
+    landmarks or mask, seen from behind, without hips (a two-point torso), grayscale, and with
+    no body keypoint at all (face landmarks only)."""
+    img, truth, person = drawn_person()
+    mask = (truth > 0).astype(np.float32)
+    back = person.body.copy()
+    back[[BODY["nose"], BODY["right_eye"], BODY["left_eye"]]] = 0
+    no_hips = person.body.copy()
+    no_hips[[BODY[n] for n in ("right_hip", "left_hip", "right_knee", "left_knee",
+                               "right_ankle", "left_ankle")]] = 0
+    gray = np.repeat(img.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    face_only = Person(body=np.zeros_like(person.body), face=person.face)
+    return {"drawn": (img, person, mask),
+            "bare": (img, Person(body=person.body), None),
+            "back": (img, Person(body=back), mask),
+            "no_hips": (img, Person(body=no_hips, face=person.face), mask),
+            "gray": (gray, person, mask),
+            "face_only": (img, face_only, mask)}
+
+
+# parse_geometric on _pin_inputs() before _parse was split into helpers (C901): pixels per label.
+PINNED = {
+    "drawn": {"hair": 497, "upper_clothes": 6146, "pants": 4048, "torso_skin": 171, "face": 989,
+              "left_arm": 421, "right_arm": 421, "left_shoe": 304, "right_shoe": 304,
+              "left_hand": 136, "right_hand": 136},
+    "bare": {"hair": 822, "upper_clothes": 7664, "pants": 4352, "torso_skin": 109, "face": 1121,
+             "left_arm": 421, "right_arm": 421, "left_shoe": 276, "right_shoe": 276,
+             "left_hand": 952, "right_hand": 948},
+    "back": {"hair": 1494, "upper_clothes": 6146, "pants": 4048, "torso_skin": 163,
+             "left_arm": 421, "right_arm": 421, "left_shoe": 304, "right_shoe": 304,
+             "left_hand": 136, "right_hand": 136},
+    "no_hips": {"hair": 497, "upper_clothes": 9962, "torso_skin": 171, "face": 989,
+                "left_arm": 421, "right_arm": 421, "left_hand": 556, "right_hand": 556},
+    "gray": {"hair": 487, "upper_clothes": 5968, "pants": 4182, "torso_skin": 177, "face": 999,
+             "left_arm": 440, "right_arm": 440, "left_leg": 4, "right_leg": 4, "left_shoe": 300,
+             "right_shoe": 300, "left_hand": 136, "right_hand": 136},
+    "face_only": {"hair": 497, "upper_clothes": 10844, "torso_skin": 1191, "face": 1041},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_geometric_parsing_output_is_pinned(name):
+    """Characterisation: exact label areas on small inputs, so a change of any part of the
+    parser (part distances, skin model, head split) shows here."""
+    img, person, mask = _pin_inputs()[name]
+    labels = parse_geometric(img, person, mask)
+    counts = np.bincount(labels.ravel(), minlength=len(L))
+    names = {v: k for k, v in L.items()}
+    assert {names[i]: int(counts[i]) for i in np.nonzero(counts)[0] if i} == PINNED[name]

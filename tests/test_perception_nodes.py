@@ -282,3 +282,63 @@ def test_densepose_input_mismatches(astro_image, astro_pose):
         DensePoseNode().estimate(astro_image, backend="nope")
     with pytest.raises(NodeInputError, match="backend"):
         OpenPose().detect(astro_image, backend="nope")
+
+
+def _dp_people() -> dict[str, Person]:
+    """A front-view person with hands, and variants missing what _segments falls back on."""
+    pts = {"neck": (50, 30), "right_shoulder": (30, 30), "left_shoulder": (70, 31),
+           "right_elbow": (24, 58), "left_elbow": (77, 60), "right_wrist": (20, 84),
+           "left_wrist": (83, 85), "right_hip": (40, 88), "left_hip": (61, 89),
+           "right_knee": (38, 120), "left_knee": (63, 121), "right_ankle": (37, 146),
+           "left_ankle": (65, 147), "nose": (51, 13), "right_eye": (47, 10),
+           "left_eye": (55, 10)}
+    body = np.zeros((18, 3), np.float32)
+    for k, (x, y) in pts.items():
+        body[BODY[k]] = (x, y, 1.0)
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 0], hand[:, 1], hand[:, 2] = np.linspace(84, 90, 21), np.linspace(86, 98, 21), 1.0
+
+    def without(*names: str) -> Person:
+        b = body.copy()
+        b[[BODY[n] for n in names], 2] = 0.0
+        return Person(body=b, left_hand=hand)
+
+    return {"front": Person(body=body.copy(), left_hand=hand),
+            "no_shoulders_no_neck": without("right_shoulder", "left_shoulder", "neck"),
+            "no_hips_no_elbow": without("right_hip", "left_hip", "right_elbow"),
+            "no_hips_no_nose": without("right_hip", "left_hip", "nose"),
+            "legs_only": without("neck", "right_shoulder", "left_shoulder", "right_elbow",
+                                 "left_elbow", "right_wrist", "left_wrist", "right_hip",
+                                 "left_hip", "nose", "right_eye", "left_eye"),
+            "nose_on_the_neck": Person(body=np.where(np.arange(18)[:, None] == BODY["nose"],
+                                                     body[BODY["neck"]], body))}
+
+
+# Weightless DensePose of _dp_people() on a 150x100 frame before _segments was split into
+# helpers (C901): pixels per part, and the sums of U and V.
+DP_PINNED = {
+    "front": ({2: 2104, 3: 64, 4: 132, 5: 9, 6: 16, 9: 555, 10: 575, 13: 370, 14: 373,
+               15: 523, 16: 456, 19: 367, 20: 350, 23: 369, 24: 392}, 3375.19, 3275.74),
+    "no_shoulders_no_neck": ({3: 83, 4: 168, 5: 9, 6: 16, 9: 719, 10: 702, 13: 415, 14: 415,
+                              19: 550, 20: 547, 23: 554, 24: 587}, 2333.99, 2321.26),
+    "no_hips_no_elbow": ({2: 616, 4: 132, 5: 9, 6: 16, 13: 494, 14: 495, 15: 531, 19: 370,
+                          23: 369, 24: 392}, 1479.97, 1719.04),
+    "no_hips_no_nose": ({2: 1321, 3: 64, 4: 132, 5: 9, 6: 16, 13: 494, 14: 495, 15: 525,
+                         16: 456, 19: 367, 20: 346}, 1485.49, 2057.93),
+    "legs_only": ({5: 5, 6: 4, 13: 138, 14: 179}, 140.31, 113.94),
+    "nose_on_the_neck": ({2: 2136, 3: 64, 4: 66, 5: 9, 6: 16, 9: 555, 10: 575, 13: 370,
+                          14: 373, 15: 523, 16: 456, 19: 367, 20: 350, 23: 336, 24: 351},
+                         3478.92, 3208.99),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DP_PINNED))
+def test_densepose_weightless_output_is_pinned(name):
+    """Characterisation: the body scale, torso, hand, foot and head fallbacks of the
+    weightless DensePose, each reached by one person; any change of its output shows here."""
+    dp = densepose_from_keypoints(_dp_people()[name], None, 150, 100)
+    counts = np.bincount(dp.index.ravel(), minlength=25)
+    want_counts, want_u, want_v = DP_PINNED[name]
+    assert {int(i): int(counts[i]) for i in np.nonzero(counts)[0] if i} == want_counts
+    assert float(dp.u.sum()) == pytest.approx(want_u, abs=0.01)
+    assert float(dp.v.sum()) == pytest.approx(want_v, abs=0.01)

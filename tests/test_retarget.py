@@ -345,3 +345,138 @@ def test_a_pose_too_wide_for_the_photo_is_scaled_down_about_the_feet():
                                rtol=0.05)
     feet = [frame_to_people(f)[0].body[list(ANKLES), 1].max() for f in out]
     np.testing.assert_allclose(feet, T_GROUND, atol=2.0)
+
+
+def _pinned_scenarios():
+    """Small inputs reaching each branch of retarget_people: a person-less frame, frames without
+    ankles, hips or neck, a walk out of the photo, a waist-up target, a borrowed arm, a target
+    without core bones (scale from the box heights), a first frame without ankles."""
+    target, driver = _target(), _driver(6)
+    driver[5, :, 0] += 380.0  # walks out of the photo
+    d = [Person(body=b.astype(np.float32)) for b in driver]
+    d[1] = None
+    d[2].body[list(ANKLES), 2] = 0.0
+    d[3].body[[BODY["right_hip"], BODY["left_hip"]], 2] = 0.0
+    d[4].body[BODY["neck"], 2] = 0.0
+    full = with_face_and_hands(target)
+    waist_up = Person(body=target.astype(np.float32))
+    waist_up.body[[BODY[n] for n in ("right_knee", "left_knee", "right_ankle", "left_ankle")],
+                  2] = 0.0
+    one_arm = Person(body=target.astype(np.float32))
+    one_arm.body[[BODY["left_elbow"], BODY["left_wrist"]], 2] = 0.0
+    head_only = Person(body=target.astype(np.float32))
+    head_only.body[[j for j in range(18) if j not in (0, 1, 14, 15)], 2] = 0.0
+    no_ankles = [Person(body=p.body.copy()) if p is not None else None for p in d]
+    no_ankles[0].body[list(ANKLES), 2] = 0.0
+    faced = [with_face_and_hands(b) for b in driver]
+    return {
+        "full": (full, d, dict(keep_foreshortening=True, canvas=(T_W, T_H))),
+        "waist_up": (waist_up, faced, dict(limit_to_target=True, canvas=None)),
+        "one_arm": (one_arm, no_ankles, dict(canvas=(T_W, T_H), margin=0.1)),
+        "head_only": (head_only, d, dict(keep_in_frame=False)),
+    }
+
+
+def _pin_values(people):
+    """Neck, right wrist, left ankle (x, y, confidence) per frame, and the face and hands'
+    coordinate sums: what the characterisation test pins."""
+    return [None if p is None else
+            [round(float(v), 3) for j in (1, 4, 13) for v in p.body[j]]
+            + [round(float(np.sum(part[:, :2])), 2)
+               for part in (p.face, p.left_hand, p.right_hand)]
+            for p in people]
+
+
+# What retarget_people returned for _pinned_scenarios() before its split into helpers
+# (C901): the report, then _pin_values per frame.
+PINNED = {
+    "full": (
+        "anchor: feet; scale target/driver: 0.769; 1 driver frame(s) without a person stay "
+        "empty; held inside the photo in 1 frame(s) (5), moved by up to 245 px; the whole "
+        "person stays inside the photo with a 14 px margin",
+        [
+            [240.0, 231.836, 1.0, 165.23, 341.939, 1.0, 271.558, 499.702, 1.0,
+             0.0, 0.0, 0.0],
+            None,
+            [245.785, 232.246, 1.0, 134.32, 321.886, 1.0, 0.0, 0.0, 0.0,
+             0.0, 0.0, 0.0],
+            [248.648, 232.449, 1.0, 124.227, 309.296, 1.0, 287.086, 513.5, 1.0,
+             0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 121.719, 292.674, 1.0, 291.548, 513.5, 1.0,
+             0.0, 0.0, 0.0],
+            [301.568, 232.602, 1.0, 161.036, 286.202, 1.0, 341.382, 500.0, 1.0,
+             0.0, 0.0, 0.0],
+        ]),
+    "waist_up": (
+        "anchor: hips; scale target/driver: 0.769; bones the target does not show use the "
+        "driver's length x scale: right_knee, right_ankle, left_knee, left_ankle; the target "
+        "shows no ankle (waist-up): anchored on the hips",
+        [
+            [240.0, 231.836, 1.0, 165.23, 341.939, 1.0, 0.0, 0.0, 0.0,
+             29528.49, 14406.04, 10892.86],
+            [242.898, 231.993, 1.0, 148.11, 333.27, 1.0, 0.0, 0.0, 0.0,
+             29804.41, 14431.36, 10351.28],
+            [245.785, 232.246, 1.0, 134.32, 321.886, 1.0, 0.0, 0.0, 0.0,
+             30086.93, 14435.72, 9822.63],
+            [248.648, 232.449, 1.0, 124.227, 309.296, 1.0, 0.0, 0.0, 0.0,
+             30364.51, 14431.6, 9346.3],
+            [251.478, 232.576, 1.0, 117.573, 297.011, 1.0, 0.0, 0.0, 0.0,
+             30634.29, 14433.31, 8948.57],
+            [546.57, 232.702, 1.0, 406.039, 286.302, 1.0, 0.0, 0.0, 0.0,
+             51361.58, 20592.94, 14781.46],
+        ]),
+    "one_arm": (
+        "anchor: feet; scale target/driver: 0.769; target bones taken from the other side: "
+        "left_elbow, left_wrist; the first driver frame shows no ankle: feet anchored on the "
+        "first frame's vertical offset only; 1 driver frame(s) without a person stay empty; "
+        "held inside the photo in 1 frame(s) (5), moved by up to 279 px; the whole person "
+        "stays inside the photo with a 48 px margin",
+        [
+            [240.0, 231.836, 1.0, 165.23, 341.939, 1.0, 0.0, 0.0, 0.0,
+             0.0, 0.0, 0.0],
+            None,
+            [245.785, 232.246, 1.0, 134.32, 321.886, 1.0, 0.0, 0.0, 0.0,
+             0.0, 0.0, 0.0],
+            [248.648, 232.449, 1.0, 124.227, 309.296, 1.0, 287.086, 513.5, 1.0,
+             0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 121.719, 292.674, 1.0, 291.548, 513.5, 1.0,
+             0.0, 0.0, 0.0],
+            [267.967, 232.702, 1.0, 127.436, 286.302, 1.0, 307.782, 500.1, 1.0,
+             0.0, 0.0, 0.0],
+        ]),
+    "head_only": (
+        "anchor: neck; scale target/driver: 0.134; no common core bone: scale from the "
+        "bounding-box heights; bones the target does not show use the driver's length x "
+        "scale: right_shoulder, right_elbow, right_wrist, left_shoulder, left_elbow, "
+        "left_wrist, right_hip, right_knee, right_ankle, left_hip, left_knee, left_ankle, "
+        "right_ear, left_ear; the target shows no ankle (waist-up): anchored on the neck; 1 "
+        "driver frame(s) without a person stay empty",
+        [
+            [240.0, 231.836, 1.0, 227.196, 250.048, 1.0, 245.651, 280.971, 1.0,
+             0.0, 0.0, 0.0],
+            None,
+            [241.01, 231.907, 1.0, 222.06, 246.65, 1.0, 0.0, 0.0, 0.0,
+             0.0, 0.0, 0.0],
+            [241.51, 231.943, 1.0, 220.409, 244.525, 1.0, 248.223, 281.027, 1.0,
+             0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 219.343, 242.461, 1.0, 249.003, 281.027, 1.0,
+             0.0, 0.0, 0.0],
+            [293.541, 231.987, 1.0, 269.8, 240.674, 1.0, 300.781, 281.027, 1.0,
+             0.0, 0.0, 0.0],
+        ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_retarget_people_output_is_pinned(name):
+    """Characterisation: exact reports and joint values on small inputs reaching every branch,
+    so a refactor of retarget_people that changes any output shows here."""
+    target, driver, kw = _pinned_scenarios()[name]
+    people, report = retarget_people(target, driver, **kw)
+    want_report, want = PINNED[name]
+    assert str(report) == want_report
+    got = _pin_values(people)
+    assert [g is None for g in got] == [w is None for w in want]
+    for g, w in zip(got, want):
+        if w is not None:
+            np.testing.assert_allclose(g, w, atol=0.011)

@@ -110,3 +110,70 @@ def test_fast_enough() -> None:
         S.render(body, S.random_pose(rng, body), 256, 160)
     per = (time.perf_counter() - t) / 20
     assert per < 0.05, f"{per * 1000:.1f} ms per 256x160 sample"
+
+
+def _pin_cases() -> dict[str, tuple[S.SyntheticBody, S.SyntheticPose]]:
+    """One body per drawing branch of render: hair long/short/bald, pants/shorts/skirt/dress,
+    shirt/coat, sleeves none/short/long, neckline, hat, sunglasses; two poses."""
+    bent = S.SyntheticPose(right_upper_arm=1.2, right_forearm=2.0, left_thigh=-0.3, head=0.2,
+                           finger_spread=0.5)
+    return {"default": (S.SyntheticBody(), S.SyntheticPose()),
+            "long_hair_skirt_hat": (S.SyntheticBody(hair_style="long", bottom="skirt", hat=True,
+                                                    sleeve=1.0, neckline=0.0), bent),
+            "bald_dress_sunglasses": (S.SyntheticBody(hair_style="bald", top="dress",
+                                                      bottom="none", sleeve=0.0,
+                                                      sunglasses=True), S.SyntheticPose()),
+            "coat_shorts": (S.SyntheticBody(top="coat", bottom="shorts", sleeve=1.0), bent)}
+
+
+def _pin_values(smp: S.SyntheticSample) -> tuple[dict[str, int], dict[int, int], list[float]]:
+    """Pixels per label and per DensePose part; sums of the image, U, V and keypoints."""
+    names = {v: k for k, v in LABEL.items()}
+    c = np.bincount(smp.labels.ravel(), minlength=NUM_LABELS)
+    d = np.bincount(smp.densepose_i.ravel(), minlength=25)
+    return ({names[i]: int(c[i]) for i in np.nonzero(c)[0] if i},
+            {int(i): int(d[i]) for i in np.nonzero(d)[0] if i},
+            [float(smp.image.astype(np.int64).sum()), round(float(smp.densepose_u.sum()), 2),
+             round(float(smp.densepose_v.sum()), 2),
+             round(float(smp.person.all_points()[:, :2].sum()), 2)])
+
+
+# _pin_values of render(body, pose, 128, 80, seed=1) for _pin_cases() before render was split
+# into helpers (C901).
+_DP_STILL = {2: 777, 3: 58, 4: 61, 5: 63, 6: 60, 9: 230, 10: 225, 13: 214, 14: 212, 15: 133,
+             16: 132, 19: 104, 20: 105, 23: 113, 24: 97}
+_DP_BENT = {2: 665, 3: 62, 4: 63, 5: 62, 6: 60, 9: 230, 10: 222, 13: 214, 14: 226, 15: 133,
+            16: 143, 19: 104, 20: 67, 23: 100, 24: 104}
+PINNED = {
+    "default": (
+        {"hair": 69, "upper_clothes": 1018, "pants": 1132, "torso_skin": 44, "face": 165,
+         "left_arm": 118, "right_arm": 119, "left_shoe": 56, "right_shoe": 54,
+         "left_hand": 61, "right_hand": 58},
+        _DP_STILL, [3370998.0, 1182.17, 1292.5, 10239.69]),
+    "long_hair_skirt_hat": (
+        {"hat": 127, "hair": 83, "upper_clothes": 1165, "torso_skin": 13, "skirt": 461,
+         "face": 156, "left_arm": 1, "left_leg": 254, "right_leg": 240, "left_shoe": 69,
+         "right_shoe": 72, "left_hand": 63, "right_hand": 62},
+        _DP_BENT, [3555143.0, 1161.9, 1261.24, 10176.36]),
+    "bald_dress_sunglasses": (
+        {"sunglasses": 24, "dress": 1492, "torso_skin": 44, "face": 186, "left_arm": 237,
+         "right_arm": 237, "left_leg": 183, "right_leg": 185, "left_shoe": 74,
+         "right_shoe": 72, "left_hand": 61, "right_hand": 58},
+        _DP_STILL, [3702648.0, 1182.17, 1292.5, 10239.69]),
+    "coat_shorts": (
+        {"hair": 82, "upper_clothes": 125, "coat": 1296, "pants": 403, "torso_skin": 28,
+         "face": 158, "left_arm": 1, "left_leg": 169, "right_leg": 161, "left_shoe": 69,
+         "right_shoe": 72, "left_hand": 63, "right_hand": 62},
+        _DP_BENT, [3574234.0, 1161.9, 1261.24, 10176.36]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_render_output_is_pinned(name) -> None:
+    """Characterisation: exact label and DensePose areas and image/keypoint sums of small
+    renders, so any change of what render draws shows here."""
+    body, pose = _pin_cases()[name]
+    labels, parts, sums = _pin_values(S.render(body, pose, 128, 80, seed=1))
+    want_labels, want_parts, want_sums = PINNED[name]
+    assert labels == want_labels and parts == want_parts
+    np.testing.assert_allclose(sums, want_sums, atol=0.011)

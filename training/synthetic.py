@@ -440,45 +440,29 @@ def _segment_uv(h: int, w: int, a: np.ndarray, b: np.ndarray, wa: float, wb: flo
     return uc.astype(np.float32), v.astype(np.float32)
 
 
-def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
-           background: np.ndarray | None = None, *, seed: int = 0) -> SyntheticSample:
-    """Rasterise ``body`` in ``pose`` into a (height, width) frame.
+def _torso_axes(j: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(unit vector neck -> mid-hip, its image-right perpendicular)."""
+    d_t = (j["mid_hip"] - j["neck"]) / (np.hypot(*(j["mid_hip"] - j["neck"])) + 1e-6)
+    return d_t, _perp(d_t)
 
-    Args:
-        background: uint8 RGB (height, width, 3); None draws a soft two-colour gradient.
-        seed: seeds the noise textures and the default background (same seed, same image).
-    Returns:
-        a :class:`SyntheticSample`.
-    """
-    if height < 8 or width < 8:
-        raise ValueError(f"synthetic frames must be at least 8x8, got {width}x{height}")
-    h, w = int(height), int(width)
-    j = skeleton(body, pose, h, w)
-    s = pose.scale * h
-    L = LABEL
-    lab = np.zeros((h, w), np.uint8)
-    dp = np.zeros((h, w), np.uint8)
+
+def _draw_long_hair(lab: np.ndarray, body: SyntheticBody, j: dict[str, np.ndarray],
+                    s: float) -> None:
+    """Long hair, behind everything: from the head down past the neck."""
     hc, down, right = j["head_center"], j["head_down"], j["head_right"]
     rx, ry = body.head_rx * s, body.head_ry * s
-    wa, wl = body.arm_width * s, body.leg_width * s
-    tw = body.torso_width
+    _poly(lab, np.array([hc - right * rx * 1.15 - down * ry * 0.3,
+                         hc + right * rx * 1.15 - down * ry * 0.3,
+                         j["neck"] + right * rx * 1.25 + down * ry * 1.2,
+                         j["neck"] - right * rx * 1.25 + down * ry * 1.2]), LABEL["hair"])
 
-    # Hands and face keypoints (needed for drawing the hand labels).
-    hands: dict[str, np.ndarray] = {}
-    for side, sign in (("right", -1.0), ("left", 1.0)):
-        fore = getattr(pose, f"{side}_forearm")
-        hands[side] = _hand_points(j[f"{side}_wrist"], fore + getattr(pose, f"{side}_hand"),
-                                   body.hand_len * s, pose.finger_spread, -sign)
-    face = _face_points(hc, down, right, rx, ry)
 
-    # ---- long hair behind everything
-    if body.hair_style == "long":
-        _poly(lab, np.array([hc - right * rx * 1.15 - down * ry * 0.3,
-                             hc + right * rx * 1.15 - down * ry * 0.3,
-                             j["neck"] + right * rx * 1.25 + down * ry * 1.2,
-                             j["neck"] - right * rx * 1.25 + down * ry * 1.2]), L["hair"])
-
-    # ---- legs (skin), socks, shoes
+def _draw_legs(lab: np.ndarray, dp: np.ndarray, body: SyntheticBody,
+               j: dict[str, np.ndarray], s: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Legs (skin) and shoes into the labels, thighs, shins and feet into DensePose; returns
+    each foot's (heel, toe)."""
+    L = LABEL
+    wl = body.leg_width * s
     feet: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for side, sign in (("right", -1.0), ("left", 1.0)):
         hip, knee, ank = j[f"{side}_hip"], j[f"{side}_knee"], j[f"{side}_ankle"]
@@ -492,36 +476,54 @@ def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
         _capsule(dp, hip, knee, wl, wl * 0.75, DP_PART[f"{side}_thigh"])
         _capsule(dp, knee, ank, wl * 0.75, wl * 0.5, DP_PART[f"{side}_shin"])
         _capsule(dp, feet[side][0], toe, wl * 0.5, wl * 0.4, DP_PART[f"{side}_foot"])
+    return feet
 
-    # ---- lower garments
-    if body.bottom in ("pants", "shorts"):
-        frac = 1.0 if body.bottom == "pants" else 0.45
-        for side in ("right", "left"):
-            hip, knee, ank = j[f"{side}_hip"], j[f"{side}_knee"], j[f"{side}_ankle"]
-            _capsule(lab, hip, knee if frac >= 0.99 else hip + (knee - hip) * frac * 2,
-                     wl * 1.12, wl * (0.9 if frac >= 0.99 else 1.0), L["pants"])
-            if frac >= 0.99:
-                end = knee + (ank - knee) * 0.88
-                _capsule(lab, knee, end, wl * 0.9, wl * 0.68, L["pants"])
-        _poly(lab, np.array([j["right_hip"] - (j["mid_hip"] - j["right_hip"]) * 0.25,
-                             j["left_hip"] + (j["left_hip"] - j["mid_hip"]) * 0.25,
-                             (j["left_hip"] + j["left_knee"]) / 2,
-                             (j["right_hip"] + j["right_knee"]) / 2]), L["pants"])
-    if body.bottom == "skirt" or body.top == "dress":
-        label = L["skirt"] if body.bottom == "skirt" else L["dress"]
-        d_t = (j["mid_hip"] - j["neck"]) / (np.hypot(*(j["mid_hip"] - j["neck"])) + 1e-6)
-        p_t = _perp(d_t)
-        hem = 0.55 if body.bottom == "skirt" else 0.7
-        kr = j["right_hip"] + (j["right_knee"] - j["right_hip"]) * hem * 1.4
-        kl = j["left_hip"] + (j["left_knee"] - j["left_hip"]) * hem * 1.4
-        flare = 1.15 * tw
-        _poly(lab, np.array([j["right_hip"] - p_t * wl * 0.9 * tw - d_t * 0.02 * s,
-                             j["left_hip"] + p_t * wl * 0.9 * tw - d_t * 0.02 * s,
-                             kl + p_t * wl * flare, kr - p_t * wl * flare]), label)
 
-    # ---- torso
-    d_t = (j["mid_hip"] - j["neck"]) / (np.hypot(*(j["mid_hip"] - j["neck"])) + 1e-6)
-    p_t = _perp(d_t)
+def _draw_trousers(lab: np.ndarray, body: SyntheticBody, j: dict[str, np.ndarray],
+                   s: float) -> None:
+    """Pants (to the ankles) or shorts (part of the thighs), and the crotch between them."""
+    L = LABEL
+    wl = body.leg_width * s
+    frac = 1.0 if body.bottom == "pants" else 0.45
+    for side in ("right", "left"):
+        hip, knee, ank = j[f"{side}_hip"], j[f"{side}_knee"], j[f"{side}_ankle"]
+        _capsule(lab, hip, knee if frac >= 0.99 else hip + (knee - hip) * frac * 2,
+                 wl * 1.12, wl * (0.9 if frac >= 0.99 else 1.0), L["pants"])
+        if frac >= 0.99:
+            end = knee + (ank - knee) * 0.88
+            _capsule(lab, knee, end, wl * 0.9, wl * 0.68, L["pants"])
+    _poly(lab, np.array([j["right_hip"] - (j["mid_hip"] - j["right_hip"]) * 0.25,
+                         j["left_hip"] + (j["left_hip"] - j["mid_hip"]) * 0.25,
+                         (j["left_hip"] + j["left_knee"]) / 2,
+                         (j["right_hip"] + j["right_knee"]) / 2]), L["pants"])
+
+
+def _draw_skirt(lab: np.ndarray, body: SyntheticBody, j: dict[str, np.ndarray],
+                s: float) -> None:
+    """A skirt, or a dress's lower part: a flared quad from the hips towards the knees."""
+    L = LABEL
+    wl = body.leg_width * s
+    tw = body.torso_width
+    label = L["skirt"] if body.bottom == "skirt" else L["dress"]
+    d_t, p_t = _torso_axes(j)
+    hem = 0.55 if body.bottom == "skirt" else 0.7
+    kr = j["right_hip"] + (j["right_knee"] - j["right_hip"]) * hem * 1.4
+    kl = j["left_hip"] + (j["left_knee"] - j["left_hip"]) * hem * 1.4
+    flare = 1.15 * tw
+    _poly(lab, np.array([j["right_hip"] - p_t * wl * 0.9 * tw - d_t * 0.02 * s,
+                         j["left_hip"] + p_t * wl * 0.9 * tw - d_t * 0.02 * s,
+                         kl + p_t * wl * flare, kr - p_t * wl * flare]), label)
+
+
+def _draw_torso(lab: np.ndarray, dp: np.ndarray, body: SyntheticBody,
+                j: dict[str, np.ndarray], s: float) -> int:
+    """Neck skin, the top (shirt, dress or open coat over a shirt) and the neckline into the
+    labels, the torso into DensePose; returns the top's label (for the sleeves)."""
+    L = LABEL
+    rx = body.head_rx * s
+    wa, wl = body.arm_width * s, body.leg_width * s
+    tw = body.torso_width
+    d_t, p_t = _torso_axes(j)
     waist = j["neck"] + (j["mid_hip"] - j["neck"]) * 0.62
     half_sh = np.hypot(*(j["left_shoulder"] - j["neck"]))
     half_hip = np.hypot(*(j["left_hip"] - j["mid_hip"]))
@@ -538,7 +540,8 @@ def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
     ])
     top_label = {"shirt": L["upper_clothes"], "dress": L["dress"], "coat": L["coat"]}[body.top]
     # neck skin
-    _capsule(lab, j["neck"] + d_t * 0.01 * s, hc, rx * 0.42, rx * 0.42, L["torso_skin"])
+    _capsule(lab, j["neck"] + d_t * 0.01 * s, j["head_center"], rx * 0.42, rx * 0.42,
+             L["torso_skin"])
     _poly(dp, torso_poly, DP_PART["torso"])
     _poly(lab, torso_poly, top_label)
     if body.top == "coat":  # the open front shows the shirt underneath
@@ -554,8 +557,16 @@ def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
     if body.neckline > 0:
         _poly(lab, np.array([j["neck"] - p_t * rx * 0.6, j["neck"] + p_t * rx * 0.6,
                              j["neck"] + d_t * body.neckline * s]), L["torso_skin"])
+    return top_label
 
-    # ---- head: face, hair, hat, sunglasses
+
+def _draw_head(lab: np.ndarray, dp: np.ndarray, body: SyntheticBody,
+               j: dict[str, np.ndarray], s: float) -> None:
+    """Hair, face, hat and sunglasses into the labels; the head into DensePose (split into
+    its halves later)."""
+    L = LABEL
+    hc, down, right = j["head_center"], j["head_down"], j["head_right"]
+    rx, ry = body.head_rx * s, body.head_ry * s
     _poly(dp, _ellipse_pts(hc, down, right, rx, ry), DP_PART["head_right"])
     if body.hair_style != "bald":
         _poly(lab, _ellipse_pts(hc - down * ry * 0.06, down, right, rx * 1.1, ry * 1.06),
@@ -572,7 +583,14 @@ def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
             _poly(lab, _ellipse_pts(hc + right * rx * cx - down * ry * 0.06, down, right,
                                     rx * 0.24, ry * 0.13, n=16), L["sunglasses"])
 
-    # ---- arms (in front of the torso), sleeves, hands
+
+def _draw_arms(lab: np.ndarray, dp: np.ndarray, body: SyntheticBody,
+               j: dict[str, np.ndarray], s: float, hands: dict[str, np.ndarray],
+               top_label: int) -> None:
+    """Arms (in front of the torso), sleeves of the top and hands, into labels and
+    DensePose."""
+    L = LABEL
+    wa = body.arm_width * s
     for side in ("right", "left"):
         sh, el, wr = j[f"{side}_shoulder"], j[f"{side}_elbow"], j[f"{side}_wrist"]
         arm = L[f"{side}_arm"]
@@ -593,19 +611,61 @@ def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
         _poly(lab, hand_poly, L[f"{side}_hand"])
         _poly(dp, hand_poly, DP_PART[f"{side}_hand"])
 
-    # ---- DensePose: split the head into right/left halves, U/V per part
-    dpi, dpu, dpv = _densepose_uv(dp, j, body, pose, h, w, feet, hands)
 
-    # ---- keypoints
+def _keypoints(j: dict[str, np.ndarray], face: np.ndarray, hands: dict[str, np.ndarray],
+               w: int, h: int) -> Person:
+    """The drawn person's keypoints (confidence 1), those outside the frame dropped."""
     kp_body = np.zeros((18, 3), np.float32)
     for name, idx in BODY.items():
         x, y = j[name]
         kp_body[idx] = (x, y, 1.0)
     person = Person(body=kp_body, face=_with_conf(face), left_hand=_with_conf(hands["left"]),
                     right_hand=_with_conf(hands["right"]))
-    person = _clip_to_frame(person, w, h)
+    return _clip_to_frame(person, w, h)
 
-    # ---- image
+
+def render(body: SyntheticBody, pose: SyntheticPose, height: int, width: int,
+           background: np.ndarray | None = None, *, seed: int = 0) -> SyntheticSample:
+    """Rasterise ``body`` in ``pose`` into a (height, width) frame.
+
+    Args:
+        background: uint8 RGB (height, width, 3); None draws a soft two-colour gradient.
+        seed: seeds the noise textures and the default background (same seed, same image).
+    Returns:
+        a :class:`SyntheticSample`.
+    """
+    if height < 8 or width < 8:
+        raise ValueError(f"synthetic frames must be at least 8x8, got {width}x{height}")
+    h, w = int(height), int(width)
+    j = skeleton(body, pose, h, w)
+    s = pose.scale * h
+    lab = np.zeros((h, w), np.uint8)
+    dp = np.zeros((h, w), np.uint8)
+
+    # Hands and face keypoints (needed for drawing the hand labels).
+    hands: dict[str, np.ndarray] = {}
+    for side, sign in (("right", -1.0), ("left", 1.0)):
+        fore = getattr(pose, f"{side}_forearm")
+        hands[side] = _hand_points(j[f"{side}_wrist"], fore + getattr(pose, f"{side}_hand"),
+                                   body.hand_len * s, pose.finger_spread, -sign)
+    face = _face_points(j["head_center"], j["head_down"], j["head_right"], body.head_rx * s,
+                        body.head_ry * s)
+
+    # Back to front: each layer paints over the ones before it.
+    if body.hair_style == "long":
+        _draw_long_hair(lab, body, j, s)
+    feet = _draw_legs(lab, dp, body, j, s)
+    if body.bottom in ("pants", "shorts"):
+        _draw_trousers(lab, body, j, s)
+    if body.bottom == "skirt" or body.top == "dress":
+        _draw_skirt(lab, body, j, s)
+    top_label = _draw_torso(lab, dp, body, j, s)
+    _draw_head(lab, dp, body, j, s)
+    _draw_arms(lab, dp, body, j, s, hands, top_label)
+
+    # DensePose: split the head into right/left halves, U/V per part
+    dpi, dpu, dpv = _densepose_uv(dp, j, body, pose, h, w, feet, hands)
+    person = _keypoints(j, face, hands, w, h)
     image = _paint(lab, body, pose, h, w, s, background, seed, person)
     return SyntheticSample(image=image, labels=lab, person=person, densepose_i=dpi,
                            densepose_u=dpu, densepose_v=dpv, mask=lab > 0)

@@ -670,154 +670,37 @@ class BodyRig:
             raise ValueError(f"image {image.shape} and labels {labels.shape} differ in size")
         if not labels.any():
             raise ValueError("the target parsing shows no person")
-        h, w = labels.shape
         person = complete_limbs(person)
         part_map = assign_parts(labels, person)
         rest = _rig_joints(_with_head(person))
         ys, xs = np.nonzero(labels)
         height = float(max(ys.max() - ys.min(), xs.max() - xs.min(), 16))
-        contour_step = max(3.0, height / 90.0)
-        interior_step = max(5.0, height / 28.0)
         person_mask = labels > 0
         counts = np.bincount(labels.ravel(), minlength=NUM_LABELS)
         shown = counts > 0
         shown[0] = False
 
-        # limb thickness: how far its pixels lie from its bones (for the root bands)
-        layer_masks: dict[str, np.ndarray] = {}
-        for name, parts in LAYERS.items():
-            layer_masks[name] = np.isin(part_map, [PART_ID[p] for p in parts])
-        # a skirt, dress or coat below the hips hangs from the torso and stretches between the
-        # thighs when the legs spread (split between the two leg layers, it would open like
-        # trousers)
-        loose = np.isin(labels, _LOOSE_LABELS) & (layer_masks["right_leg"]
-                                                  | layer_masks["left_leg"])
-        if loose.any():
-            layer_masks["torso"] |= loose
-            layer_masks["right_leg"] &= ~loose
-            layer_masks["left_leg"] &= ~loose
+        layer_masks, loose = _layer_masks(labels, part_map)
         torso_px = layer_masks["torso"]
-        thick: dict[str, float] = {}
-        own: dict[str, np.ndarray] = {}
-        for name in LAYER_NAMES:
-            if name == "torso" or not layer_masks[name].any():
-                continue
-            root = "shoulder" if name.endswith("arm") else "hip"
-            side = name.split("_")[0]
-            jr = rest.get(f"{side}_{root}")
-            yy, xx = np.nonzero(layer_masks[name])
-            px = np.stack([xx, yy], 1).astype(np.float64)
-            ds = [_segment_distance(px, rest[BONES[b][0]], rest[BONES[b][1]])
-                  for b in LAYER_BONES[name][1:3]
-                  if BONES[b][0] in rest and BONES[b][1] in rest]
-            if jr is None or not ds or not len(px):
-                continue
-            t = float(np.percentile(np.min(ds, axis=0), 80))
-            thick[name] = max(3.0, t)
-            # the root band: torso pixels near the joint go with the limb too (skinned to
-            # the torso), so the limb never separates from the body
-            r = 1.6 * thick[name]
-            # torso-part pixels only: the head (a bent-over or profile head lies next to the
-            # shoulder) must not ride along with the limb and show twice
-            ty, tx = np.nonzero(torso_px & (part_map == PART_ID["torso"]))
-            near = np.hypot(tx - jr[0], ty - jr[1]) < r
-            band = np.zeros_like(torso_px)
-            band[ty[near], tx[near]] = True
-            own[name] = layer_masks[name]
-            layer_masks[name] = _main_pieces(layer_masks[name] | band)
+        thick, own = _root_bands(layer_masks, part_map, rest)
+        hidden = _hidden_torso(layer_masks, person_mask)
 
-        # the torso layer also covers torso area hidden by an arm in the photo (completed below)
-        hidden = np.zeros_like(torso_px)
-        if torso_px.any():
-            hull_pts = cv2.convexHull(np.stack(np.nonzero(torso_px)[::-1], 1).astype(np.int32))
-            hull = np.zeros((h, w), np.uint8)
-            cv2.fillConvexPoly(hull, hull_pts, 1)
-            arms = layer_masks["right_arm"] | layer_masks["left_arm"]
-            hidden = (hull > 0) & arms & ~torso_px & person_mask
-            layer_masks["torso"] = torso_px | hidden
-
-        # textures, per layer (the torso completed where arms covered it)
+        # textures and meshes, per layer (the torso completed where arms covered it)
         rgb = np.ascontiguousarray(image[..., :3]).copy()
         bg_centres = None if labels_only else _colour_centres(rgb[~person_mask])
-        lab_layers, rgb_layers, alpha_layers = [], [], []
+        mesh = _MeshSettings(contour_step=max(3.0, height / 90.0),
+                             interior_step=max(5.0, height / 28.0), rest=rest, loose=loose)
+        textures: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         layers: list[Layer] = []
-        grow = 4
         for name in LAYER_NAMES:
             m = layer_masks[name]
-            tex = rgb.copy()
-            lab = np.where(m, labels, 0).astype(np.uint8)
-            if name == "torso" and hidden.any():
-                # the hidden torso takes the nearest torso label, and texture copied by
-                # PatchMatch from the torso's own pixels only (never from the arm over it)
-                _fill_labels_from(lab, torso_px, hidden)
-                if not labels_only:
-                    tex = _complete_hidden(tex, hidden, torso_px & ~hidden)
-            core = _texture_core(rgb, m, fringe, bg_centres)
-            around = cv2.dilate(m.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1),
-                                                           np.uint8)) > 0
-            _fill_from_inside(tex, core, around)
-            # labels outside the mask: nearest label (nearest sampling at the edge)
-            lab_full = lab.copy()
-            _fill_labels_from(lab_full, m, around & ~m)
-            rgb_layers.append(tex)
-            lab_layers.append(np.where(around, lab_full, 0))
-            alpha_layers.append(m.astype(np.float32))
-            if not m.any():
-                layers.append(Layer(name, np.zeros((0, 2), np.float32),
-                                    np.zeros((0, 3), np.int32),
-                                    np.zeros((0, len(BONE_NAMES)), np.float32)))
-                continue
-            extra = np.array([rest[k] for k in rest], np.float32) if rest else None
-            v, t = build_layer_mesh(m, contour_step=contour_step, interior_step=interior_step,
-                                    extra_points=extra, grow=2)
-            bones = LAYER_BONES[name]
-            if name.endswith("_arm"):
-                side = name.split("_")[0]
-                hand_px = int(counts[_HAND_LABELS[side]])
-                th = thick.get(name, 4.0)
-                if hand_px < 0.6 * th * th:
-                    # no clear hand in the photo: its few pixels follow the forearm
-                    bones = tuple(b for b in bones if not b.endswith("_hand"))
-            wts = skinning_weights(v, rest, bones)
-            if name == "torso" and loose.any() and len(v):
-                # skirt vertices follow the torso near the hips and the thighs further down
-                vx = np.clip(np.round(v[:, 0]).astype(int), 0, w - 1)
-                vy = np.clip(np.round(v[:, 1]).astype(int), 0, h - 1)
-                near = cv2.dilate(loose.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-                sel = near[vy, vx]
-                if sel.any():
-                    wts[sel] = skinning_weights(v[sel], rest, _SKIRT_BONES)
-            if name in own and len(v):
-                # vertices of the root band (torso pixels) follow the torso alone
-                limb = cv2.dilate(own[name].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-                vx = np.clip(np.round(v[:, 0]).astype(int), 0, w - 1)
-                vy = np.clip(np.round(v[:, 1]).astype(int), 0, h - 1)
-                in_band = ~limb[vy, vx]
-                wts[in_band] = 0.0
-                wts[in_band, BONE_INDEX[bones[0]]] = 1.0
-            layers.append(Layer(name, v, t, wts))
+            textures.append(_layer_texture(name, m, rgb, labels, fringe, bg_centres,
+                                           hidden, torso_px, labels_only))
+            layers.append(_layer_mesh(name, m, mesh, _layer_bones(name, counts, thick),
+                                      own.get(name)))
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        # the atlas holds only the person's box (plus the grown edge) of each layer
-        by, bx = np.nonzero(person_mask)
-        pad = grow + 3
-        cy0, cy1 = max(0, by.min() - pad), min(h, by.max() + 1 + pad)
-        cx0, cx1 = max(0, bx.min() - pad), min(w, bx.max() + 1 + pad)
-
-        def crop(a: list[np.ndarray]) -> np.ndarray:
-            return np.concatenate([x[cy0:cy1, cx0:cx1] for x in a], 0)
-
-        rgb_t = torch.from_numpy(crop(rgb_layers)).float().div_(255.0)
-        atlas = torch.cat([rgb_t.permute(2, 0, 1), torch.from_numpy(crop(alpha_layers))[None],
-                           torch.from_numpy(crop(lab_layers)).float()[None]], 0)
-        forearm_shown = {side: bool((part_map == PART_ID[f"{side}_forearm"]).any())
-                         for side in ("right", "left")}
-        hands_shown = {}
-        arm_thick = [thick[k] for k in ("right_arm", "left_arm") if k in thick]
-        fw = float(np.mean(arm_thick)) * 0.45 if arm_thick else max(2.0, height / 120.0)
-        for side in ("right", "left"):
-            # a hand is drawn from keypoints only at the end of a forearm the photo shows
-            hands_shown[side] = bool(counts[_HAND_LABELS[side]] >= 0.6 * (2 * fw) ** 2) or \
-                not forearm_shown[side]
+        atlas, (cx0, cy0, cx1, cy1) = _atlas(textures, person_mask)
+        hands_shown, fw = _hands_shown(part_map, counts, thick, height)
         return cls(layers=layers, atlas=atlas[None].contiguous().to(dev), height=cy1 - cy0,
                    width=cx1 - cx0, origin=(int(cx0), int(cy0)),
                    rest=rest, person=person, labels_shown=shown, hands_shown=hands_shown,
@@ -932,6 +815,207 @@ class BodyRig:
             cv += rgb
         av *= 1.0 - a_np
         av += a_np
+
+
+# --------------------------------------------------------------------------------------------
+# BodyRig.build's phases
+# --------------------------------------------------------------------------------------------
+
+_GROW = 4  # px each layer's texture and labels reach past its mask (edge sampling)
+
+
+def _layer_masks(labels: np.ndarray, part_map: np.ndarray
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(each layer's pixels by its parts, the loose garment pixels below the hips).
+
+    A skirt, dress or coat below the hips hangs from the torso and stretches between the
+    thighs when the legs spread (split between the two leg layers, it would open like
+    trousers): those pixels move from the leg layers to the torso layer.
+    """
+    layer_masks: dict[str, np.ndarray] = {}
+    for name, parts in LAYERS.items():
+        layer_masks[name] = np.isin(part_map, [PART_ID[p] for p in parts])
+    loose = np.isin(labels, _LOOSE_LABELS) & (layer_masks["right_leg"]
+                                              | layer_masks["left_leg"])
+    if loose.any():
+        layer_masks["torso"] |= loose
+        layer_masks["right_leg"] &= ~loose
+        layer_masks["left_leg"] &= ~loose
+    return layer_masks, loose
+
+
+def _root_bands(layer_masks: dict[str, np.ndarray], part_map: np.ndarray,
+                rest: Mapping[str, np.ndarray]
+                ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(each limb's thickness: how far its pixels lie from its bones; each limb layer's own
+    pixels before its band).
+
+    In place: a limb layer also takes the torso-part pixels within 1.6 thicknesses of its root
+    joint (skinned to the torso), so the limb never separates from the body; the head (a
+    bent-over or profile head lies next to the shoulder) never rides along to show twice.
+    """
+    torso_px = layer_masks["torso"]
+    thick: dict[str, float] = {}
+    own: dict[str, np.ndarray] = {}
+    for name in LAYER_NAMES:
+        if name == "torso" or not layer_masks[name].any():
+            continue
+        root = "shoulder" if name.endswith("arm") else "hip"
+        side = name.split("_")[0]
+        jr = rest.get(f"{side}_{root}")
+        yy, xx = np.nonzero(layer_masks[name])
+        px = np.stack([xx, yy], 1).astype(np.float64)
+        ds = [_segment_distance(px, rest[BONES[b][0]], rest[BONES[b][1]])
+              for b in LAYER_BONES[name][1:3]
+              if BONES[b][0] in rest and BONES[b][1] in rest]
+        if jr is None or not ds or not len(px):
+            continue
+        t = float(np.percentile(np.min(ds, axis=0), 80))
+        thick[name] = max(3.0, t)
+        r = 1.6 * thick[name]
+        ty, tx = np.nonzero(torso_px & (part_map == PART_ID["torso"]))
+        near = np.hypot(tx - jr[0], ty - jr[1]) < r
+        band = np.zeros_like(torso_px)
+        band[ty[near], tx[near]] = True
+        own[name] = layer_masks[name]
+        layer_masks[name] = _main_pieces(layer_masks[name] | band)
+    return thick, own
+
+
+def _hidden_torso(layer_masks: dict[str, np.ndarray], person_mask: np.ndarray) -> np.ndarray:
+    """The person's pixels inside the torso's convex hull that an arm covers in the photo; in
+    place, the torso layer grows by them (its texture is completed there)."""
+    torso_px = layer_masks["torso"]
+    hidden = np.zeros_like(torso_px)
+    if torso_px.any():
+        hull_pts = cv2.convexHull(np.stack(np.nonzero(torso_px)[::-1], 1).astype(np.int32))
+        hull = np.zeros(torso_px.shape, np.uint8)
+        cv2.fillConvexPoly(hull, hull_pts, 1)
+        arms = layer_masks["right_arm"] | layer_masks["left_arm"]
+        hidden = (hull > 0) & arms & ~torso_px & person_mask
+        layer_masks["torso"] = torso_px | hidden
+    return hidden
+
+
+def _layer_texture(name: str, m: np.ndarray, rgb: np.ndarray, labels: np.ndarray,
+                   fringe: int, bg_centres: np.ndarray | None, hidden: np.ndarray,
+                   torso_px: np.ndarray, labels_only: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(RGB, labels, alpha) of one layer over the whole photo: the trusted core's colours and
+    the nearest labels reach ``_GROW`` px past the mask; the torso's hidden part takes the
+    nearest torso label and texture copied from the torso's own pixels only (never from the
+    arm over it)."""
+    tex = rgb.copy()
+    lab = np.where(m, labels, 0).astype(np.uint8)
+    if name == "torso" and hidden.any():
+        _fill_labels_from(lab, torso_px, hidden)
+        if not labels_only:
+            tex = _complete_hidden(tex, hidden, torso_px & ~hidden)
+    core = _texture_core(rgb, m, fringe, bg_centres)
+    around = cv2.dilate(m.astype(np.uint8), np.ones((2 * _GROW + 1, 2 * _GROW + 1),
+                                                    np.uint8)) > 0
+    _fill_from_inside(tex, core, around)
+    # labels outside the mask: nearest label (nearest sampling at the edge)
+    lab_full = lab.copy()
+    _fill_labels_from(lab_full, m, around & ~m)
+    return tex, np.where(around, lab_full, 0), m.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _MeshSettings:
+    """What every layer's mesh is built from: vertex spacing on the contour and inside, the
+    rest joints (also extra vertices), and the loose garment pixels (skirt skinning)."""
+
+    contour_step: float
+    interior_step: float
+    rest: dict[str, np.ndarray]
+    loose: np.ndarray
+
+
+def _vertex_mask(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per vertex (V, 2): ``mask`` dilated by 2 px at its rounded, clipped position."""
+    h, w = mask.shape
+    vx = np.clip(np.round(v[:, 0]).astype(int), 0, w - 1)
+    vy = np.clip(np.round(v[:, 1]).astype(int), 0, h - 1)
+    return (cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)[vy, vx]
+
+
+def _layer_bones(name: str, counts: np.ndarray, thick: Mapping[str, float]) -> tuple[str, ...]:
+    """The bones that skin a layer. An arm whose photo shows no clear hand (fewer than
+    ``0.6 * thickness**2`` hand pixels) leaves its hand bone out: those few pixels follow the
+    forearm."""
+    bones = LAYER_BONES[name]
+    if name.endswith("_arm"):
+        side = name.split("_")[0]
+        hand_px = int(counts[_HAND_LABELS[side]])
+        th = thick.get(name, 4.0)
+        if hand_px < 0.6 * th * th:
+            bones = tuple(b for b in bones if not b.endswith("_hand"))
+    return bones
+
+
+def _layer_mesh(name: str, m: np.ndarray, mesh: _MeshSettings, bones: tuple[str, ...],
+                own: np.ndarray | None) -> Layer:
+    """One layer's triangle mesh skinned to ``bones`` (an empty layer without pixels).
+
+    Skirt vertices follow the torso near the hips and the thighs further down; root-band
+    vertices (outside the limb's ``own`` pixels) follow the layer's first bone alone.
+    """
+    if not m.any():
+        return Layer(name, np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int32),
+                     np.zeros((0, len(BONE_NAMES)), np.float32))
+    rest = mesh.rest
+    extra = np.array([rest[k] for k in rest], np.float32) if rest else None
+    v, t = build_layer_mesh(m, contour_step=mesh.contour_step,
+                            interior_step=mesh.interior_step, extra_points=extra, grow=2)
+    wts = skinning_weights(v, rest, bones)
+    if name == "torso" and mesh.loose.any() and len(v):
+        sel = _vertex_mask(v, mesh.loose)
+        if sel.any():
+            wts[sel] = skinning_weights(v[sel], rest, _SKIRT_BONES)
+    if own is not None and len(v):
+        in_band = ~_vertex_mask(v, own)
+        wts[in_band] = 0.0
+        wts[in_band, BONE_INDEX[bones[0]]] = 1.0
+    return Layer(name, v, t, wts)
+
+
+def _atlas(textures: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+           person_mask: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The layers' (RGB, labels, alpha) cropped to the person's box (plus the grown edge) and
+    stacked vertically: float32 (5, L*hc, wc) RGB 0..1, alpha, label; and the box
+    (x0, y0, x1, y1)."""
+    h, w = person_mask.shape
+    by, bx = np.nonzero(person_mask)
+    pad = _GROW + 3
+    cy0, cy1 = max(0, by.min() - pad), min(h, by.max() + 1 + pad)
+    cx0, cx1 = max(0, bx.min() - pad), min(w, bx.max() + 1 + pad)
+
+    def crop(i: int) -> np.ndarray:
+        return np.concatenate([t[i][cy0:cy1, cx0:cx1] for t in textures], 0)
+
+    rgb_t = torch.from_numpy(crop(0)).float().div_(255.0)
+    atlas = torch.cat([rgb_t.permute(2, 0, 1), torch.from_numpy(crop(2))[None],
+                       torch.from_numpy(crop(1)).float()[None]], 0)
+    return atlas, (cx0, cy0, cx1, cy1)
+
+
+def _hands_shown(part_map: np.ndarray, counts: np.ndarray, thick: Mapping[str, float],
+                 height: float) -> tuple[dict[str, bool], float]:
+    """(per side whether the photo shows the hand, the finger width for drawn hands).
+
+    A hand is drawn from keypoints only at the end of a forearm the photo shows, when the
+    photo shows fewer than ``0.6 * (2 * finger width)**2`` of its pixels.
+    """
+    forearm_shown = {side: bool((part_map == PART_ID[f"{side}_forearm"]).any())
+                     for side in ("right", "left")}
+    hands_shown = {}
+    arm_thick = [thick[k] for k in ("right_arm", "left_arm") if k in thick]
+    fw = float(np.mean(arm_thick)) * 0.45 if arm_thick else max(2.0, height / 120.0)
+    for side in ("right", "left"):
+        hands_shown[side] = bool(counts[_HAND_LABELS[side]] >= 0.6 * (2 * fw) ** 2) or \
+            not forearm_shown[side]
+    return hands_shown, fw
 
 
 def _main_pieces(mask: np.ndarray, keep: float = 0.25) -> np.ndarray:

@@ -114,6 +114,203 @@ def _anchor_point(body: np.ndarray, ok: np.ndarray, kind: str) -> np.ndarray | N
     return body[NECK, :2].copy() if ok[NECK] else None
 
 
+def _driver_reference_lengths(driver: Sequence[Person | None], threshold: float) -> np.ndarray:
+    """(18,) each driver bone at full length: its 95th percentile over the frames that show
+    it (NaN where none does)."""
+    d_lengths = np.stack([_bone_lengths(p.body.astype(np.float64), _ok(p.body, threshold))
+                          if p is not None else np.full(NUM_BODY, np.nan) for p in driver])
+    d_ref = np.full(NUM_BODY, np.nan)
+    for j in range(NUM_BODY):
+        col = d_lengths[:, j]
+        col = col[np.isfinite(col)]
+        if len(col):
+            d_ref[j] = float(np.percentile(col, 95))
+    return d_ref
+
+
+def _target_lengths(tb: np.ndarray, t_ok: np.ndarray, report: RetargetReport) -> np.ndarray:
+    """(18,) the target's bone lengths, a bone it does not show taken from its mirror bone
+    (noted in ``report``); NaN where neither side shows."""
+    t_len = _bone_lengths(tb, t_ok)
+    borrowed = []
+    for j in range(NUM_BODY):
+        m = BODY_MIRROR[j]
+        if np.isnan(t_len[j]) and m != j and np.isfinite(t_len[m]):
+            t_len[j] = t_len[m]
+            borrowed.append(_name(j))
+    if borrowed:
+        report.notes.append("target bones taken from the other side: " + ", ".join(borrowed))
+    return t_len
+
+
+def _global_scale(t_len: np.ndarray, d_ref: np.ndarray, tb: np.ndarray, t_ok: np.ndarray,
+                  ref_driver: Person, threshold: float, report: RetargetReport) -> float:
+    """Step 2 of the module docstring: the median target/driver ratio of the core bones, else
+    the ratio of the bounding-box heights (target vs the driver's reference frame)."""
+    ratios = [t_len[j] / d_ref[j] for j in _CORE_BONES
+              if np.isfinite(t_len[j]) and np.isfinite(d_ref[j]) and d_ref[j] > 1e-6]
+    if ratios:
+        return float(np.median(ratios))
+    th = np.ptp(tb[t_ok, 1])
+    db = ref_driver.body
+    dh = np.ptp(db[_ok(db, threshold), 1])
+    report.notes.append("no common core bone: scale from the bounding-box heights")
+    return float(th / dh) if dh > 1e-6 and th > 1e-6 else 1.0
+
+
+@dataclass
+class _Plan:
+    """The sequence-wide part of the retargeting (steps 1-3 of the module docstring): the
+    target's bone lengths, the driver's reference lengths, the global scale and the anchor."""
+
+    t_len: np.ndarray       # (18,) target bone lengths (NaN: the target shows neither side)
+    d_ref: np.ndarray       # (18,) driver reference bone lengths
+    scale: float            # s: target / driver
+    anchor: str             # feet, hips, shoulders or neck (the report's)
+    h_kind: str             # the point the translation follows: hips, shoulders or neck
+    t_anchor: np.ndarray    # that point on the target
+    d_anchor0: np.ndarray   # that point in the driver's reference frame
+    t_ground: float         # the target's lowest ankle (feet anchor), else 0
+    d_ground: float | None  # the driver's lowest ankle in the reference frame, if shown
+
+    def glob(self, p: np.ndarray) -> np.ndarray:
+        """Driver pixels -> target pixels by the global transform."""
+        return self.t_anchor + self.scale * (p - self.d_anchor0)
+
+
+def _anchor_kinds(tb: np.ndarray, t_ok: np.ndarray, ref_body: np.ndarray, ref_ok: np.ndarray,
+                  report: RetargetReport) -> tuple[str, str]:
+    """(anchor, the point the translation follows): ``feet`` with the mid-hip (else the
+    neck) when the target shows an ankle, else the first of hips/shoulders/neck that both
+    the target and the driver's reference frame show (noted in ``report``)."""
+    if any(t_ok[a] for a in _ANKLES):
+        h_kind = "hips" if (_mid(tb, t_ok, _HIPS) is not None
+                            and _mid(ref_body, ref_ok, _HIPS) is not None) else "neck"
+        return "feet", h_kind
+    h_kind = next((k for k in ("hips", "shoulders", "neck")
+                   if _anchor_point(tb, t_ok, k) is not None
+                   and _anchor_point(ref_body, ref_ok, k) is not None), "neck")
+    report.notes.append(f"the target shows no ankle (waist-up): anchored on the {h_kind}")
+    return h_kind, h_kind
+
+
+def _plan(tb: np.ndarray, t_ok: np.ndarray, driver: Sequence[Person | None], ref_t: int,
+          threshold: float, report: RetargetReport) -> _Plan:
+    """Steps 1-3 of the module docstring for the whole sequence; notes go to ``report``."""
+    d_ref = _driver_reference_lengths(driver, threshold)
+    t_len = _target_lengths(tb, t_ok, report)
+    ref_driver = driver[ref_t]
+    assert ref_driver is not None
+    s = _global_scale(t_len, d_ref, tb, t_ok, ref_driver, threshold, report)
+    report.scale = s
+    missing_len = [j for j in range(NUM_BODY) if BODY_PARENT[j] >= 0 and np.isnan(t_len[j])]
+    if missing_len:
+        report.notes.append("bones the target does not show use the driver's length x scale: "
+                            + ", ".join(_name(j) for j in missing_len))
+    ref_body = ref_driver.body.astype(np.float64)
+    ref_ok = _ok(ref_body, threshold)
+    anchor, h_kind = _anchor_kinds(tb, t_ok, ref_body, ref_ok, report)
+    report.anchor = anchor
+    t_anchor = _anchor_point(tb, t_ok, h_kind)
+    d_anchor0 = _anchor_point(ref_body, ref_ok, h_kind)
+    assert t_anchor is not None and d_anchor0 is not None
+    t_ground = max(tb[a, 1] for a in _ANKLES if t_ok[a]) if anchor == "feet" else 0.0
+    ref_ankles = [a for a in _ANKLES if ref_ok[a]]
+    d_ground = max(ref_body[a, 1] for a in ref_ankles) if ref_ankles else None
+    if anchor == "feet" and d_ground is None:
+        report.notes.append("the first driver frame shows no ankle: feet anchored on the "
+                            "first frame's vertical offset only")
+    return _Plan(t_len, d_ref, s, anchor, h_kind, t_anchor, d_anchor0, t_ground, d_ground)
+
+
+def _relative_skeleton(db: np.ndarray, d_ok: np.ndarray, plan: _Plan,
+                       keep_foreshortening: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1 of the module docstring for one frame whose neck is shown: (body (18, 3) with
+    the neck at the origin, each bone in the driver's direction at the target's length;
+    which joints were placed). Joints whose parent chain breaks are not placed."""
+    ob = np.zeros((NUM_BODY, 3))
+    placed = np.zeros(NUM_BODY, bool)
+    placed[NECK] = True
+    for j in _TREE_ORDER[1:]:
+        p = BODY_PARENT[j]
+        if not d_ok[j] or not placed[p]:
+            continue
+        vec = db[j, :2] - db[p, :2]
+        dlen = float(np.linalg.norm(vec))
+        length = plan.t_len[j] if np.isfinite(plan.t_len[j]) else plan.scale * (
+            plan.d_ref[j] if np.isfinite(plan.d_ref[j]) else dlen)
+        if keep_foreshortening and np.isfinite(plan.d_ref[j]) and plan.d_ref[j] > 1e-6:
+            length *= min(1.0, dlen / plan.d_ref[j])
+        ob[j, :2] = ob[p, :2] + (vec / dlen * length if dlen > 1e-9 else 0.0)
+        placed[j] = True
+    return ob, placed
+
+
+@dataclass
+class _Carry:
+    """What later frames take from the earlier ones: the neck's offset from the global
+    transform in the reference frame, and the feet's vertical offset once known."""
+
+    neck_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    dy0: float | None = None
+
+
+def _translation(db: np.ndarray, d_ok: np.ndarray, ob: np.ndarray, placed: np.ndarray,
+                 plan: _Plan, carry: _Carry, is_ref: bool) -> np.ndarray:
+    """Step 3 of the module docstring: the (2,) shift that puts the relative skeleton ``ob``
+    on the target's canvas; updates ``carry``."""
+    here = _anchor_point(db, d_ok, plan.h_kind)
+    rel = _anchor_point(ob, placed, plan.h_kind)
+    neck_glob = plan.glob(db[NECK, :2])
+    if here is not None and rel is not None:
+        shift = plan.glob(here) - rel
+    else:  # anchor not visible in this frame: the neck with the first frame's offset
+        shift = neck_glob + carry.neck_offset
+    if is_ref:
+        carry.neck_offset = (shift - neck_glob)
+    if plan.anchor == "feet":
+        feet = [a for a in _ANKLES if d_ok[a] and placed[a]]
+        if feet and plan.d_ground is not None:
+            low = max(feet, key=lambda a: db[a, 1])
+            want = plan.t_ground - plan.scale * (plan.d_ground - db[low, 1])
+            shift[1] = want - ob[low, 1]
+            if carry.dy0 is None:
+                carry.dy0 = shift[1] - (neck_glob[1] - ob[NECK, 1])
+        elif carry.dy0 is not None:
+            shift[1] = neck_glob[1] - ob[NECK, 1] + carry.dy0
+    return shift
+
+
+def _retarget_frame(person: Person, plan: _Plan, carry: _Carry, is_ref: bool,
+                    t_ok: np.ndarray, threshold: float, keep_foreshortening: bool,
+                    limit_to_target: bool) -> Person:
+    """One driver frame with a person on the target's body (steps 1, 3 and 4 of the module
+    docstring)."""
+    db = person.body.astype(np.float64)
+    d_ok = _ok(db, threshold)
+    if d_ok[NECK]:
+        ob, placed = _relative_skeleton(db, d_ok, plan, keep_foreshortening)
+        ob[placed, :2] += _translation(db, d_ok, ob, placed, plan, carry, is_ref)
+    else:
+        ob, placed = np.zeros((NUM_BODY, 3)), np.zeros(NUM_BODY, bool)
+    # joints not reachable from the neck in this frame: global transform
+    for j in range(NUM_BODY):
+        if d_ok[j] and not placed[j]:
+            ob[j, :2] = plan.glob(db[j, :2])
+            placed[j] = True
+    ob[placed, 2] = db[placed, 2]
+    s = plan.scale
+    face = _rigid(person.face, db, ob, d_ok, NOSE, s, threshold)
+    lh = _rigid(person.left_hand, db, ob, d_ok, BODY["left_wrist"], s, threshold)
+    rh = _rigid(person.right_hand, db, ob, d_ok, BODY["right_wrist"], s, threshold)
+    if limit_to_target:
+        ob[~t_ok] = 0.0
+        for part, joint in ((face, NOSE), (lh, BODY["left_wrist"]), (rh, BODY["right_wrist"])):
+            if not t_ok[joint]:
+                part[:] = 0.0
+    return Person(body=ob, face=face, left_hand=lh, right_hand=rh)
+
+
 def retarget_people(target: Person, driver: Sequence[Person | None], *,
                     keep_foreshortening: bool = False, limit_to_target: bool = False,
                     threshold: float = 0.05, canvas: tuple[int, int] | None = None,
@@ -147,143 +344,21 @@ def retarget_people(target: Person, driver: Sequence[Person | None], *,
                   if p is not None and _ok(p.body, threshold)[NECK]), None)
     if ref_t is None:
         raise ValueError("no driver frame shows a neck keypoint: nothing to retarget")
-
-    # driver reference bone lengths (95th percentile over frames: a bone at full length)
-    d_lengths = np.stack([_bone_lengths(p.body.astype(np.float64), _ok(p.body, threshold))
-                          if p is not None else np.full(NUM_BODY, np.nan) for p in driver])
-    d_ref = np.full(NUM_BODY, np.nan)
-    for j in range(NUM_BODY):
-        col = d_lengths[:, j]
-        col = col[np.isfinite(col)]
-        if len(col):
-            d_ref[j] = float(np.percentile(col, 95))
-
-    # target lengths, borrowing the mirror bone where one side is missing
-    t_len = _bone_lengths(tb, t_ok)
-    borrowed = []
-    for j in range(NUM_BODY):
-        m = BODY_MIRROR[j]
-        if np.isnan(t_len[j]) and m != j and np.isfinite(t_len[m]):
-            t_len[j] = t_len[m]
-            borrowed.append(_name(j))
-    if borrowed:
-        report.notes.append("target bones taken from the other side: " + ", ".join(borrowed))
-
-    # global scale
-    ratios = [t_len[j] / d_ref[j] for j in _CORE_BONES
-              if np.isfinite(t_len[j]) and np.isfinite(d_ref[j]) and d_ref[j] > 1e-6]
-    if ratios:
-        s = float(np.median(ratios))
-    else:
-        th = np.ptp(tb[t_ok, 1])
-        db = driver[ref_t].body
-        dh = np.ptp(db[_ok(db, threshold), 1])
-        s = float(th / dh) if dh > 1e-6 and th > 1e-6 else 1.0
-        report.notes.append("no common core bone: scale from the bounding-box heights")
-    report.scale = s
-    missing_len = [j for j in range(NUM_BODY) if BODY_PARENT[j] >= 0 and np.isnan(t_len[j])]
-    if missing_len:
-        report.notes.append("bones the target does not show use the driver's length x scale: "
-                            + ", ".join(_name(j) for j in missing_len))
-
-    # anchor
-    ref_body = driver[ref_t].body.astype(np.float64)
-    ref_ok = _ok(ref_body, threshold)
-    t_has_ankle = any(t_ok[a] for a in _ANKLES)
-    if t_has_ankle:
-        anchor = "feet"
-        h_kind = "hips" if (_mid(tb, t_ok, _HIPS) is not None
-                            and _mid(ref_body, ref_ok, _HIPS) is not None) else "neck"
-    else:
-        h_kind = next((k for k in ("hips", "shoulders", "neck")
-                       if _anchor_point(tb, t_ok, k) is not None
-                       and _anchor_point(ref_body, ref_ok, k) is not None), "neck")
-        anchor = h_kind
-        report.notes.append(f"the target shows no ankle (waist-up): anchored on the {h_kind}")
-    report.anchor = anchor
-    t_anchor = _anchor_point(tb, t_ok, h_kind)
-    d_anchor0 = _anchor_point(ref_body, ref_ok, h_kind)
-    assert t_anchor is not None and d_anchor0 is not None
-    t_ground = max(tb[a, 1] for a in _ANKLES if t_ok[a]) if t_has_ankle else 0.0
-    ref_ankles = [a for a in _ANKLES if ref_ok[a]]
-    d_ground = max(ref_body[a, 1] for a in ref_ankles) if ref_ankles else None
-    if anchor == "feet" and d_ground is None:
-        report.notes.append("the first driver frame shows no ankle: feet anchored on the "
-                            "first frame's vertical offset only")
-
-    def glob(p: np.ndarray) -> np.ndarray:  # driver pixels -> target pixels, global transform
-        return t_anchor + s * (p - d_anchor0)
-
+    plan = _plan(tb, t_ok, driver, ref_t, threshold, report)
+    carry = _Carry()
     out: list[Person | None] = []
-    dy0: float | None = None
-    neck_offset = np.zeros(2)
-    n_empty = 0
     for t, person in enumerate(driver):
         if person is None or not _ok(person.body, threshold).any():
             out.append(None)
-            n_empty += 1
             continue
-        db = person.body.astype(np.float64)
-        d_ok = _ok(db, threshold)
-        ob = np.zeros((NUM_BODY, 3))
-        placed = np.zeros(NUM_BODY, bool)
-        if d_ok[NECK]:
-            ob[NECK, :2] = 0.0  # relative skeleton first, translated below
-            placed[NECK] = True
-            for j in _TREE_ORDER[1:]:
-                p = BODY_PARENT[j]
-                if not d_ok[j] or not placed[p]:
-                    continue
-                vec = db[j, :2] - db[p, :2]
-                dlen = float(np.linalg.norm(vec))
-                length = t_len[j] if np.isfinite(t_len[j]) else s * (
-                    d_ref[j] if np.isfinite(d_ref[j]) else dlen)
-                if keep_foreshortening and np.isfinite(d_ref[j]) and d_ref[j] > 1e-6:
-                    length *= min(1.0, dlen / d_ref[j])
-                ob[j, :2] = ob[p, :2] + (vec / dlen * length if dlen > 1e-9 else 0.0)
-                placed[j] = True
-            # translation: horizontal (and vertical when not on feet) from the anchor
-            here = _anchor_point(db, d_ok, h_kind)
-            rel = _anchor_point(ob, placed, h_kind)
-            if here is not None and rel is not None:
-                shift = glob(here) - rel
-            else:  # anchor not visible in this frame: the neck with the first frame's offset
-                shift = glob(db[NECK, :2]) + neck_offset
-            if t == ref_t:
-                neck_offset = (shift - glob(db[NECK, :2]))
-            if anchor == "feet":
-                feet = [a for a in _ANKLES if d_ok[a] and placed[a]]
-                if feet and d_ground is not None:
-                    low = max(feet, key=lambda a: db[a, 1])
-                    want = t_ground - s * (d_ground - db[low, 1])
-                    shift[1] = want - ob[low, 1]
-                    if dy0 is None:
-                        dy0 = shift[1] - (glob(db[NECK, :2])[1] - ob[NECK, 1])
-                elif dy0 is not None:
-                    shift[1] = glob(db[NECK, :2])[1] - ob[NECK, 1] + dy0
-            ob[placed, :2] += shift
-        # joints not reachable from the neck in this frame: global transform
-        for j in range(NUM_BODY):
-            if d_ok[j] and not placed[j]:
-                ob[j, :2] = glob(db[j, :2])
-                placed[j] = True
-        ob[placed, 2] = db[placed, 2]
-        face = _rigid(person.face, db, ob, d_ok, NOSE, s, threshold)
-        lh = _rigid(person.left_hand, db, ob, d_ok, BODY["left_wrist"], s, threshold)
-        rh = _rigid(person.right_hand, db, ob, d_ok, BODY["right_wrist"], s, threshold)
-        if limit_to_target:
-            ob[~t_ok] = 0.0
-            if not t_ok[NOSE]:
-                face[:] = 0.0
-            if not t_ok[BODY["left_wrist"]]:
-                lh[:] = 0.0
-            if not t_ok[BODY["right_wrist"]]:
-                rh[:] = 0.0
-        out.append(Person(body=ob, face=face, left_hand=lh, right_hand=rh))
+        out.append(_retarget_frame(person, plan, carry, t == ref_t, t_ok, threshold,
+                                   keep_foreshortening, limit_to_target))
+    n_empty = sum(p is None for p in out)
     if n_empty:
         report.notes.append(f"{n_empty} driver frame(s) without a person stay empty")
     if keep_in_frame and canvas is not None:
-        pivot = np.array([t_anchor[0], t_ground]) if anchor == "feet" else t_anchor
+        pivot = (np.array([plan.t_anchor[0], plan.t_ground]) if plan.anchor == "feet"
+                 else plan.t_anchor)
         target_box = _extent(target, threshold)
         out = _keep_in_frame(out, canvas, margin, pivot, target_box, threshold, report)
     return out, report

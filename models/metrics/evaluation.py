@@ -145,7 +145,98 @@ def _next(it: Iterator[Any] | None, name: str, i: int) -> Any:
     return v
 
 
+def _check_maps(what: str, pred: Iterable[np.ndarray] | None, gt: Iterable[np.ndarray] | None,
+                estimator: Callable[[np.ndarray], np.ndarray] | None) -> None:
+    """Refuse maps of one side only when nothing can estimate the other side's."""
+    if (pred is None) != (gt is None) and estimator is None:
+        raise ValueError(f"give both predicted and ground-truth {what}, or neither (or a "
+                         f"{what} estimator for the missing one)")
+
+
+@dataclass
+class _MapPair:
+    """One kind of label map (parsing -> SSBS/SSIS, DensePose -> DPBS/DPIS) for both sides:
+    the given maps, frame by frame, or the estimator run on the frame where none is given."""
+
+    what: str                   # "parsing" or "DensePose", as messages name it
+    columns: tuple[str, str]    # (boundary score, shift-invariant score)
+    similarity: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    pred: Iterator[Any] | None
+    gt: Iterator[Any] | None
+    estimator: Callable[[np.ndarray], np.ndarray] | None
+
+    @classmethod
+    def of(cls, what: str, columns: tuple[str, str],
+           similarity: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+           pred: Iterable[np.ndarray] | None, gt: Iterable[np.ndarray] | None,
+           estimator: Callable[[np.ndarray], np.ndarray] | None) -> _MapPair | None:
+        """The pair, or None when neither maps nor an estimator are given (no columns)."""
+        if pred is None and gt is None and estimator is None:
+            return None
+        return cls(what, columns, similarity, _opt_iter(pred), _opt_iter(gt), estimator)
+
+    def scores(self, i: int, pred_rgb: np.ndarray, gt_rgb: np.ndarray, ref: torch.Tensor,
+               ) -> dict[str, float]:
+        """Frame ``i``'s two scores by column; NaN where both maps are empty (no score: left
+        out of the mean and counted)."""
+        key = self.what.lower()  # the arguments' name: pred_parsing, gt_densepose...
+        pm = _map(self.pred, f"pred_{key}", i, self.estimator, pred_rgb)
+        gm = _map(self.gt, f"gt_{key}", i, self.estimator, gt_rgb)
+        s_b, s_i = self.similarity(_labels(pm, ref, i, self.what), _labels(gm, ref, i, self.what))
+        return {self.columns[0]: float(s_b[0]), self.columns[1]: float(s_i[0])}
+
+
+def _frame_pair(pred: Any, gt: Any, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``i`` of both videos as arrays.
+
+    Raises:
+        ValueError: one video ran out (``_END``), or the frames differ in size.
+    """
+    if pred is _END or gt is _END:
+        which = "prediction" if pred is _END else "ground truth"
+        raise ValueError(f"the {which} ran out after {i} frames: prediction and ground "
+                         f"truth must have the same number of frames")
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"frame {i}: prediction {pred.shape} and ground truth {gt.shape} "
+                         f"differ in size; resize the prediction to the video's size")
+    return pred, gt
+
+
+def _mask_tensor(mask: Any, ref: torch.Tensor, i: int, dev: torch.device
+                 ) -> torch.Tensor | None:
+    """Frame ``i``'s mask as a float (1, H, W) tensor on ``dev`` (its first channel if it has
+    three), or None without one.
+
+    Raises:
+        ValueError: the mask's size differs from the frame's, or the mask is empty.
+    """
+    if mask is None:
+        return None
+    mt = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    if mt.ndim == 3:
+        mt = mt[..., 0]
+    if mt.shape != ref.shape[-2:]:
+        raise ValueError(f"frame {i}: mask {tuple(mt.shape)} does not match the frame "
+                         f"{tuple(ref.shape[-2:])}")
+    if float(mt.sum()) <= 0:
+        raise ValueError(f"frame {i}: the mask is empty; PSNR and SSIM inside it are "
+                         f"undefined. Give masks with pixels in every frame, or none")
+    return mt[None].to(dev)
+
+
+def _image_scores(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None,
+                  lpips_models: Mapping[str, M.LPIPS], psnr_cap: float) -> dict[str, float]:
+    """SSIM and PSNR (inside the mask when given) and each LPIPS of one frame pair."""
+    row = {"ssim": float(M.ssim(a, b, mask=mask)[0]),
+           "psnr": float(M.masked_psnr(a, b, mask=mask, max_db=psnr_cap)[0])}
+    for name, model in lpips_models.items():
+        row[f"lpips_{name}"] = float(M.lpips_distance(model, a, b)[0])
+    return row
+
+
 def evaluate_reconstruction(
+
     pred_frames: Iterable[np.ndarray],
     gt_frames: Iterable[np.ndarray],
     pred_parsing: Iterable[np.ndarray] | None = None,
@@ -192,69 +283,30 @@ def evaluate_reconstruction(
     columns = ["ssim", "psnr"] + [f"lpips_{k}" for k in lpips_models]
     # a map that is not given is estimated (e.g. the ground truth's maps computed once and
     # reused for several methods, the prediction's estimated here)
-    if (pred_parsing is None) != (gt_parsing is None) and parsing_estimator is None:
-        raise ValueError("give both predicted and ground-truth parsing, or neither (or a "
-                         "parsing estimator for the missing one)")
-    if (pred_densepose is None) != (gt_densepose is None) and densepose_estimator is None:
-        raise ValueError("give both predicted and ground-truth DensePose, or neither (or a "
-                         "DensePose estimator for the missing one)")
-    if pred_parsing is not None or gt_parsing is not None or parsing_estimator is not None:
-        columns += ["ssbs", "ssis"]
-    if (pred_densepose is not None or gt_densepose is not None
-            or densepose_estimator is not None):
-        columns += ["dpbs", "dpis"]
-    its = {k: _opt_iter(v) for k, v in (("pred_parsing", pred_parsing),
-                                         ("gt_parsing", gt_parsing),
-                                         ("pred_densepose", pred_densepose),
-                                         ("gt_densepose", gt_densepose), ("masks", masks))}
-    idx_it = _opt_iter(frame_indices)
+    _check_maps("parsing", pred_parsing, gt_parsing, parsing_estimator)
+    _check_maps("DensePose", pred_densepose, gt_densepose, densepose_estimator)
+    parsing = _MapPair.of("parsing", ("ssbs", "ssis"), M.parsing_similarity, pred_parsing,
+                          gt_parsing, parsing_estimator)
+    densepose = _MapPair.of("DensePose", ("dpbs", "dpis"), M.densepose_similarity,
+                            pred_densepose, gt_densepose, densepose_estimator)
+    maps = [pair for pair in (parsing, densepose) if pair is not None]
+    for pair in maps:
+        columns += pair.columns
+    mask_it, idx_it = _opt_iter(masks), _opt_iter(frame_indices)
     rows: list[dict[str, float]] = []
     feats_pred: list[np.ndarray] = []
     feats_gt: list[np.ndarray] = []
     i = 0
     for pred, gt in zip_longest(pred_frames, gt_frames, fillvalue=_END):
-        if pred is _END or gt is _END:
-            which = "prediction" if pred is _END else "ground truth"
-            raise ValueError(f"the {which} ran out after {i} frames: prediction and ground "
-                             f"truth must have the same number of frames")
-        pred, gt = np.asarray(pred), np.asarray(gt)
-        if pred.shape != gt.shape:
-            raise ValueError(f"frame {i}: prediction {pred.shape} and ground truth {gt.shape} "
-                             f"differ in size; resize the prediction to the video's size")
+        pred, gt = _frame_pair(pred, gt, i)
         a = M.to_nchw(pred).to(dev)
         b = M.to_nchw(gt).to(dev)
-        mask = _next(its["masks"], "masks", i)
-        mt = None
-        if mask is not None:
-            mt = torch.as_tensor(np.asarray(mask, dtype=np.float32))
-            if mt.ndim == 3:
-                mt = mt[..., 0]
-            if mt.shape != a.shape[-2:]:
-                raise ValueError(f"frame {i}: mask {tuple(mt.shape)} does not match the frame "
-                                 f"{tuple(a.shape[-2:])}")
-            if float(mt.sum()) <= 0:
-                raise ValueError(f"frame {i}: the mask is empty; PSNR and SSIM inside it are "
-                                 f"undefined. Give masks with pixels in every frame, or none")
-            mt = mt[None].to(dev)
+        mt = _mask_tensor(_next(mask_it, "masks", i), a, i, dev)
         idx = next(idx_it, i) if idx_it is not None else i
-        row: dict[str, float] = {"frame": int(idx)}
-        row["ssim"] = float(M.ssim(a, b, mask=mt)[0])
-        row["psnr"] = float(M.masked_psnr(a, b, mask=mt, max_db=psnr_cap)[0])
-        for name, model in lpips_models.items():
-            row[f"lpips_{name}"] = float(M.lpips_distance(model, a, b)[0])
-        if "ssbs" in columns:
-            pp = _map(its["pred_parsing"], "pred_parsing", i, parsing_estimator, pred)
-            gp = _map(its["gt_parsing"], "gt_parsing", i, parsing_estimator, gt)
-            # NaN where both parsings are empty: no score, left out of the mean and counted
-            s_b, s_i = M.parsing_similarity(_labels(pp, a, i, "parsing"),
-                                            _labels(gp, a, i, "parsing"))
-            row["ssbs"], row["ssis"] = float(s_b[0]), float(s_i[0])
-        if "dpbs" in columns:
-            pd = _map(its["pred_densepose"], "pred_densepose", i, densepose_estimator, pred)
-            gd = _map(its["gt_densepose"], "gt_densepose", i, densepose_estimator, gt)
-            d_b, d_i = M.densepose_similarity(_labels(pd, a, i, "DensePose"),
-                                              _labels(gd, a, i, "DensePose"))
-            row["dpbs"], row["dpis"] = float(d_b[0]), float(d_i[0])
+        row: dict[str, float] = {"frame": int(idx), **_image_scores(a, b, mt, lpips_models,
+                                                                     psnr_cap)}
+        for pair in maps:
+            row.update(pair.scores(i, pred, gt, a))
         if fid_model is not None:
             feats_pred.append(M.inception_features(fid_model, [a[0]]))
             feats_gt.append(M.inception_features(fid_model, [b[0]]))

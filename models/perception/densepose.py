@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,20 +73,14 @@ def _facing_camera(body: np.ndarray, thr: float) -> bool:
     return True
 
 
-def _segments(person: Person, thr: float) -> list[tuple[np.ndarray, np.ndarray, float, int, int]]:
-    """(a, b, radius, front part, back part) for each body segment whose joints exist."""
-    kp = person.body
-    ok = kp[:, 2] > thr
+# (a, b, radius, front part, back part) of one body segment; part -1: the head (split later)
+_Segment = tuple[np.ndarray, np.ndarray, float, int, int]
 
-    def p(name: str) -> np.ndarray | None:
-        i = BODY[name]
-        return kp[i, :2].astype(np.float64) if ok[i] else None
 
-    pts = kp[ok, :2]
-    if len(pts) == 0:
-        return []
-    rs, ls, rh, lh = p("right_shoulder"), p("left_shoulder"), p("right_hip"), p("left_hip")
-    neck, nose = p("neck"), p("nose")
+def _body_scale(pts: np.ndarray, rs: np.ndarray | None, ls: np.ndarray | None,
+                rh: np.ndarray | None, lh: np.ndarray | None) -> float:
+    """The person's size in pixels: the shoulder width, else 1.4 hip widths, else a third of
+    the keypoints' extent; at least 4."""
     if rs is not None and ls is not None:
         scale = float(np.hypot(*(rs - ls)))
     elif rh is not None and lh is not None:
@@ -93,27 +88,35 @@ def _segments(person: Person, thr: float) -> list[tuple[np.ndarray, np.ndarray, 
     else:
         ext = pts.max(0) - pts.min(0)
         scale = float(max(ext.max(), 8.0)) / 3.0
-    scale = max(scale, 4.0)
-    front = _facing_camera(kp, thr)
-    segs: list[tuple[np.ndarray, np.ndarray, float, int, int]] = []
-    for _, ja, jb, fpart, bpart, r in _LIMBS:
-        a, b = p(ja), p(jb)
-        if a is not None and b is not None:
-            segs.append((a, b, r * scale, DENSEPOSE_PART[fpart], DENSEPOSE_PART[bpart]))
-    # Torso: neck -> mid-hip (or straight down 1.5 shoulder widths when the hips are unseen).
-    hips = [h for h in (rh, lh) if h is not None]
-    top = neck if neck is not None else (
-        (rs + ls) / 2 if rs is not None and ls is not None else None)
-    if top is not None:
-        if hips:
-            bottom = np.mean(hips, axis=0)
-        else:
-            up = (nose - top) if nose is not None else np.array([0.0, -1.0])
-            up = up / max(np.hypot(*up), 1e-6)
-            bottom = top - up * 1.5 * scale
-        segs.append((top, bottom, 0.55 * scale, DENSEPOSE_PART["torso_front"],
-                     DENSEPOSE_PART["torso_back"]))
-    # Hands: from the wrist to the centre of the hand keypoints (or along the forearm).
+    return max(scale, 4.0)
+
+
+def _torso_top(neck: np.ndarray | None, rs: np.ndarray | None,
+               ls: np.ndarray | None) -> np.ndarray | None:
+    """The top of the torso: the neck, else the mid-shoulder, else None."""
+    if neck is not None:
+        return neck
+    return (rs + ls) / 2 if rs is not None and ls is not None else None
+
+
+def _torso_segment(top: np.ndarray, hips: list[np.ndarray], nose: np.ndarray | None,
+                   scale: float) -> _Segment:
+    """Neck -> mid-hip, or straight down (away from the nose) 1.5 scales when no hip shows."""
+    if hips:
+        bottom = np.mean(hips, axis=0)
+    else:
+        up = (nose - top) if nose is not None else np.array([0.0, -1.0])
+        up = up / max(np.hypot(*up), 1e-6)
+        bottom = top - up * 1.5 * scale
+    return (top, bottom, 0.55 * scale, DENSEPOSE_PART["torso_front"],
+            DENSEPOSE_PART["torso_back"])
+
+
+def _hand_segments(person: Person, p: Callable[[str], np.ndarray | None], thr: float,
+                   scale: float) -> list[_Segment]:
+    """Each hand from its wrist to twice the hand keypoints' centre (at least 3 shown), else
+    0.7 of the forearm further on; no hand without a wrist (or without both)."""
+    segs = []
     for side, part in (("right", "right_hand"), ("left", "left_hand")):
         w, e = p(f"{side}_wrist"), p(f"{side}_elbow")
         hand = getattr(person, f"{side}_hand")
@@ -127,21 +130,60 @@ def _segments(person: Person, thr: float) -> list[tuple[np.ndarray, np.ndarray, 
         else:
             continue
         segs.append((w, tip, 0.16 * scale, DENSEPOSE_PART[part], DENSEPOSE_PART[part]))
-    # Feet: from the ankle a little further along the shin.
+    return segs
+
+
+def _foot_segments(p: Callable[[str], np.ndarray | None], scale: float) -> list[_Segment]:
+    """Each foot from its ankle 0.3 of the shin further on."""
+    segs = []
     for side, part in (("right", "right_foot"), ("left", "left_foot")):
         a, k = p(f"{side}_ankle"), p(f"{side}_knee")
         if a is not None and k is not None:
             segs.append((a, a + 0.3 * (a - k), 0.16 * scale, DENSEPOSE_PART[part],
                          DENSEPOSE_PART[part]))
-    # Head: neck/shoulder midpoint -> beyond the nose; split right/left by its axis.
-    if nose is not None:
-        base = top if top is not None else nose + np.array([0.0, 0.5 * scale])
-        axis = nose - base
-        if np.hypot(*axis) < 1e-3:
-            axis = np.array([0.0, -0.5 * scale])
-        segs.append((base + 0.3 * axis, nose + 0.6 * axis, 0.42 * scale, -1, -1))
-    segs = [(a, b, r, f if front else bk, bk if front else f) for a, b, r, f, bk in segs]
     return segs
+
+
+def _head_segment(nose: np.ndarray, top: np.ndarray | None, scale: float) -> _Segment:
+    """From 0.3 of the way up the neck (torso top, else half a scale under the nose) -> nose
+    to 0.6 beyond the nose; parts -1 (split right/left by its axis later)."""
+    base = top if top is not None else nose + np.array([0.0, 0.5 * scale])
+    axis = nose - base
+    if np.hypot(*axis) < 1e-3:
+        axis = np.array([0.0, -0.5 * scale])
+    return (base + 0.3 * axis, nose + 0.6 * axis, 0.42 * scale, -1, -1)
+
+
+def _segments(person: Person, thr: float) -> list[_Segment]:
+    """(a, b, radius, front part, back part) for each body segment whose joints exist; the
+    parts already swapped for a person seen from behind."""
+    kp = person.body
+    ok = kp[:, 2] > thr
+
+    def p(name: str) -> np.ndarray | None:
+        i = BODY[name]
+        return kp[i, :2].astype(np.float64) if ok[i] else None
+
+    pts = kp[ok, :2]
+    if len(pts) == 0:
+        return []
+    rs, ls, rh, lh = p("right_shoulder"), p("left_shoulder"), p("right_hip"), p("left_hip")
+    neck, nose = p("neck"), p("nose")
+    scale = _body_scale(pts, rs, ls, rh, lh)
+    segs: list[_Segment] = []
+    for _, ja, jb, fpart, bpart, r in _LIMBS:
+        a, b = p(ja), p(jb)
+        if a is not None and b is not None:
+            segs.append((a, b, r * scale, DENSEPOSE_PART[fpart], DENSEPOSE_PART[bpart]))
+    top = _torso_top(neck, rs, ls)
+    if top is not None:
+        segs.append(_torso_segment(top, [h for h in (rh, lh) if h is not None], nose, scale))
+    segs += _hand_segments(person, p, thr, scale)
+    segs += _foot_segments(p, scale)
+    if nose is not None:
+        segs.append(_head_segment(nose, top, scale))
+    front = _facing_camera(kp, thr)
+    return [(a, b, r, f if front else bk, bk if front else f) for a, b, r, f, bk in segs]
 
 
 def densepose_from_keypoints(person: Person | None, mask: np.ndarray | None, height: int,

@@ -28,6 +28,7 @@ resized back with nearest neighbour.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -314,21 +315,10 @@ def parse_geometric(rgb: np.ndarray, person: Person, mask: np.ndarray | None = N
     return labels
 
 
-def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> np.ndarray:
-    h, w = m.shape
-    out = np.zeros((h, w), dtype=np.uint8)
-    body = _Body(person, h, w, threshold)
-    if not m.any() or (not body.ok.any() and not body.face_ok.any()):
-        return out
-    py, px = np.mgrid[0:h, 0:w].astype(np.float32)
-    sc = body.scale
-    geom = _face_geometry(body)
-
-    # ---- part distances (normalised by part width); argmin decides the part ------------
-    parts: list[tuple[str, np.ndarray]] = []
-    if geom is not None:
-        head = np.hypot(px - geom["center"][0], py - geom["center"][1]) / geom["radius"]
-        parts.append(("head", head.astype(np.float32)))
+def _torso_distance(body: _Body, px: np.ndarray, py: np.ndarray, h: int, w: int
+                    ) -> np.ndarray | None:
+    """Distance to the torso polygon (shoulders, hips, neck; a segment with two of them) in
+    torso widths, or None with fewer than two points."""
     ls, rs = body.pt("left_shoulder"), body.pt("right_shoulder")
     lh, rh, _extrapolated = body.hips()
     torso_pts = [q for q in (ls, rs, rh, lh) if q is not None]
@@ -336,9 +326,17 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
     if neck is not None:
         torso_pts.append(neck)
     if len(torso_pts) >= 3:
-        parts.append(("torso", _poly_dist(np.array(torso_pts), h, w) / (RADIUS["torso"] * sc)))
-    elif len(torso_pts) == 2:
-        parts.append(("torso", _seg_dist(px, py, *torso_pts) / (RADIUS["torso"] * sc)))
+        return _poly_dist(np.array(torso_pts), h, w) / (RADIUS["torso"] * body.scale)
+    if len(torso_pts) == 2:
+        return _seg_dist(px, py, *torso_pts) / (RADIUS["torso"] * body.scale)
+    return None
+
+
+def _side_distances(body: _Body, side: str, px: np.ndarray, py: np.ndarray,
+                    ) -> list[tuple[str, np.ndarray]]:
+    """One side's arm, leg and foot segments: distance in part widths, minus a bias that lets
+    a limb's core win over the torso it is in front of."""
+    parts: list[tuple[str, np.ndarray]] = []
 
     def limb(name: str, a: str | np.ndarray, b: str | np.ndarray, radius: float,
              bias: float = 0.5) -> None:
@@ -346,51 +344,70 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         pb = body.pt(b) if isinstance(b, str) else b
         if pa is None or pb is None:
             return
-        # A negative bias lets a limb's core win over the torso it is in front of.
-        parts.append((name, _seg_dist(px, py, pa, pb) / (radius * sc) - bias))
+        parts.append((name, _seg_dist(px, py, pa, pb) / (radius * body.scale) - bias))
 
+    limb(f"{side}_upper_arm", f"{side}_shoulder", f"{side}_elbow", RADIUS["upper_arm"])
+    limb(f"{side}_forearm", f"{side}_elbow", f"{side}_wrist", RADIUS["forearm"])
+    # legs start at detected hips only (extrapolated hips just close the torso)
+    limb(f"{side}_thigh", f"{side}_hip", f"{side}_knee", RADIUS["thigh"])
+    limb(f"{side}_shin", f"{side}_knee", f"{side}_ankle", RADIUS["shin"])
+    ankle, knee = body.pt(f"{side}_ankle"), body.pt(f"{side}_knee")
+    if ankle is not None:
+        shin_len = float(np.hypot(*(ankle - knee))) if knee is not None else body.scale
+        toe = ankle + body.down() * 0.25 * shin_len
+        limb(f"{side}_foot", ankle, toe, RADIUS["foot"], bias=0.6)
+    return parts
+
+
+def _hand_distance(hand: np.ndarray, h: int, w: int, threshold: float) -> np.ndarray | None:
+    """Distance to the hand's finger/palm region in hand sizes (biased to win near it), or
+    None without a drawable hand."""
+    regions = hand_regions(hand, h, w, threshold)
+    if regions is None:
+        return None
+    fingers, palm = regions
+    region = (fingers | palm).astype(np.uint8)
+    d = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3)
+    size = max(hand_size(hand, threshold), 2.0)
+    return d / (0.15 * size) - 0.8
+
+
+def _part_distances(person: Person, body: _Body, geom: dict | None, px: np.ndarray,
+                    py: np.ndarray, threshold: float) -> list[tuple[str, np.ndarray]]:
+    """(part name, per-pixel distance normalised by the part's width) for every part the
+    keypoints place: head, torso, then per side arm, leg, foot and hand."""
+    h, w = px.shape
+    parts: list[tuple[str, np.ndarray]] = []
+    if geom is not None:
+        head = np.hypot(px - geom["center"][0], py - geom["center"][1]) / geom["radius"]
+        parts.append(("head", head.astype(np.float32)))
+    torso = _torso_distance(body, px, py, h, w)
+    if torso is not None:
+        parts.append(("torso", torso))
     for side in ("left", "right"):
-        limb(f"{side}_upper_arm", f"{side}_shoulder", f"{side}_elbow", RADIUS["upper_arm"])
-        limb(f"{side}_forearm", f"{side}_elbow", f"{side}_wrist", RADIUS["forearm"])
-        # legs start at detected hips only (extrapolated hips just close the torso)
-        limb(f"{side}_thigh", f"{side}_hip", f"{side}_knee", RADIUS["thigh"])
-        limb(f"{side}_shin", f"{side}_knee", f"{side}_ankle", RADIUS["shin"])
-        ankle, knee = body.pt(f"{side}_ankle"), body.pt(f"{side}_knee")
-        if ankle is not None:
-            shin_len = float(np.hypot(*(ankle - knee))) if knee is not None else sc
-            toe = ankle + body.down() * 0.25 * shin_len
-            limb(f"{side}_foot", ankle, toe, RADIUS["foot"], bias=0.6)
-        hand = getattr(person, f"{side}_hand")
-        regions = hand_regions(hand, h, w, threshold)
-        if regions is not None:
-            fingers, palm = regions
-            region = (fingers | palm).astype(np.uint8)
-            d = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3)
-            size = max(hand_size(hand, threshold), 2.0)
-            parts.append((f"{side}_hand", d / (0.15 * size) - 0.8))
-    if not parts:
-        return out
-    names = [n for n, _ in parts]
-    stack = np.stack([d for _, d in parts])
-    part = np.argmin(stack, axis=0)
-    del stack
+        parts += _side_distances(body, side, px, py)
+        hand = _hand_distance(getattr(person, f"{side}_hand"), h, w, threshold)
+        if hand is not None:
+            parts.append((f"{side}_hand", hand))
+    return parts
 
-    # ---- colour: skin vs clothes ------------------------------------------------------
+
+def _skin(rgb: np.ndarray, m: np.ndarray, geom: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """(CIELAB image float32, its chroma flattened for a grayscale photo; bool skin mask)."""
+    h, w = m.shape
     gray = is_grayscale(rgb)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     if gray:  # exactly flat chroma: JPEG noise of 1-2 levels must not count as colour
         lab[..., 1:] = 128.0
     skin_model = _skin_model(lab, m, geom, h, w, gray)
     if skin_model is None:
-        skin = np.zeros((h, w), dtype=bool)
-    else:
-        skin = (skin_model.distance(lab) < SKIN_DISTANCE).astype(np.uint8)
-        skin = cv2.medianBlur(skin, 5).astype(bool)
+        return lab, np.zeros((h, w), dtype=bool)
+    skin = (skin_model.distance(lab) < SKIN_DISTANCE).astype(np.uint8)
+    return lab, cv2.medianBlur(skin, 5).astype(bool)
 
-    def where(name: str) -> np.ndarray:
-        return (part == names.index(name)) & m if name in names else np.zeros_like(m)
 
-    # torso and limbs
+def _label_body(out: np.ndarray, where: Callable[[str], np.ndarray], skin: np.ndarray) -> None:
+    """In place: torso and limbs as skin or clothes, hands as hands."""
     torso = where("torso")
     out[torso] = np.where(skin[torso], LABEL["torso_skin"], LABEL["upper_clothes"])
     for side in ("left", "right"):
@@ -403,32 +420,65 @@ def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> 
         sel = where(f"{side}_foot")
         out[sel] = np.where(skin[sel], LABEL[f"{side}_leg"], LABEL[f"{side}_shoe"])
         out[where(f"{side}_hand")] = LABEL[f"{side}_hand"]
-    _split_waist(out, lab, skin, where, body, py, px)
 
-    # head: face core, skin-coloured forehead/ears, hair above the jaw, neck/collar below
+
+def _label_head(out: np.ndarray, head: np.ndarray, skin: np.ndarray, m: np.ndarray,
+                geom: dict, px: np.ndarray, py: np.ndarray) -> None:
+    """In place: the head's pixels as face core, skin-coloured forehead/ears, hair above the
+    jaw, neck/collar below."""
+    h, w = m.shape
+    core = _poly_dist(geom["core"], h, w) == 0
+    if geom.get("back"):  # seen from behind: no face to label
+        core = np.zeros_like(core)
+    fore = _poly_dist(geom["forehead"], h, w) == 0
+    near_face = _poly_dist(geom["core"], h, w) < 0.12 * geom["face_h"]
+    up = geom["up"]
+    height = (px - geom["chin"][0]) * up[0] + (py - geom["chin"][1]) * up[1]
+    above_chin = height > 0.05 * geom["face_h"]
+    near_head = np.hypot(px - geom["center"][0], py - geom["center"][1]) \
+        < HAIR_REACH * geom["radius"]
+    face = head & (core | ((fore | near_face) & skin))
+    if geom.get("back"):
+        face[:] = False
+    # above the brows every non-face head pixel is hair (however far the skull reaches
+    # behind a profile face); lower down only near the head (not the collar)
+    above_brow = height > 0.9 * geom["face_h"]
+    hair = head & ~face & above_chin & (near_head | above_brow)
+    below = head & ~face & ~hair
+    out[hair] = LABEL["hair"]
+    out[below] = np.where(skin[below], LABEL["torso_skin"], LABEL["upper_clothes"])
+    out[face] = LABEL["face"]
+    # the face core is the face even where the mask or another part claims it
+    out[core & m] = LABEL["face"]
+
+
+def _parse(rgb: np.ndarray, person: Person, m: np.ndarray, threshold: float) -> np.ndarray:
+    h, w = m.shape
+    out = np.zeros((h, w), dtype=np.uint8)
+    body = _Body(person, h, w, threshold)
+    if not m.any() or (not body.ok.any() and not body.face_ok.any()):
+        return out
+    py, px = np.mgrid[0:h, 0:w].astype(np.float32)
+    geom = _face_geometry(body)
+
+    # ---- part distances (normalised by part width); argmin decides the part ------------
+    parts = _part_distances(person, body, geom, px, py, threshold)
+    if not parts:
+        return out
+    names = [n for n, _ in parts]
+    stack = np.stack([d for _, d in parts])
+    del parts
+    part = np.argmin(stack, axis=0)
+    del stack
+
+    # ---- colour: skin vs clothes ------------------------------------------------------
+    lab, skin = _skin(rgb, m, geom)
+
+    def where(name: str) -> np.ndarray:
+        return (part == names.index(name)) & m if name in names else np.zeros_like(m)
+
+    _label_body(out, where, skin)
+    _split_waist(out, lab, skin, where, body, py, px)
     if geom is not None:
-        head = where("head")
-        core = _poly_dist(geom["core"], h, w) == 0
-        if geom.get("back"):  # seen from behind: no face to label
-            core = np.zeros_like(core)
-        fore = _poly_dist(geom["forehead"], h, w) == 0
-        near_face = _poly_dist(geom["core"], h, w) < 0.12 * geom["face_h"]
-        up = geom["up"]
-        height = (px - geom["chin"][0]) * up[0] + (py - geom["chin"][1]) * up[1]
-        above_chin = height > 0.05 * geom["face_h"]
-        near_head = np.hypot(px - geom["center"][0], py - geom["center"][1]) \
-            < HAIR_REACH * geom["radius"]
-        face = head & (core | ((fore | near_face) & skin))
-        if geom.get("back"):
-            face[:] = False
-        # above the brows every non-face head pixel is hair (however far the skull reaches
-        # behind a profile face); lower down only near the head (not the collar)
-        above_brow = height > 0.9 * geom["face_h"]
-        hair = head & ~face & above_chin & (near_head | above_brow)
-        below = head & ~face & ~hair
-        out[hair] = LABEL["hair"]
-        out[below] = np.where(skin[below], LABEL["torso_skin"], LABEL["upper_clothes"])
-        out[face] = LABEL["face"]
-        # the face core is the face even where the mask or another part claims it
-        out[core & m] = LABEL["face"]
+        _label_head(out, where("head"), skin, m, geom, px, py)
     return out
