@@ -42,8 +42,8 @@ if __package__ in (None, ""):  # run as a script from a clone: make the pack imp
         pkg.__path__ = [str(root)]  # type: ignore[attr-defined]
         sys.modules["dance_reenact"] = pkg
 
-from dance_reenact.models import weights  # noqa: E402
 from dance_reenact.models.core.schema import Person  # noqa: E402
+from dance_reenact.models.io import weights  # noqa: E402
 from dance_reenact.models.perception import schp  # noqa: E402
 from dance_reenact.models.perception.human_parsing import HumanParser  # noqa: E402
 

@@ -359,7 +359,7 @@ def _pin_targets() -> dict[str, tuple[np.ndarray | None, np.ndarray, Person]]:
     labels and a missed elbow, and a labels-only (P2B) rig."""
     from dataclasses import replace
 
-    from dance_reenact.models.schema import BODY
+    from dance_reenact.models.core.schema import BODY
 
     crossed = S.SyntheticPose(right_upper_arm=0.6, right_forearm=1.9, left_upper_arm=-0.3)
     body = S.random_body(np.random.default_rng(11))
