@@ -16,8 +16,6 @@ import torch
 from ..models.core.cache import model_cache
 from ..models.core.inference import batch_size_for
 from ..models.core.schema import Person, sequence_is_normalized
-from ..models.io import weights
-from ..models.io.loading import load_model
 from ..models.io.weights import WeightError
 from ..models.networks.appearance import (
     ENCODER_ID,
@@ -30,12 +28,11 @@ from ..models.stages import B2FWarp, TargetPhoto, person_in_frame
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,
-    NO_FILE_CHOICES,
     NodeInputError,
     Progress,
     get_device,
+    load_stage_network,
     local_choices,
-    local_weight_file,
     normalize_backend,
     validate_loader_backend,
 )
@@ -282,36 +279,11 @@ class B2FLoader:
         backend = normalize_backend(backend)
         if backend == "warp":
             return (B2FModel("warp", source="weightless", feather=float(feather)),)
-        if backend == "hub":
-            if not repo_id.strip():
-                raise NodeInputError(node, "repo_id", "it is empty", "type owner/name of the "
-                                     "Hub repo holding your B2F weights, or use backend=warp")
-            try:
-                path = weights.resolve(weights.user_spec(repo_id, filename, revision,
-                                                         sha256 or None))
-            except WeightError as exc:
-                raise NodeInputError(node, "repo_id", str(exc), "check the repo id, filename "
-                                     "and network, or place the file by hand") from exc
-            name = "repo_id"
-        elif backend == "local":
-            if local_file in NO_FILE_CHOICES:
-                raise NodeInputError(node, "local_file", "no file chosen", "put a B2F "
-                                     ".safetensors file in models/dance_reenact and pick it")
-            path = local_weight_file(node, "local_file", local_file)
-            if path is None:
-                raise NodeInputError(node, "local_file", f"{local_file} is not in "
-                                     f"{', '.join(map(str, weights.search_roots()))}",
-                                     "put the file in one of those folders")
-            name = "local_file"
-        else:
-            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
-                                 "choose warp, hub or local")
-        try:
-            net = load_model(path, expected_arch="B2FGenerator", device=get_device())
-        except WeightError as exc:
-            raise NodeInputError(node, name, str(exc), "choose a B2F checkpoint saved by "
-                                 "'reenact train b2f'") from exc
-        return (B2FModel("network", module=net, source=str(path)),)
+        net, source = load_stage_network(
+            node, backend, arch="B2FGenerator", what="B2F", repo_id=repo_id, filename=filename,
+            revision=revision, sha256=sha256, local_file=local_file,
+            train_cmd="reenact train b2f")
+        return (B2FModel("network", module=net, source=source),)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,17 +10,15 @@ import torch
 
 from ..models.compositing.face import LANDMARK_BACKENDS, MIN_FACE_PX
 from ..models.io import weights
-from ..models.io.loading import load_model
 from ..models.stages import FaceOptions, FaceRefiner
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,
-    NO_FILE_CHOICES,
     NodeInputError,
     Progress,
     get_device,
+    load_stage_network,
     local_choices,
-    local_weight_file,
     normalize_backend,
     validate_loader_backend,
 )
@@ -110,36 +108,11 @@ class LoadFaceRefine:
                               seamless=blend == "seamless")
         if source == "warp":
             return (FaceRefineModel("weightless", source="weightless", options=options),)
-        if source == "local":
-            if local_file in NO_FILE_CHOICES:
-                raise NodeInputError(node, "local_file", "no FaceRefine file is selected",
-                                     "put a .safetensors from `reenact train face` in "
-                                     "ComfyUI/models/dance_reenact and pick it, or use "
-                                     "backend=warp")
-            path = local_weight_file(node, "local_file", local_file)
-            if path is None:
-                raise NodeInputError(node, "local_file", f"{local_file} is not in any models "
-                                     f"folder ({', '.join(map(str, weights.search_roots()))})",
-                                     "pick a file that exists")
-            where = "local_file"
-        elif source == "hub":
-            try:
-                spec = weights.user_spec(repo_id, filename, revision, sha256 or None)
-                path = weights.resolve(spec)
-            except weights.WeightError as exc:
-                raise NodeInputError(node, "repo_id/filename", str(exc),
-                                     "check the repo id, file name and network") from exc
-            where = "repo_id"
-        else:
-            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
-                                 "pick warp, hub or local")
-        try:
-            net = load_model(path, expected_arch="FaceRefineNet", device=get_device())
-        except weights.WeightError as exc:
-            raise NodeInputError(node, where, str(exc),
-                                 "pick a FaceRefineNet checkpoint from `reenact train face`") \
-                from exc
-        return (FaceRefineModel("network", net, str(path), options),)
+        net, path = load_stage_network(
+            node, source, arch="FaceRefineNet", what="FaceRefine", repo_id=repo_id,
+            filename=filename, revision=revision, sha256=sha256, local_file=local_file,
+            train_cmd="reenact train face")
+        return (FaceRefineModel("network", net, path, options),)
 
 
 def why_no_face(rgb: np.ndarray) -> tuple[str, str]:

@@ -13,19 +13,15 @@ import numpy as np
 import torch
 
 from ..models.core.schema import NUM_LABELS, Person, sequence_is_normalized
-from ..models.io import weights
-from ..models.io.loading import load_model
 from ..models.networks.p2b import DriverFrame, predict_parsing
 from ..models.stages import P2BWarp, person_in_frame
 from .runtime import (
     LOADER_BACKENDS,
     NO_FILE,
-    NO_FILE_CHOICES,
     NodeInputError,
     Progress,
-    get_device,
+    load_stage_network,
     local_choices,
-    local_weight_file,
     normalize_backend,
     validate_loader_backend,
 )
@@ -97,33 +93,11 @@ class P2BLoader:
         backend = normalize_backend(backend)
         if backend == "warp":
             return (P2BModel("warp", source="weightless warp"),)
-        if backend == "hub":
-            if not repo_id.strip():
-                raise NodeInputError(node, "repo_id", "the hub backend needs a repo id",
-                                     "type owner/name of a repo holding a P2B checkpoint, or "
-                                     "choose backend 'warp'")
-            try:
-                spec = weights.user_spec(repo_id, filename, revision, sha256 or None)
-            except weights.WeightError as exc:
-                raise NodeInputError(node, "repo_id/filename", str(exc),
-                                     "type owner/name and a file path inside the repo") from exc
-            path = weights.resolve(spec)
-        elif backend == "local":
-            if local_file in NO_FILE_CHOICES:
-                raise NodeInputError(node, "local_file", "no file chosen",
-                                     f"put a P2B .safetensors into {weights.search_roots()[0]} "
-                                     "and pick it (refresh the page)")
-            found = local_weight_file(node, "local_file", local_file)
-            if found is None:
-                raise NodeInputError(node, "local_file", f"{local_file!r} is not in "
-                                     f"{', '.join(map(str, weights.search_roots()))}",
-                                     "place the file there or pick another")
-            path = found
-        else:
-            raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
-                                 f"choose one of {', '.join(BACKENDS)}")
-        module = load_model(path, expected_arch="P2BGenerator", device=get_device())
-        return (P2BModel("network", module, str(path)),)
+        module, source = load_stage_network(
+            node, backend, arch="P2BGenerator", what="P2B", repo_id=repo_id, filename=filename,
+            revision=revision, sha256=sha256, local_file=local_file,
+            train_cmd="reenact train p2b")
+        return (P2BModel("network", module, source),)
 
 
 def _pose_frames(value: Any, node: str, name: str) -> list[dict]:

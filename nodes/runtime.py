@@ -207,6 +207,57 @@ def local_weight_file(node: str, input_name: str, name: str) -> Any:
                              f"in {weights.search_roots()[0]} first)") from exc
 
 
+def load_stage_network(node: str, backend: str, *, arch: str, what: str, repo_id: str = "",
+                       filename: str = "", revision: str = "main", sha256: str = "",
+                       local_file: str = NO_FILE, train_cmd: str = "") -> tuple[Any, str]:
+    """The loaders' one path to a network (P2B Loader, B2F Loader, Load FaceRefine).
+
+    ``backend`` ``hub``: ``repo_id``/``filename`` at ``revision`` through the weight registry
+    (downloaded once, sha256-pinned when ``sha256`` is given, offline once present);
+    ``local``: ``local_file`` from the models folders. The file is loaded strictly as
+    ``arch`` on ComfyUI's device. Every failure is a NodeInputError naming the widget and the
+    fix (``what``: the stage in words, e.g. "P2B"; ``train_cmd``: how to make such a file).
+
+    Returns:
+        (the network, where its weights came from).
+    """
+    made_by = f" (`{train_cmd}` writes one)" if train_cmd else ""
+    if backend == "hub":
+        where = "repo_id"
+        if not repo_id.strip():
+            raise NodeInputError(node, where, "the hub backend needs a repo id: it is empty",
+                                 f"type owner/name of the Hub repo holding your {what} "
+                                 "weights, or use backend=warp")
+        try:
+            path = weights.resolve(weights.user_spec(repo_id, filename, revision,
+                                                     sha256 or None))
+        except weights.WeightError as exc:
+            raise NodeInputError(node, where, str(exc), "check the repo id, file name, "
+                                 "revision and network, or place the file by hand") from exc
+    elif backend == "local":
+        where = "local_file"
+        if local_file in NO_FILE_CHOICES:
+            raise NodeInputError(node, where, f"no file chosen: no {what} file is selected",
+                                 f"put a {what} .safetensors{made_by} in "
+                                 f"{weights.search_roots()[0]} and pick it (refresh the page), "
+                                 "or use backend=warp")
+        path = local_weight_file(node, where, local_file)
+        if path is None:
+            raise NodeInputError(node, where, f"{local_file!r} is not in "
+                                 f"{', '.join(map(str, weights.search_roots()))}",
+                                 "put the file in one of those folders, or pick another")
+    else:
+        raise NodeInputError(node, "backend", f"unknown backend {backend!r}",
+                             f"choose one of {', '.join(LOADER_BACKENDS)}")
+    from ..models.io.loading import load_model
+
+    try:
+        return load_model(path, expected_arch=arch, device=get_device()), str(path)
+    except weights.WeightError as exc:
+        raise NodeInputError(node, where, str(exc), f"choose a {arch} checkpoint{made_by}") \
+            from exc
+
+
 def register_model_folder() -> str | None:
     """Inside ComfyUI: register ``models/dance_reenact`` with ``folder_paths`` (adding our
     extensions to an existing entry rather than replacing it) and make it a weight root."""
