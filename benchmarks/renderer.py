@@ -285,7 +285,7 @@ def composite(image: np.ndarray, mask: np.ndarray, bg: np.ndarray) -> np.ndarray
     if bg.shape[:2] != (h, w):
         from dance_reenact.pipeline import Background
 
-        bg = Background.fit(bg, h, w)
+        bg = Background.fit(bg, h, w).numpy() * 255.0  # the blend's cover fit, 0..255
     m = mask[..., None]
     return np.clip(image * m + bg * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 

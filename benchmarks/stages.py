@@ -311,8 +311,10 @@ def pipeline(config: Any) -> HookStage:
         from dance_reenact import pipeline as P
 
         sc = stream_scene(cfg, cfg.stream_frames)
-        state = P.TargetState(image=sc.image, person=sc.person, labels=sc.labels,
-                              background=sc.background, warp_parts=sc.parts, face=sc.face)
+        from dance_reenact.models.stages import TargetPhoto
+
+        state = P.TargetState(target=TargetPhoto(sc.image, sc.labels, sc.person),
+                              background=sc.background)
         frames = P.render(state, sc.people, cfg.height, cfg.width,
                           P.Background(still=sc.background), P.PipelineConfig(device=cfg.device))
         out = np.empty_like(sc.video)
