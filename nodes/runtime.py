@@ -83,7 +83,10 @@ def register_memory_hooks() -> bool:
 
     def unload_all_models(*args: Any, **kwargs: Any) -> Any:
         try:
-            if model_cache().clear():
+            freed = model_cache().clear()
+            if freed:
+                logger.info("dance_reenact: freed %d cached model(s) as ComfyUI unloads all "
+                            "models", freed)
                 soft_empty()
         except Exception:  # freeing our cache must never break ComfyUI's own
             logger.warning("could not clear the dance_reenact model cache", exc_info=True)
@@ -92,8 +95,12 @@ def register_memory_hooks() -> bool:
     def free_memory(memory_required: float, device: Any, *args: Any, **kwargs: Any) -> Any:
         out = free(memory_required, device, *args, **kwargs)
         try:
-            if mm.get_free_memory(device) < memory_required and model_cache().release(device):
-                soft_empty()
+            if mm.get_free_memory(device) < memory_required:
+                freed = model_cache().release(device)
+                if freed:
+                    logger.info("dance_reenact: freed %d cached model(s) on %s for ComfyUI",
+                                freed, device)
+                    soft_empty()
         except Exception:
             logger.warning("could not release the dance_reenact model cache", exc_info=True)
         return out
