@@ -49,8 +49,10 @@ def _config(args: argparse.Namespace) -> object:
     from ..pipeline import PipelineConfig
 
     return PipelineConfig(pose_backend=args.pose_backend, parse_backend=args.parse_backend,
-                          p2b=args.p2b, b2f=args.b2f, face=args.face, inpaint=args.inpaint,
-                          smooth=not args.no_smooth, device=args.device)
+                          p2b=args.p2b, densepose=args.densepose, b2f=args.b2f, face=args.face,
+                          min_face_px=args.min_face_px, inpaint=args.inpaint,
+                          smooth=not args.no_smooth, stabilize=not args.no_stabilize,
+                          feather=args.feather, device=args.device)
 
 
 def _read_image(path: str, role: str = "image") -> object:
@@ -147,18 +149,22 @@ def _check_weights(cfg: object, inputs: dict[str, Path]) -> None:
         names.append(cfg.parse_backend)  # type: ignore[attr-defined]
     if cfg.inpaint == "lama":  # type: ignore[attr-defined]
         names.append("big_lama")
-    for flag, arch in (("p2b", "P2BGenerator"), ("b2f", "B2FGenerator")):
+    for flag, arch, weightless, train in (
+            ("p2b", "P2BGenerator", ("warp",), "p2b"), ("b2f", "B2FGenerator", ("warp",), "b2f"),
+            ("face", "FaceRefineNet", ("weightless", "none"), "face")):
         value = getattr(cfg, flag)
-        if value == "warp":
+        if value in weightless:
             continue
         path = Path(value)
         if not path.is_file():
             raise ValueError(f"--{flag} {value}: no such file. Fix: give a {arch} .safetensors "
-                             f"written by `reenact train {flag}`, or --{flag} warp")
+                             f"written by `reenact train {train}`, or --{flag} {weightless[0]}")
         check_checkpoint(path, expected_arch=arch)
         inputs[f"--{flag} checkpoint"] = path
         if flag == "b2f":
             names += ["facenet_vggface2", "vgg19"]
+        if flag == "p2b" and cfg.densepose == "densepose_r50":  # type: ignore[attr-defined]
+            names.append("densepose_r50")
     for name in names:
         weights.resolve(name)
 
@@ -244,15 +250,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pose-backend", default="mediapipe",
+    from ..pipeline import PipelineConfig
+
+    d = PipelineConfig()  # one set of defaults: the offline_weightless workflow's
+    p.add_argument("--pose-backend", default=d.pose_backend,
                    choices=["mediapipe", "openpose", "dwpose"])
-    p.add_argument("--parse-backend", default="geometric",
+    p.add_argument("--parse-backend", default=d.parse_backend,
                    choices=["geometric", "schp_lip", "schp_lip_onnx"])
-    p.add_argument("--p2b", default="warp", help="'warp' or a P2B .safetensors file")
-    p.add_argument("--b2f", default="warp", help="'warp' or a B2F .safetensors file")
-    p.add_argument("--face", default="weightless", choices=["weightless", "none"])
-    p.add_argument("--inpaint", default="patchmatch", choices=["patchmatch", "opencv", "lama"])
+    p.add_argument("--p2b", default=d.p2b, help="'warp' or a P2B .safetensors file")
+    p.add_argument("--densepose", default=d.densepose, choices=["densepose_r50", "weightless"],
+                   help="what a learned --p2b reads: the DensePose network (as full_method.json)"
+                        " or DensePose drawn from the keypoints")
+    p.add_argument("--b2f", default=d.b2f, help="'warp' or a B2F .safetensors file")
+    p.add_argument("--face", default=d.face,
+                   help="'weightless' (landmark paste), 'none', or a FaceRefineNet .safetensors")
+    p.add_argument("--min-face-px", type=int, default=d.min_face_px,
+                   help="faces smaller than this pass FaceRefine unchanged")
+    p.add_argument("--inpaint", default=d.inpaint, choices=["patchmatch", "opencv", "lama"])
     p.add_argument("--no-smooth", action="store_true", help="keep driver keypoints raw")
+    p.add_argument("--no-stabilize", action="store_true",
+                   help="no motion-gated mask averaging (Stabilize Mask)")
+    p.add_argument("--feather", type=float, default=d.feather, help="mask feather, px")
     p.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     p.add_argument("--motion", default="upper_body_dance",
                    help="shipped motion clip name or JSON path (when no --driver)")

@@ -94,6 +94,11 @@ def test_target_weights_and_output_are_checked_before_the_driver_pass(
                  str(tmp_path / "p2b.safetensors"), "--out", str(tmp_path / "o.mp4")]) == 1
     assert f"--p2b {tmp_path / 'p2b.safetensors'}: no such file" in _errors(caplog)
     caplog.clear()
+    assert main(["--target", str(blank), "--driver", str(driver), "--face",
+                 str(tmp_path / "face.safetensors"), "--out", str(tmp_path / "o.mp4")]) == 1
+    assert f"--face {tmp_path / 'face.safetensors'}: no such file" in _errors(caplog)
+    assert "reenact train face" in _errors(caplog)
+    caplog.clear()
     (tmp_path / "afile").write_text("x")
     assert main(["--target", str(blank), "--driver", str(driver),
                  "--out", str(tmp_path / "afile" / "o.mp4")]) == 1
