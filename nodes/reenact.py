@@ -71,8 +71,11 @@ def _driver_reader(video: Any) -> tuple[Callable[[], Iterator[np.ndarray]], floa
         except (ValueError, OSError):  # VideoFromComponents: no file behind it
             source = None
     if source is not None and not isinstance(source, (str, os.PathLike)):
-        # an in-memory file (BytesIO): copied once to disk so it can be read twice
-        fd, name = tempfile.mkstemp(suffix=".mp4", prefix="dance_reenact_driver_")
+        # an in-memory file (BytesIO): copied once to disk so it can be read twice (into
+        # ComfyUI's temp folder, which ComfyUI empties when it starts and exits)
+        folder = _output_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(suffix=".mp4", prefix="driver_", dir=folder)
         with os.fdopen(fd, "wb") as f:
             source.seek(0)
             shutil.copyfileobj(source, f)

@@ -75,3 +75,22 @@ def test_streamed_node_bad_inputs(astronaut, driver_file):
     blank = rgb_uint8_to_image(np.full((128, 128, 3), 200, np.uint8))
     with pytest.raises(NodeInputError, match="no person found in the target photo"):
         node.run(blank, VideoFile(driver_file), "target_inpainted")
+
+
+def test_streamed_node_reads_an_in_memory_video(astronaut, driver_file, tmp_path, monkeypatch):
+    """A VIDEO whose source is a BytesIO (ComfyUI allows it) is copied once into the temp
+    folder and read from there."""
+    import io
+
+    monkeypatch.setattr("dance_reenact.nodes.reenact._output_dir", lambda: tmp_path)
+
+    class InMemory:
+        def get_stream_source(self) -> io.BytesIO:
+            return io.BytesIO(driver_file.read_bytes())
+
+    target = rgb_uint8_to_image(astronaut[::2, ::2].copy())
+    video, report = ReenactStreamed().run(target, InMemory(), "target_inpainted",
+                                          face_refine=False)
+    assert "5 frames at 192x192" in report
+    assert len(list(read_video(video.get_stream_source()))) == 5
+    assert [p.name for p in tmp_path.glob("driver_*.mp4")]  # the copy is in the temp folder
