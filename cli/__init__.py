@@ -169,6 +169,19 @@ def _check_weights(cfg: object, inputs: dict[str, Path]) -> None:
         weights.resolve(name)
 
 
+def _driver_audio(video: Path, driver: str) -> None:
+    """The driver's sound under the output, as the workflows keep it (the video is kept
+    silent, with a warning, when the audio cannot be copied)."""
+    from ..models.io.video import VideoError, copy_audio
+
+    try:
+        if not copy_audio(video, driver):
+            log.info("the --driver video has no audio: %s is silent", video)
+    except (VideoError, OSError, ValueError) as exc:
+        log.warning("could not copy the --driver video's audio into %s (%s); the video is "
+                    "kept, silent", video, exc)
+
+
 def _driver_reader(path: str, role: str, total: int) -> object:
     """A factory of frame iterators over a video, each pass shown as a progress bar."""
     from tqdm.auto import tqdm
@@ -224,6 +237,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     frames_it, info = reenact(target, cfg=cfg, on_frame=_progress("reenact"), **kwargs)
     video, sheet, n = write_outputs(frames_it, info, video_out, overwrite=args.overwrite)
     took = time.perf_counter() - t0
+    if args.driver:
+        _driver_audio(video, args.driver)
     print(f"video: {video}")
     print(f"contact sheet: {sheet}")
     print(f"{n} frames at {info['width']}x{info['height']}, {info['fps']:g} fps, "

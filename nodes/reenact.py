@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..models.compositing.face import MIN_FACE_PX
-from ..models.io.video import VideoError, encode_mp4, probe_video, read_video
+from ..models.io.video import VideoError, copy_audio, encode_mp4, probe_video, read_video
 from ..pipeline import PipelineConfig, PipelineError, reenact
 from .runtime import NodeInputError, Progress, check_interrupt
 from .sockets import IMAGE, check_image, frame_to_rgb_uint8, iter_rgb_frames
@@ -60,10 +60,10 @@ def _video_value(path: Path) -> Any:
     return VideoFromFile(str(path))
 
 
-def _driver_reader(video: Any) -> tuple[Callable[[], Iterator[np.ndarray]], float]:
-    """(a factory of fresh uint8 RGB frame iterators, fps) for a ComfyUI VIDEO value: decoded
-    one frame at a time from its file; a video made from an IMAGE batch (CreateVideo) is read
-    from that batch, which is already in memory."""
+def _driver_reader(video: Any) -> tuple[Callable[[], Iterator[np.ndarray]], float, str | None]:
+    """(a factory of fresh uint8 RGB frame iterators, fps, the file or None) for a ComfyUI
+    VIDEO value: decoded one frame at a time from its file; a video made from an IMAGE batch
+    (CreateVideo) is read from that batch, which is already in memory."""
     source = None
     if hasattr(video, "get_stream_source"):
         try:
@@ -92,7 +92,7 @@ def _driver_reader(video: Any) -> tuple[Callable[[], Iterator[np.ndarray]], floa
             for f in read_video(path, "driver video"):
                 check_interrupt()
                 yield f
-        return frames, fps
+        return frames, fps, path
     if hasattr(video, "get_components"):
         comp = video.get_components()
         images = check_image(comp.images, NODE, "driver")
@@ -101,7 +101,7 @@ def _driver_reader(video: Any) -> tuple[Callable[[], Iterator[np.ndarray]], floa
             for f in iter_rgb_frames(images):
                 check_interrupt()
                 yield f
-        return batch, float(comp.frame_rate)
+        return batch, float(comp.frame_rate), None
     raise NodeInputError(NODE, "driver", f"expected a VIDEO, got {type(video).__name__}",
                          "connect the VIDEO output of Load Video")
 
@@ -112,6 +112,19 @@ def _output_dir() -> Path:
     except ImportError:
         return Path(tempfile.gettempdir()) / "dance_reenact"
     return Path(folder_paths.get_temp_directory()) / "dance_reenact"
+
+
+def _copy_driver_audio(written: Path, driver_file: str | None) -> str:
+    """The driver's sound under the output; says in words what happened."""
+    if driver_file is None:
+        return "no audio (the driver VIDEO has no file behind it)"
+    try:
+        if copy_audio(written, driver_file):
+            return "with the driver's audio"
+        return "the driver has no audio"
+    except (VideoError, OSError, ValueError) as exc:
+        logger.warning("%s: the driver's audio could not be copied (%s)", NODE, exc)
+        return f"no audio: the driver's could not be copied ({exc})"
 
 
 class ReenactStreamed:
@@ -147,7 +160,8 @@ class ReenactStreamed:
     RETURN_TYPES = (VIDEO, "STRING")
     RETURN_NAMES = ("video", "report")
     OUTPUT_TOOLTIPS = (
-        "The reenacted video (an MP4 in ComfyUI's temp folder): connect Save Video.",
+        "The reenacted video with the driver's audio (an MP4 in ComfyUI's temp folder): "
+        "connect Save Video.",
         "What was done: frames, size, driver frames without a person and how they were "
         "filled; connect a Preview Any node to read it.",
     )
@@ -156,7 +170,7 @@ class ReenactStreamed:
     DESCRIPTION = ("The whole weightless method in one node, streamed: the same stages and "
                    "defaults as offline_weightless.json (and the reenact CLI), but the driver "
                    "is read frame by frame and the result written straight to an MP4, so a "
-                   "long 1080p video fits in memory. No audio is copied.")
+                   "long 1080p video fits in memory. The driver's audio is copied.")
 
     def run(self, target: Any, driver: Any, background: str = "target_inpainted",
             background_image: Any = None, face_refine: bool = True,
@@ -164,7 +178,7 @@ class ReenactStreamed:
             feather: float = 1.0) -> tuple[Any, str]:
         target = check_image(target, NODE, "target")
         photo = frame_to_rgb_uint8(target[0])
-        frames, fps = _driver_reader(driver)
+        frames, fps, driver_file = _driver_reader(driver)
         bg: Any = None
         if background == "driver_plate":
             bg = "driver"
@@ -200,6 +214,7 @@ class ReenactStreamed:
             except PipelineError as exc:
                 raise NodeInputError(NODE, "target/driver", str(exc),
                                      "change the input as the message says") from exc
+        sound = _copy_driver_audio(written, driver_file)
         missing = info["missing_frames"]
         report = (f"{n} frames at {info['width']}x{info['height']}, {fps:g} fps, streamed to "
                   f"{written.name}; ")
@@ -207,6 +222,7 @@ class ReenactStreamed:
                    f"({', '.join(map(str, missing[:12]))}{', ...' if len(missing) > 12 else ''}"
                    "): their pose was interpolated from the neighbouring frames"
                    if missing else "a driver person in every frame")
+        report += f"; {sound}"
         logger.info("%s: %s", NODE, report)
         return _video_value(written), report
 

@@ -437,7 +437,7 @@ The offline_weightless method in ONE node for long videos: the driver is read fr
 and the result written straight to an MP4, so memory does not grow with the video (a 10 s
 1080p driver would need several float copies as a graph of stages). Same stages and defaults
 as offline_weightless.json and the reenact CLI. Save Video copies the MP4 (auto/auto: no
-re-encode). No audio is copied.
+re-encode). The driver's audio is copied.
 """)
     return g.to_ui()
 

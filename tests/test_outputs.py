@@ -63,3 +63,52 @@ def test_output_under_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "notes").write_text("x")
     with pytest.raises(ValueError, match=r"notes is a file, not a folder"):
         write_mp4(_frames(1, 0), tmp_path / "notes" / "clip.mp4")
+
+
+def _video_with_audio(path, codec: str, seconds: float = 2.0) -> None:
+    """12 frames at 12 fps (1 s of video) with ``seconds`` of a 440 Hz tone."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=12)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream(codec, rate=48000)
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8),
+                                               format="rgb24")
+            for p in vs.encode(frame):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        t = np.arange(int(48000 * seconds)) / 48000
+        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t))
+                                          .astype(np.float32)[None], format="flt", layout="mono")
+        tone.sample_rate = 48000
+        for p in a.encode(tone):
+            c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+
+
+@pytest.mark.parametrize("codec", ["aac", "mp3"])
+def test_the_drivers_audio_goes_under_the_output(tmp_path, codec):
+    import av
+
+    from dance_reenact.models.io.video import copy_audio, encode_mp4, read_video
+
+    driver = tmp_path / f"driver_{codec}.mp4"
+    _video_with_audio(driver, codec)
+    frames = [np.full((48, 64, 3), v, np.uint8) for v in range(0, 240, 20)]
+    out, _ = encode_mp4(iter(frames), tmp_path / "out.mp4", 12.0)
+    before = list(read_video(out))
+    assert copy_audio(out, driver) is True
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.audio[0].codec_context.name == "aac"  # mp3 re-encoded for MP4
+        assert float(c.duration) / 1e6 < 1.2  # cut to the 1 s video, not the 2 s tone
+    after = list(read_video(out))
+    assert len(after) == 12 and all(np.array_equal(a, b) for a, b in zip(before, after))
+    silent, _ = encode_mp4(iter(frames), tmp_path / "silent_src.mp4", 12.0)
+    out2, _ = encode_mp4(iter(frames), tmp_path / "out2.mp4", 12.0)
+    data = out2.read_bytes()
+    assert copy_audio(out2, silent) is False and out2.read_bytes() == data  # untouched

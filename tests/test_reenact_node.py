@@ -41,6 +41,7 @@ def test_streamed_node_writes_the_cli_frames(astronaut, driver_file, tmp_path, m
     assert probe_video(video.get_stream_source()).fps == pytest.approx(12.0)
     assert len(out) == 5 and out[0].shape == (192, 192, 3)
     assert "5 frames at 192x192" in report and "no driver person in 1 frame(s) (3)" in report
+    assert "the driver has no audio" in report
     # the CLI on the same decoded driver: bit-identical frames before encoding
     cli, _ = reenact(target, driver_frames=lambda: read_video(driver_file), fps=12.0,
                      cfg=PipelineConfig())

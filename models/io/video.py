@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -250,3 +251,60 @@ def contact_sheet(frames: list[np.ndarray], columns: int = 6, width: int = 1200)
         sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = cv2.resize(
             f, (tw, th), interpolation=cv2.INTER_AREA)
     return sheet
+
+
+def copy_audio(video: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
+    """Put the first audio stream of ``source`` (the driver video) into the MP4 ``video``,
+    cut to the video's length: AAC is copied as it is, any other codec re-encoded to AAC. The
+    video stream is copied, not re-encoded; the file is replaced atomically.
+
+    Returns:
+        True when audio was added; False when ``source`` has none (``video`` is unchanged).
+    Raises:
+        VideoError: ``source`` or ``video`` cannot be read.
+    """
+    import av
+
+    source, video = Path(source), Path(video)
+    try:
+        src = av.open(str(source))
+    except (OSError, av.error.FFmpegError) as exc:
+        raise VideoError(f"cannot read the audio of {source}: {exc}") from exc
+    with src:
+        if not src.streams.audio:
+            return False
+        a_in = src.streams.audio[0]
+        with av.open(str(video)) as vin, output_file(video) as (tmp, _):
+            v_in = vin.streams.video[0]
+            end = float(v_in.duration * v_in.time_base) if v_in.duration else None
+            with av.open(str(tmp), "w", format="mp4") as dst:
+                v_out = dst.add_stream_from_template(v_in)
+                copy = a_in.codec_context.name == "aac"
+                a_out = dst.add_stream_from_template(a_in) if copy else \
+                    dst.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
+                for pkt in vin.demux(v_in):
+                    if pkt.dts is not None:
+                        pkt.stream = v_out
+                        dst.mux(pkt)
+                _mux_audio(src, a_in, a_out, dst, copy, end)
+    return True
+
+
+def _mux_audio(src: Any, a_in: Any, a_out: Any, dst: Any, copy: bool, end: float | None) -> None:
+    """Audio packets of ``a_in`` into ``a_out`` up to ``end`` seconds (copied or encoded)."""
+    if copy:
+        for pkt in src.demux(a_in):
+            if pkt.dts is None:
+                continue
+            if end is not None and pkt.pts is not None and float(pkt.pts * pkt.time_base) >= end:
+                break
+            pkt.stream = a_out
+            dst.mux(pkt)
+        return
+    for frame in src.decode(a_in):
+        if end is not None and frame.time is not None and frame.time >= end:
+            break
+        for pkt in a_out.encode(frame):
+            dst.mux(pkt)
+    for pkt in a_out.encode(None):
+        dst.mux(pkt)
