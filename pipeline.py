@@ -1,13 +1,18 @@
-"""The whole method, streamed frame by frame: one target photo + driver poses -> frames.
+"""The streamed driver of the method: one target photo + a driver -> frames, one at a time.
 
-The same library functions the nodes call, chained per driver frame (SPEC §1, paper eqs. 1–8):
-the target is analysed ONCE (pose, parsing p*, part assignment, appearance, face, inpainted
-background); then every driver frame goes P2B -> B2F -> MaskBlend -> FaceRefine and is yielded,
-so a 300-frame video never sits in memory as parsing maps, one-hot tensors or output frames.
+The driver of the ``reenact`` CLI and of the Reenact (all-in-one, streamed) node. It holds no
+method of its own: it chains the stage functions the stage nodes call (``models/stages.py``
+and the library's rooms; SPEC §1, paper eqs. 1–8) in the graph's order, with the
+``offline_weightless.json`` workflow's defaults, so both give the same frames
+(``tests/test_one_path.py``). The target is analysed ONCE (OpenPose, Human Parse, Part Cropper,
+Inpaint, its face); the driver's poses in one streamed pass (only keypoints kept; missing
+people interpolated; Smooth Pose); then every driver frame goes P2B -> B2F -> Stabilize Mask ->
+Mask Blend -> FaceRefine and is yielded, so a long video never sits in memory as parsing maps,
+one-hot tensors or output frames.
 
 Backends default to the weightless ones (no download): MediaPipe poses, geometric parsing, the
-warp P2B and B2F, PatchMatch inpainting and the landmark-aligned face paste. Learned P2B / B2F
-checkpoints (our safetensors) plug in by path.
+warp P2B and B2F, PatchMatch inpainting and the landmark-aligned face paste. Learned P2B, B2F
+and FaceRefine checkpoints (our safetensors) plug in by path.
 """
 
 from __future__ import annotations
