@@ -96,14 +96,11 @@ def analyse_target(name: str, rgb: np.ndarray, out_hw: tuple[int, int]) -> Targe
 
 
 def analyse_driver(name: str, frames: list[np.ndarray]) -> Driver:
-    from dance_reenact.pipeline import (
-        PipelineConfig,
-        driver_people_from_video,
-        smooth_people,
-    )
+    from dance_reenact.pipeline import PipelineConfig, driver_motion, driver_people_from_video
 
-    people, h, w = driver_people_from_video(iter(frames), PipelineConfig())
-    people = smooth_people(people, h, w, 24.0)
+    cfg = PipelineConfig()
+    found, h, w = driver_people_from_video(iter(frames), cfg)
+    people, _ = driver_motion(found, h, w, 24.0, cfg)  # the graph's fill + Smooth Pose
     return Driver(name, frames, people)
 
 

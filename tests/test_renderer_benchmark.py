@@ -109,3 +109,18 @@ def test_report_of_a_run_with_stand_in_measurements(tmp_path, monkeypatch, capsy
 def test_no_clips_is_an_error(tmp_path, caplog):
     assert _load().main(["--clips", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     assert "no clips in" in caplog.text
+
+
+@pytest.mark.slow  # MediaPipe on a real person
+def test_the_real_analyses_run_on_the_pipeline_of_today(astronaut):
+    """The stand-ins above hide analyse_target / analyse_driver: run them for real on a small
+    driver (they call pipeline.py, whose functions change with it)."""
+    from test_one_path import _sliding_astronaut
+
+    mod = _load()
+    frames = _sliding_astronaut(astronaut, n=3, empty=1)
+    d = mod.analyse_driver("slide", frames)
+    assert len(d.people) == 3 and all(p is not None for p in d.people)  # 1 interpolated
+    t = mod.analyse_target("astronaut", astronaut[::2, ::2].copy(), (192, 192))
+    assert t is not None and t.labels.shape == (256, 256) and t.labels.any()
+    assert t.background.shape == (256, 256, 3) and t.person.bbox() is not None
