@@ -16,7 +16,7 @@ perception (MediaPipe poses, geometric parsing, Smooth Pose) and measures, per p
 * speed: renderer milliseconds per frame given the prepared target and the poses (P2B + B2F
   warp), both renderers timed in the same run, with the load average.
 
-It also sweeps synthetic people (:mod:`models.synthetic`) through extreme poses (arms over the
+It also sweeps synthetic people (:mod:`training.synthetic`) through extreme poses (arms over the
 head, elbows bent 150 degrees, deep crouch, high kick) and counts tear failures of each
 renderer, and writes contact sheets (driver frame beside output frame, 6 frames per pair) to
 ``<out>/renderer/``. The markdown report goes to ``<out>/renderer.md``.

@@ -11,7 +11,7 @@ does) and baselines named for what they are:
 * ``naive: ...`` -- the obvious way (per-target work redone every frame, autograd on).
 
 A ``step`` may carry ``stats`` (forward calls per network) that the table's notes show.
-Inputs are synthetic people (:mod:`models.synthetic`), a ring of 8, made in setup.
+Inputs are synthetic people (:mod:`training.synthetic`), a ring of 8, made in setup.
 """
 
 from __future__ import annotations
