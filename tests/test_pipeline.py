@@ -183,3 +183,61 @@ def test_driver_frames_without_a_person_get_an_interpolated_person(astronaut, ca
     assert all(_person_mask(f, bg).sum() > 500 for f in out)
     assert xs[1] + 5 < xs[2] < xs[3] - 5  # frame 2 halfway between its neighbours
     assert abs(xs[4] - xs[3]) < 3  # the last frame holds frame 3's pose
+
+
+def test_learned_p2b_reads_densepose_r50_and_face_network_runs(astronaut, tmp_path, weights_dir,
+                                                               monkeypatch):
+    """A learned P2B on a driver VIDEO reads the DensePose network's output per frame (as the
+    full_method graph), or keypoint DensePose with densepose=weightless; --face FILE runs a
+    FaceRefineNet on every frame (stand-ins: the plumbing, not the quality)."""
+    import hashlib
+
+    import torch
+    from test_one_path import _sliding_astronaut
+    from weight_fakes import box_densepose_torchscript
+
+    from dance_reenact.models.io import weights
+    from dance_reenact.models.io.loading import save_model
+    from dance_reenact.models.networks import p2b as p2b_mod
+    from dance_reenact.models.networks.face_refine import FaceRefineNet
+    from dance_reenact.models.networks.p2b import P2BGenerator
+
+    data = box_densepose_torchscript()
+    spec = weights.REGISTRY["densepose_r50"]
+    (weights_dir / spec.disk_name).write_bytes(data)
+    monkeypatch.setitem(weights.REGISTRY, "densepose_r50", dataclasses.replace(
+        spec, sha256=hashlib.sha256(data).hexdigest()))
+    torch.manual_seed(0)
+    p2b = save_model(P2BGenerator(ngf=4, n_down=2, n_res=1, work_height=64, work_width=40),
+                     tmp_path / "p2b.safetensors")
+    face = save_model(FaceRefineNet(crop_size=64, ngf=8, n_down=2, max_channels=16, embed_dim=8),
+                      tmp_path / "face.safetensors")
+    seen = []
+    real = p2b_mod.predict_parsing
+
+    def spy(net, labels, frames, **kw):  # what the network is fed per driver frame
+        seen.extend(np.unique(f.index).tolist() for f in frames)
+        return real(net, labels, frames, **kw)
+    monkeypatch.setattr(p2b_mod, "predict_parsing", spy)
+    from dance_reenact.models.networks import face_refine as fr_mod
+
+    refined = []
+    real_refine = fr_mod.refine_face_network
+    monkeypatch.setattr(fr_mod, "refine_face_network",
+                        lambda *a, **kw: refined.append(1) or real_refine(*a, **kw))
+    frames = _sliding_astronaut(astronaut, n=3)
+    out, info = reenact(astronaut[::2, ::2].copy(), driver_frames=lambda: iter(frames),
+                        cfg=PipelineConfig(p2b=str(p2b), face=str(face)))
+    out = list(out)
+    assert len(out) == 3 and out[0].shape == (192, 192, 3)
+    # the stand-in's parts (torso front 2, head right 23), not keypoint DensePose's many
+    assert len(seen) == 3 and all(set(s) <= {0, 2, 23} for s in seen), seen
+    seen.clear()
+    out, _ = reenact(astronaut[::2, ::2].copy(), driver_frames=lambda: iter(frames),
+                     cfg=PipelineConfig(p2b=str(p2b), densepose="weightless", face="none"))
+    list(out)
+    assert len(seen) == 3 and any(len(set(s) - {0, 2, 23}) > 0 for s in seen)
+    # the FaceRefineNet on the weightless render (a random P2B draws no face to refine)
+    out, _ = reenact(astronaut[::2, ::2].copy(), driver_frames=lambda: iter(frames),
+                     cfg=PipelineConfig(face=str(face)))
+    assert len(list(out)) == 3 and len(refined) == 3
