@@ -12,7 +12,7 @@ setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-$(cat pyproject.toml scripts/dev.sh | sha256sum | cut -c1-16)"
+  local stamp="$VENV/.installed-$(cat pyproject.toml scripts/dev.sh scripts/constraints.txt | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ]; then
     return
   fi
@@ -22,7 +22,7 @@ setup() {
   else
     "$VENV/bin/pip" install torch==2.14.1 torchvision==0.29.1
   fi
-  "$VENV/bin/pip" install -e ".[offline,test]"
+  "$VENV/bin/pip" install -c scripts/constraints.txt -e ".[offline,test]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 }
