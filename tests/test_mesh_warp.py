@@ -234,6 +234,59 @@ def test_partial_targets_render_what_they_show_at_a_steady_size(body_and_rig, bo
     assert areas.max() / areas.min() < 2.0  # no jumps of the body size
 
 
+def _lap_target(src, below_hip: float):
+    """The synthetic target cut ``below_hip`` torso lengths under its hips, with something in
+    its lap parsed as trousers (a guitar, a table) and the detector's right knee guessed on it,
+    as MediaPipe did on the seated guitarist; and the torso length."""
+    from dance_reenact.models.core.schema import BODY
+
+    b = src.person.body
+    hips = (b[BODY["right_hip"], :2] + b[BODY["left_hip"], :2]) / 2
+    torso = float(np.linalg.norm(hips - b[BODY["neck"], :2]))
+    img, lab, person = _crop_target(src, (hips[1] + below_hip * torso) / H)
+    body = person.body.copy()
+    hip = body[BODY["right_hip"], :2]
+    x0, x1, y0 = int(hip[0] - 0.9 * torso), int(hip[0]), int(hip[1] - 0.1 * torso)
+    lab[y0:, x0:x1] = LABEL["pants"]
+    img[y0:, x0:x1] = (200, 120, 40)
+    body[BODY["right_knee"]] = [hip[0] - 0.7 * torso, hip[1], 0.8]
+    return img, lab, Person(body=body, face=person.face, left_hand=person.left_hand,
+                            right_hand=person.right_hand), torso
+
+
+def test_a_photo_cut_at_the_hips_leaves_the_legs_out_instead_of_hanging_lap_pieces(
+        body_and_rig, monkeypatch):
+    from dance_reenact.models.core.schema import BODY
+    from dance_reenact.models.geometry import mesh_warp
+
+    body, src, full_rig = body_and_rig
+    img, lab, person, torso = _lap_target(src, 0.3)
+    drv = S.render(body, S.SyntheticPose(), H, W, seed=3).person
+    hip_y = (drv.body[BODY["right_hip"], 1] + drv.body[BODY["left_hip"], 1]) / 2
+
+    def hanging(rig: BodyRig) -> int:  # person pixels well below the driver's hips
+        return int((rig.render(drv, 1.0, (H, W)).alpha[int(hip_y + 0.3 * torso):] >= 0.5).sum())
+
+    rig = BodyRig.build(img, lab, person)
+    assert rig.legs_left_out == ("right_leg", "left_leg")
+    with monkeypatch.context() as m:  # the same photo with its legs kept
+        m.setattr(mesh_warp, "_legs_cut_off", lambda *a, **k: ())
+        kept = BodyRig.build(img, lab, person)
+    assert kept.legs_left_out == ()
+    assert hanging(kept) > 1000  # the lap object posed as a leg hangs below the body
+    assert hanging(rig) < 100
+    # the torso, head and arms still render
+    assert (rig.render(drv, 1.0, (H, W)).alpha >= 0.5).sum() > 0.7 * (lab > 0).sum()
+
+    # a photo that shows the thighs, or the whole body, keeps its legs
+    assert BodyRig.build(*_lap_target(src, 0.9)[:3]).legs_left_out == ()
+    assert full_rig.legs_left_out == ()
+    # so does a photo cut at the hips where the detector found an ankle (a seated full body)
+    img, lab, person, _ = _lap_target(src, 0.3)
+    person.body[BODY["left_ankle"]] = [person.body[BODY["left_hip"], 0], lab.shape[0] - 2, 0.9]
+    assert BodyRig.build(img, lab, person).legs_left_out == ("right_leg",)
+
+
 def test_hands_missing_from_the_photo_are_drawn_in_skin_tone(body_and_rig):
     body, src, _ = body_and_rig
     lab = src.labels.copy()

@@ -17,6 +17,10 @@ pixels and mask always agree. Per target photo (once, :meth:`BodyRig.build`):
    where background colours leak into the person is replaced by inner colours); the torso
    layer's texture is completed under the arms that covered it in the photo, from torso
    labels only.
+5. a leg the photo cuts off at the hip (no ankle, and the photo ends less than half a torso
+   below the hip: a waist-up or seated close-up) is left out (:func:`_legs_cut_off`): the
+   few pixels below its hip are a thigh stub or whatever lies in the lap, and posed as a leg
+   they hang from the body as loose pieces.
 
 Per driver frame (:meth:`BodyRig.render`): the driver's skeleton with the target's limb
 lengths at ONE clip-level scale (:func:`clip_scales`, robust to crouches and bends) gives a
@@ -34,6 +38,7 @@ driver frame.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +61,8 @@ from .warp import (
     joints,
     retarget_skeleton,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "complete_limbs",
@@ -646,6 +653,7 @@ class BodyRig:
     person: Person
     labels_shown: np.ndarray     # bool (NUM_LABELS,)
     hands_shown: dict[str, bool]
+    legs_left_out: tuple[str, ...]  # leg layers the photo cuts off (:func:`_legs_cut_off`)
     skin: np.ndarray             # (3,) RGB
     finger_width: float
     label_colors: np.ndarray     # float64 (NUM_LABELS, 3): mean RGB of each label in the photo
@@ -681,6 +689,12 @@ class BodyRig:
         shown[0] = False
 
         layer_masks, loose = _layer_masks(labels, part_map)
+        cut = _legs_cut_off(person, rest, labels.shape[0])
+        for name in cut:
+            layer_masks[name][:] = False
+        if cut:
+            logger.info("the target photo ends at the hips: %s left out", " and ".join(
+                n.replace("_", " ") for n in cut))
         torso_px = layer_masks["torso"]
         thick, own = _root_bands(layer_masks, part_map, rest)
         hidden = _hidden_torso(layer_masks, person_mask)
@@ -704,6 +718,7 @@ class BodyRig:
         return cls(layers=layers, atlas=atlas[None].contiguous().to(dev), height=cy1 - cy0,
                    width=cx1 - cx0, origin=(int(cx0), int(cy0)),
                    rest=rest, person=person, labels_shown=shown, hands_shown=hands_shown,
+                   legs_left_out=cut,
                    skin=_skin_tone(rgb, labels), finger_width=fw,
                    label_colors=_label_colors(rgb, labels))
 
@@ -842,6 +857,31 @@ def _layer_masks(labels: np.ndarray, part_map: np.ndarray
         layer_masks["right_leg"] &= ~loose
         layer_masks["left_leg"] &= ~loose
     return layer_masks, loose
+
+
+def _legs_cut_off(person: Person, rest: Mapping[str, np.ndarray], photo_h: int,
+                  *, stub: float = 0.5, threshold: float = 0.05) -> tuple[str, ...]:
+    """The leg layers a photo cuts off at the hip: the leg's ankle is not detected and the
+    photo's bottom edge lies less than ``stub`` torso lengths (neck to mid-hip) below its hip.
+
+    At most a stub of thigh shows there, often hidden behind what the person holds in the lap
+    (a guitar, a table); a detector's knee for it is a guess. Posed as a leg, those pixels
+    would hang from the body as loose pieces, so the leg is left out and the body ends at the
+    hips as in the photo. A photo that shows the thighs, or an ankle, keeps its legs.
+    """
+    from ..core.schema import BODY
+
+    if "neck" not in rest or "mid_hip" not in rest:
+        return ()
+    torso = float(np.hypot(*(rest["mid_hip"] - rest["neck"])))
+    out = []
+    for side in ("right", "left"):
+        hip = rest.get(f"{side}_hip")
+        if hip is None or person.body[BODY[f"{side}_ankle"], 2] > threshold:
+            continue
+        if photo_h - float(hip[1]) < stub * torso:
+            out.append(f"{side}_leg")
+    return tuple(out)
 
 
 def _root_bands(layer_masks: dict[str, np.ndarray], part_map: np.ndarray,
