@@ -440,6 +440,11 @@ class B2F:
         report = (f"{n} frames; {empty} without a person; {no_pose} without driver keypoints "
                   f"(empty mask); {absent_px} pixels of parts the target photo does not show "
                   "left out of the mask")
+        legs = [n for k in sorted(renderers) for n in renderers[k].rig.legs_left_out]
+        if legs:
+            report += ("; the target photo ends at the hips: "
+                       + " and ".join(dict.fromkeys(n.replace("_", " ") for n in legs))
+                       + " left out, so the figure ends there")
         return z_out, m_out, report
 
 

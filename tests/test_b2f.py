@@ -96,6 +96,33 @@ def test_warp_backend_node_renders_at_the_driver_size(scene):
         assert err < 0.7 * naive, (err, naive)
     assert "3 frames" in report
 
+    assert "ends at the hips" not in report  # a full-body target keeps its legs
+
+
+def test_warp_report_says_when_a_photo_cut_at_the_hips_leaves_the_legs_out(scene):
+    from dance_reenact.models.core.schema import BODY, Person
+
+    a = scene["target"]
+    b = a.person.body
+    hip_y = (b[BODY["right_hip"], 1] + b[BODY["left_hip"], 1]) / 2
+    torso = float(hip_y - b[BODY["neck"], 1])
+    cut = int(hip_y + 0.2 * torso)  # a waist-up photo
+    body = b.copy()
+    body[body[:, 1] >= cut - 1, 2] = 0
+    person = Person(body=body, face=a.person.face, left_hand=a.person.left_hand,
+                    right_hand=a.person.right_hand)
+    parts, _, _ = PartCropper().crop(rgb_uint8_to_image(a.image[:cut].copy()),
+                                     Parsing(torch.from_numpy(a.labels[:cut].copy())[None]),
+                                     pose_keypoint=[people_to_frame([person], 160, cut)])
+    (handle,) = B2FLoader().load("warp")
+    (app,) = AppearanceEncoderNode().encode(parts, "weightless")
+    _, m, report = B2F().generate(handle, scene["parsing"], app, scene["pose"])
+    assert ("the target photo ends at the hips: right leg and left leg left out, so the figure "
+            "ends there") in report
+    for i, d in enumerate(scene["drivers"]):  # (almost) nothing drawn on the driver's legs
+        legs = np.isin(d.labels, [LABEL["left_leg"], LABEL["right_leg"], LABEL["left_shoe"],
+                                  LABEL["right_shoe"]])
+        assert (m[i].numpy()[legs] >= 0.5).mean() < 0.1
 
 def test_warp_leaves_out_parts_the_target_does_not_show(scene):
     a, d = scene["target"], scene["drivers"][0]

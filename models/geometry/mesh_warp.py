@@ -692,6 +692,9 @@ class BodyRig:
         cut = _legs_cut_off(person, rest, labels.shape[0])
         for name in cut:
             layer_masks[name][:] = False
+            # its skin and shoe are not shown: a learned P2B's leg is left out of B2F's mask
+            # as the warp P2B draws none (a few such pixels at the hip stay on the torso)
+            shown[[LABEL[name], LABEL[name.replace("_leg", "_shoe")]]] = False
         if cut:
             logger.info("the target photo ends at the hips: %s left out", " and ".join(
                 n.replace("_", " ") for n in cut))
