@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="reenact: a target photo dancing a driver video")
     r.add_argument("--target", required=True, help="photo of the person (any size)")
-    r.add_argument("--driver", default=None, help="driver video (else --motion)")
+    r.add_argument("--driver", default=None,
+                   help="driver video: any file FFmpeg reads, or an animated WebP (else --motion)")
     r.add_argument("--background", default=None,
                    help="image or video file, or 'driver' (the driver's clean plate); "
                         "default: the target photo inpainted")

@@ -1,5 +1,6 @@
 """Writing outputs: two runs with the same path each keep their result, a failed write leaves
-nothing at the path, and nothing existing is replaced unless asked."""
+nothing at the path, and nothing existing is replaced unless asked. Reading: an animated WebP
+driver is read like a video."""
 
 from __future__ import annotations
 
@@ -112,3 +113,29 @@ def test_the_drivers_audio_goes_under_the_output(tmp_path, codec):
     out2, _ = encode_mp4(iter(frames), tmp_path / "out2.mp4", 12.0)
     data = out2.read_bytes()
     assert copy_audio(out2, silent) is False and out2.read_bytes() == data  # untouched
+
+
+def test_an_animated_webp_driver_is_read_frame_by_frame(tmp_path):
+    """FFmpeg opens an animated WebP but decodes no frame of it ("truncated or damaged: 0
+    frames decoded fine"); such drivers come from ComfyUI's own templates and the web."""
+    from PIL import Image
+
+    from dance_reenact.models.io.video import VideoError, probe_video
+
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [Image.new("RGB", (40, 24), c) for c in colours]
+    path = tmp_path / "dance.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, lossless=True,
+                   loop=0)
+    info = probe_video(path, "--driver video")
+    assert (info.fps, info.width, info.height, info.frames) == (20.0, 40, 24, 3)
+    got = list(read_video(path, "--driver video"))
+    assert [f.shape for f in got] == [(24, 40, 3)] * 3
+    assert [tuple(int(v) for v in f[12, 20]) for f in got] == colours
+
+    cut = tmp_path / "cut.webp"
+    cut.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(VideoError, match=r"--driver video .*cut\.webp.*Fix: re-export"):
+        list(read_video(cut, "--driver video"))
+    with pytest.raises(VideoError, match="does not exist"):
+        probe_video(tmp_path / "missing.webp", "--driver video")

@@ -171,13 +171,67 @@ class VideoInfo:
     frames: int
 
 
+# FFmpeg's WebP decoder reads still WebP only: an animated WebP (what ComfyUI's own workflow
+# templates and many sites hand out) opens but decodes no frame. Pillow reads both.
+_PILLOW_VIDEO_SUFFIXES = (".webp",)
+
+
+def _check_file(p: Path, role: str) -> None:
+    if not p.is_file():
+        raise VideoError((f"the {role} {p} does not exist" if not p.exists()
+                          else f"the {role} {p} is not a file") + ". Fix: check the path")
+
+
+def _is_pillow_video(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in _PILLOW_VIDEO_SUFFIXES
+
+
+def _open_image(p: Path, role: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    _check_file(p, role)
+    try:
+        return Image.open(p)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise VideoError(f"cannot read the {role} {p}: {exc}; the file is damaged, truncated "
+                         "or not an animation. Fix: re-export or re-download it") from exc
+
+
+def _probe_image(p: Path, role: str) -> VideoInfo:
+    """An animated image's frame rate (from its first frame's duration), size and frames."""
+    with _open_image(p, role) as im:
+        try:
+            im.load()
+        except (OSError, ValueError) as exc:
+            raise VideoError(f"the {role} {p} is truncated or damaged: {exc}. Fix: re-export "
+                             "or re-download it") from exc
+        ms = float(im.info.get("duration") or 0)
+        fps = 1000.0 / ms if ms > 0 else 24.0
+        return VideoInfo(round(min(max(fps, 1.0), 120.0), 3), im.width, im.height,
+                         int(getattr(im, "n_frames", 1)))
+
+
+def _read_image(p: Path, role: str) -> Iterator[np.ndarray]:
+    """An animated image's frames as uint8 RGB, one at a time (transparency dropped)."""
+    n = 0
+    with _open_image(p, role) as im:
+        for i in range(int(getattr(im, "n_frames", 1))):
+            try:
+                im.seek(i)
+                frame = np.asarray(im.convert("RGB")).copy()
+            except (OSError, ValueError, EOFError) as exc:
+                raise VideoError(f"the {role} {p} is truncated or damaged: {n} frames "
+                                 f"decoded fine, then: {exc}. Fix: re-export or re-download "
+                                 f"it, or cut it to its first {n} frames") from exc
+            yield frame
+            n += 1
+
+
 def _open(path: str | os.PathLike[str], role: str) -> object:
     import av
 
     p = Path(path)
-    if not p.is_file():
-        raise VideoError((f"the {role} {p} does not exist" if not p.exists()
-                          else f"the {role} {p} is not a file") + ". Fix: check the path")
+    _check_file(p, role)
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, OSError) as exc:
@@ -192,7 +246,10 @@ def _open(path: str | os.PathLike[str], role: str) -> object:
 
 
 def probe_video(path: str | os.PathLike[str], role: str = "video") -> VideoInfo:
-    """Read a video's header (nothing decoded). Raises VideoError naming the file and role."""
+    """Read a video's header (nothing decoded; an animated WebP's first frame). Raises
+    VideoError naming the file and role."""
+    if _is_pillow_video(path):
+        return _probe_image(Path(path), role)
     container = _open(path, role)
     with container:  # type: ignore[attr-defined]
         st = container.streams.video[0]  # type: ignore[attr-defined]
@@ -202,7 +259,8 @@ def probe_video(path: str | os.PathLike[str], role: str = "video") -> VideoInfo:
 
 
 def read_video(path: str | os.PathLike[str], role: str = "video") -> Iterator[np.ndarray]:
-    """Decode a video file into uint8 RGB frames (H, W, 3), one at a time.
+    """Decode a video file (or an animated WebP) into uint8 RGB frames (H, W, 3), one at a
+    time.
 
     Raises:
         VideoError naming the file, its role and how many frames decoded fine when the file
@@ -210,6 +268,9 @@ def read_video(path: str | os.PathLike[str], role: str = "video") -> Iterator[np
     """
     import av
 
+    if _is_pillow_video(path):
+        yield from _read_image(Path(path), role)
+        return
     container = _open(path, role)
     n = 0
     with container:  # type: ignore[attr-defined]
