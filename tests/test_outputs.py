@@ -139,3 +139,15 @@ def test_an_animated_webp_driver_is_read_frame_by_frame(tmp_path):
         list(read_video(cut, "--driver video"))
     with pytest.raises(VideoError, match="does not exist"):
         probe_video(tmp_path / "missing.webp", "--driver video")
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WEBPVP8X", b"not a webp at all"])
+def test_a_broken_webp_driver_is_a_clear_error(tmp_path, content):
+    from dance_reenact.models.io.video import VideoError, probe_video
+
+    path = tmp_path / "broken.webp"
+    path.write_bytes(content)
+    for read in (lambda: probe_video(path, "--driver video"),
+                 lambda: list(read_video(path, "--driver video"))):
+        with pytest.raises(VideoError, match=r"--driver video .*broken\.webp.*Fix: re-"):
+            read()

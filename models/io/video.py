@@ -192,7 +192,8 @@ def _open_image(p: Path, role: str) -> Any:
     _check_file(p, role)
     try:
         return Image.open(p)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:  # Pillow's plugins raise all of these
         raise VideoError(f"cannot read the {role} {p}: {exc}; the file is damaged, truncated "
                          "or not an animation. Fix: re-export or re-download it") from exc
 
@@ -202,7 +203,7 @@ def _probe_image(p: Path, role: str) -> VideoInfo:
     with _open_image(p, role) as im:
         try:
             im.load()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SyntaxError) as exc:
             raise VideoError(f"the {role} {p} is truncated or damaged: {exc}. Fix: re-export "
                              "or re-download it") from exc
         ms = float(im.info.get("duration") or 0)
@@ -219,7 +220,7 @@ def _read_image(p: Path, role: str) -> Iterator[np.ndarray]:
             try:
                 im.seek(i)
                 frame = np.asarray(im.convert("RGB")).copy()
-            except (OSError, ValueError, EOFError) as exc:
+            except (OSError, ValueError, EOFError, SyntaxError) as exc:
                 raise VideoError(f"the {role} {p} is truncated or damaged: {n} frames "
                                  f"decoded fine, then: {exc}. Fix: re-export or re-download "
                                  f"it, or cut it to its first {n} frames") from exc
