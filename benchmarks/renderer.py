@@ -47,17 +47,8 @@ DEFAULT_CLIPS = HERE.parent.parent / "shared" / "dev_clips"
 
 
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    """All frames of an animated image or a video file (uint8 RGB)."""
-    from PIL import Image
-
-    if path.suffix.lower() in (".webp", ".gif", ".png"):
-        im = Image.open(path)
-        n = getattr(im, "n_frames", 1)
-        out = []
-        for i in range(n if limit is None else min(n, limit)):
-            im.seek(i)
-            out.append(np.asarray(im.convert("RGB")).copy())
-        return out
+    """The first ``limit`` (default all) frames of a video file or an animated WebP (uint8
+    RGB), read by the pack's own reader."""
     from dance_reenact.models.io.video import read_video
 
     frames = []
