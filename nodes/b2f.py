@@ -16,6 +16,7 @@ import torch
 from ..models.core.cache import model_cache
 from ..models.core.inference import batch_size_for
 from ..models.core.schema import Person, sequence_is_normalized
+from ..models.geometry.mesh_warp import describe_legs_left_out
 from ..models.io.weights import WeightError
 from ..models.networks.appearance import (
     ENCODER_ID,
@@ -442,9 +443,7 @@ class B2F:
                   "left out of the mask")
         legs = [n for k in sorted(renderers) for n in renderers[k].rig.legs_left_out]
         if legs:
-            report += ("; the target photo ends at the hips: "
-                       + " and ".join(dict.fromkeys(n.replace("_", " ") for n in legs))
-                       + " left out, so the figure ends there")
+            report += f"; {describe_legs_left_out(legs)}, so the figure ends there"
         return z_out, m_out, report
 
 

@@ -81,6 +81,7 @@ __all__ = [
     "rasterize_triangles",
     "layer_order",
     "draw_hand",
+    "describe_legs_left_out",
 ]
 
 # Layers, back to front in a front view; each names the parts it carries.
@@ -696,8 +697,7 @@ class BodyRig:
             # as the warp P2B draws none (a few such pixels at the hip stay on the torso)
             shown[[LABEL[name], LABEL[name.replace("_leg", "_shoe")]]] = False
         if cut:
-            logger.info("the target photo ends at the hips: %s left out", " and ".join(
-                n.replace("_", " ") for n in cut))
+            logger.info("%s", describe_legs_left_out(cut))
         torso_px = layer_masks["torso"]
         thick, own = _root_bands(layer_masks, part_map, rest)
         hidden = _hidden_torso(layer_masks, person_mask)
@@ -885,6 +885,13 @@ def _legs_cut_off(person: Person, rest: Mapping[str, np.ndarray], photo_h: int,
         if photo_h - float(hip[1]) < stub * torso:
             out.append(f"{side}_leg")
     return tuple(out)
+
+
+def describe_legs_left_out(names: Sequence[str]) -> str:
+    """What to tell the artist about :attr:`BodyRig.legs_left_out` (of one or more rigs),
+    e.g. "the target photo ends at the hips: right leg and left leg left out"."""
+    legs = " and ".join(dict.fromkeys(n.replace("_", " ") for n in names))
+    return f"the target photo ends at the hips: {legs} left out"
 
 
 def _root_bands(layer_masks: dict[str, np.ndarray], part_map: np.ndarray,
